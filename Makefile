@@ -23,8 +23,9 @@ sync:
 	  echo "medseg_nb/ was out of step with nbs/: nbdev_export has now rewritten it; review and commit."; \
 	  rm -rf "$$tmp"; exit 1; fi; rm -rf "$$tmp"; echo "medseg_nb/ is in step with nbs/"
 
+# one thread per notebook: two notebooks with two torch threads each on two cores run 10x slower
 nbtest:
-	nbdev_test --n_workers $(NB_WORKERS) --timing
+	OMP_NUM_THREADS=1 nbdev_test --n_workers $(NB_WORKERS) --timing
 
 pytest:
 	$(PY) -m pytest -q tests

@@ -15,7 +15,7 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['METHODS', 'available_devices', 'get_device', 'seed_everything', 'Config', 'SegOutput', 'Method', 'Registry',
-           'register_method', 'get_method', 'in_test', 'data_root']
+           'register_method', 'get_method', 'unwrap', 'load_methods', 'in_test', 'data_root']
 
 # %% ../nbs/00_core.ipynb #c006
 def available_devices() -> list[str]:
@@ -103,8 +103,20 @@ class SegOutput:
     def labels(self) -> torch.Tensor:
         "The predicted class map, B x H x W (or B x D x H x W)."
         return self.logits.argmax(1)
+    def split(self, n: int) -> tuple['SegOutput', 'SegOutput']:
+        "The first `n` items of the batch and the rest (features that are batched tensors are split too)."
+        B = self.logits.shape[0]
+        cut = lambda v: (v[:n], v[n:]) if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == B else (v, v)
+        f = {k: cut(v) for k, v in self.features.items()}
+        return (SegOutput(self.logits[:n], [a[:n] for a in self.aux], {k: v[0] for k, v in f.items()}),
+                SegOutput(self.logits[n:], [a[n:] for a in self.aux], {k: v[1] for k, v in f.items()}))
 
-# %% ../nbs/00_core.ipynb #c021
+# %% ../nbs/00_core.ipynb #c019
+from torch.utils import _pytree as pytree
+pytree.register_pytree_node(SegOutput, lambda o: ([o.logits, o.aux, o.features], None),
+                            lambda children, _: SegOutput(*children), serialized_type_name='medseg_nb.core.SegOutput')
+
+# %% ../nbs/00_core.ipynb #c023
 class Method:
     "Base class of a registered segmentation method: builds its model and computes its training losses."
     name: str = ''
@@ -119,6 +131,12 @@ class Method:
         if unknown:
             raise TypeError(f"method {self.name!r} got unknown options {sorted(unknown)}; it accepts {sorted(self.defaults)}")
         self.cfg = Config({**self.defaults, **cfg})
+
+    total_steps: int = 1
+
+    def setup(self, total_steps: int):
+        "Called by the Trainer before training: schedules inside a method (ramp-ups) read `total_steps`."
+        self.total_steps = max(1, int(total_steps))
 
     def build_model(self, in_channels: int, num_classes: int, dim: int = 2) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__}.build_model")
@@ -160,7 +178,23 @@ def get_method(name: str, **cfg) -> Method:
     "The registered method `name`, configured by `cfg`."
     return METHODS.get(name, **cfg)
 
-# %% ../nbs/00_core.ipynb #c026
+def unwrap(model: nn.Module) -> nn.Module:
+    "The module inside a `DistributedDataParallel` (or `DataParallel`) wrapper, else `model` itself."
+    return getattr(model, 'module', model)
+
+# %% ../nbs/00_core.ipynb #c025
+def load_methods(verbose: bool = False) -> Registry:
+    "Import every module under `medseg_nb.methods` so that all methods register; returns `METHODS`."
+    import importlib, pkgutil, warnings
+    import medseg_nb.methods as pkg
+    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):
+        try: importlib.import_module(m.name)
+        except ImportError as e:
+            warnings.warn(f"method module {m.name} was not loaded: {e}")
+    if verbose: print(f"{len(METHODS)} methods: {sorted(METHODS)}")
+    return METHODS
+
+# %% ../nbs/00_core.ipynb #c030
 def in_test() -> bool:
     "True while notebooks run under `nbdev_test` (or `MEDSEG_FAST` is set): experiments shrink to seconds."
     return bool(os.environ.get('IN_TEST') or os.environ.get('MEDSEG_FAST'))

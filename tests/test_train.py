@@ -1,0 +1,175 @@
+"Trainer: resume to the same weights, atomic checkpoints, budgets, DDP on two CPU processes, the command line."
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from medseg_nb.core import get_method, load_methods, METHODS
+from medseg_nb.data.datasets import get_dataset
+from medseg_nb.train import Trainer, load_checkpoint, save_checkpoint, predict, sliding_window
+from medseg_nb import cli
+
+load_methods()
+SMALL = dict(batch_size=2, patch=(32, 32), val_every=1000, progress=False)
+
+
+def _trainer(out, method='unet', steps=12, **kw):
+    tr = get_dataset('phantom-glands', split='train', n=4, size=48)
+    m = get_method(method, width=4, depth=2)
+    extra = {}
+    if m.semi_supervised:
+        extra = dict(labeled_idx=[0, 1], unlabeled_idx=[2, 3])
+    return Trainer(m, tr, None, out, dict(SMALL, steps=steps, **kw), **extra)
+
+
+@pytest.mark.parametrize('method', ['unet', 'mean_teacher'])
+def test_resume_gives_same_weights(tmp_path, method):
+    a = _trainer(tmp_path / 'a', method)
+    a.fit()
+    b = _trainer(tmp_path / 'b', method)
+
+    def stop(t):
+        if t.step == 5:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        b.fit(callback=stop)
+    assert load_checkpoint(tmp_path / 'b' / 'last.pt')['step'] == 5
+    c = _trainer(tmp_path / 'b', method)
+    c.fit(resume=tmp_path / 'b' / 'last.pt')
+    for (n, p), q in zip(a.model.state_dict().items(), c.model.state_dict().values()):
+        assert torch.equal(p, q), n
+    if method == 'mean_teacher':
+        for p, q in zip(a.teacher.model.parameters(), c.teacher.model.parameters()):
+            assert torch.equal(p, q)
+
+
+def test_interrupted_checkpoint_write_keeps_last_good(tmp_path, monkeypatch):
+    good = save_checkpoint(tmp_path / 'last.pt', dict(model={'w': torch.ones(3)}, step=1, config={}, method='unet'))
+    before = good.read_bytes()
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, 'replace', boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / 'last.pt', dict(model={'w': torch.zeros(3)}, step=2, config={}, method='unet'))
+    assert good.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ['last.pt']      # the temporary file was removed
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nothere.pt not found'):
+        load_checkpoint(tmp_path / 'nothere.pt')
+    torch.save({'weights': torch.ones(1)}, tmp_path / 'foreign.pt')
+    with pytest.raises(ValueError, match=r"foreign.pt lacks \['config', 'method', 'model', 'step'\]"):
+        load_checkpoint(tmp_path / 'foreign.pt')
+
+
+def test_resume_with_other_method_refused(tmp_path):
+    a = _trainer(tmp_path / 'a', steps=2)
+    a.fit()
+    b = _trainer(tmp_path / 'b', 'mean_teacher', steps=4)
+    with pytest.raises(ValueError, match="trained with method 'unet'"):
+        b.fit(resume=tmp_path / 'a' / 'last.pt')
+
+
+def test_time_budget_stops_and_saves(tmp_path):
+    t = _trainer(tmp_path, steps=10 ** 6, max_minutes=0.02)
+    s = t.fit()
+    assert s['stopped'] == 'time' and 0 < s['steps'] < 10 ** 6
+    assert load_checkpoint(tmp_path / 'last.pt')['step'] == s['steps']
+    assert (tmp_path / 'log.csv').read_text().startswith('step,')
+
+
+def test_unknown_training_option():
+    with pytest.raises(TypeError, match=r"unknown training options \['stpes'\]"):
+        _trainer(None, stpes=3)
+
+
+def test_nan_loss_is_reported(tmp_path):
+    t = _trainer(tmp_path, steps=3, lr=1e30, grad_clip=0)
+    with pytest.raises(FloatingPointError, match='lower the learning rate'):
+        t.fit()
+
+
+def test_predict_volume_slice_by_slice():
+    net = get_method('unet', width=4, depth=2).build_model(1, 3, 2).eval()
+    vol = torch.rand(1, 5, 24, 20)
+    y = predict(net, vol)
+    assert y.shape == (3, 5, 24, 20)
+    with torch.no_grad():
+        ref = net(vol[:, 2][None]).logits[0]
+    assert torch.allclose(y[:, 2], ref, atol=1e-5)
+
+
+def test_sliding_window_3d_exact_for_pointwise():
+    conv = torch.nn.Conv3d(2, 3, 1)
+    x = torch.randn(1, 2, 17, 40, 33)
+    assert torch.allclose(sliding_window(conv, x, (16, 16, 16), overlap=0.5, batch_size=3), conv(x), atol=1e-5)
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, '-m', 'medseg_nb.cli', *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+def test_cli_errors(tmp_path):
+    r = _cli('train', '--dataset', 'drive', '--out', str(tmp_path), '--steps', '1', env={'MEDSEG_DATA': ''})
+    assert r.returncode == 2 and 'MEDSEG_DATA is not set' in r.stderr
+    r = _cli('train', '--dataset', 'phantom-vessels', '--method', 'unett', '--out', str(tmp_path))
+    assert r.returncode == 2 and "unknown method 'unett'" in r.stderr
+    r = _cli('train', '--dataset', 'glas', '--labeled-patients', '3', '--out', str(tmp_path), '--data-root', str(tmp_path))
+    assert r.returncode == 2 and 'ACDC only' in r.stderr
+    r = _cli('eval', '--checkpoint', str(tmp_path / 'x.pt'), '--dataset', 'phantom-vessels', '--json')
+    assert r.returncode == 2 and 'x.pt not found' in r.stderr
+
+
+def test_cli_train_eval_json(tmp_path):
+    r = _cli('train', '--dataset', 'phantom-glands', '--out', str(tmp_path / 'run'), '--steps', '6', '--opt', 'width=4',
+             '--opt', 'depth=2', '--patch', '32,32', '--batch-size', '2', '--val-every', '3', '--json')
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s['steps'] == 6 and s['method'] == 'unet' and 'val_dice_mean' in s
+    assert {p.name for p in (tmp_path / 'run').iterdir()} >= {'best.pt', 'last.pt', 'log.csv'}
+    r = _cli('eval', '--checkpoint', str(tmp_path / 'run' / 'best.pt'), '--dataset', 'phantom-glands', '--split', 'val',
+             '--metrics', 'dice,hd95,betti_error', '--json')
+    assert r.returncode == 0, r.stderr
+    e = json.loads(r.stdout)
+    assert e['items'] == 6 and set(e['per_class']) == {'dice', 'hd95', 'betti_error'} and 0 <= e['mean']['dice_mean'] <= 1
+
+
+def test_ddp_two_processes_agree_with_one(tmp_path):
+    "Two gloo ranks with batch 2 each end with the same weights as each other and as one process with batch 4."
+    common = ['--method', 'unet', '--dataset', 'phantom-glands', '--steps', '4', '--opt', 'width=4', '--opt', 'depth=2',
+              '--patch', '32,32', '--val-every', '1000', '--json', '--seed', '3']
+    proc = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+                             '-m', 'medseg_nb.cli', 'train', '--out', str(tmp_path / 'ddp'), '--batch-size', '2', *common],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)          # the ranks too, not only the launcher
+        pytest.fail('two-process DDP run did not finish in 300 s (a rank waiting at a barrier?)')
+    assert proc.returncode == 0, err[-3000:]
+    s = json.loads([l for l in out.splitlines() if l.startswith('{')][-1])
+    assert s['ranks_agree'] is True and s['steps'] == 4
+    one = _cli('train', '--out', str(tmp_path / 'one'), '--batch-size', '4', *common)
+    assert one.returncode == 0, one.stderr
+    a = load_checkpoint(tmp_path / 'ddp' / 'last.pt')['model']; b = load_checkpoint(tmp_path / 'one' / 'last.pt')['model']
+    for k in a:                                   # equal up to the order of floating-point sums
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    init = load_checkpoint(tmp_path / 'one' / 'last.pt')['optimizer']['state']
+    assert init, 'the optimiser took steps'
+
+
+def test_tour_covers_every_method(tmp_path):
+    r = cli.tour(tmp_path, seconds=1.5, progress=False)
+    assert [row['method'] for row in r['rows']] == sorted(METHODS, key=lambda n: (n != 'unet', n))
+    assert Path(r['report']).exists() and 'mean_teacher' in Path(r['report']).read_text()
+    table = cli.format_table(r['rows'])
+    assert 'betti_error' in table and 'unet' in table
