@@ -19,7 +19,7 @@ from .viz import HTMLReport, montage, overlay, volume_figure
 
 # %% auto #0
 __all__ = ['DATASET_DEFAULTS', 'train', 'model_from_checkpoint', 'per_class', 'evaluate_checkpoint', 'tour', 'format_table',
-           'gallery', 'build_parser', 'main']
+           'gallery', 'build_parser', 'json_safe', 'main']
 
 # %% ../nbs/99_cli.ipynb #c006
 DATASET_DEFAULTS = {
@@ -249,6 +249,14 @@ def _run(a) -> dict:
     t = time.time(); p = gallery(a.out, root=a.data_root)
     return dict(report=str(p), seconds=round(time.time() - t, 1))
 
+def json_safe(o):
+    "Strict JSON: infinite floats become the strings 'inf'/'-inf' (an empty prediction's HD95), nan becomes null."
+    if isinstance(o, float) and not math.isfinite(o): return None if math.isnan(o) else ('inf' if o > 0 else '-inf')
+    if isinstance(o, dict): return {str(k): json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [json_safe(v) for v in o]
+    if isinstance(o, (str, int, float, bool)) or o is None: return o
+    return str(o)
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `medseg-nb` command."
     matplotlib.use('Agg')
@@ -260,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, KeyError, TypeError) as e:
         print(f'medseg-nb {a.command}: error: {e}', file=sys.stderr); return 2
     if int(os.environ.get('RANK', 0)) != 0: return 0
-    if a.json: print(json.dumps(res, default=lambda o: o if not isinstance(o, float) or math.isfinite(o) else str(o)))
+    if a.json: print(json.dumps(json_safe(res)))
     elif a.command in ('train', 'eval', 'gallery'):
         for k, v in res.items():
             if k not in ('per_item',): print(f'{k}: {v}')
