@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 
 # %% auto #0
 __all__ = ['METRICS', 'confusion_matrix', 'dice', 'iou', 'sensitivity', 'specificity', 'surface', 'surface_distances', 'hd95',
-           'assd', 'cldice', 'betti_numbers', 'betti_error', 'object_f1', 'evaluate', 'mean_of']
+           'assd', 'cldice', 'betti_numbers', 'betti_error', 'object_f1', 'boundary_f1', 'evaluate', 'mean_of']
 
 # %% ../nbs/03_metrics.ipynb #c006
 def _np(x, name='map') -> np.ndarray:
@@ -178,8 +178,22 @@ def object_f1(pred, target, classes=None, fov=None, pred_instances=None, true_in
     return out
 
 # %% ../nbs/03_metrics.ipynb #c032
+def boundary_f1(pred, target, classes=None, fov=None, tolerance: float = 2.0) -> dict[int, float]:
+    "Boundary F-score per class within `tolerance` pixels (1 both empty, 0 one empty)."
+    p, t, _, cls = _prep(pred, target, fov, classes)
+    out = {}
+    for c in cls:
+        a, b = p == c, t == c
+        if not a.any() and not b.any(): out[c] = 1.0; continue
+        if not a.any() or not b.any(): out[c] = 0.0; continue
+        d_ab, d_ba = surface_distances(a, b)
+        prec, rec = (d_ab <= tolerance).mean(), (d_ba <= tolerance).mean()
+        out[c] = 0.0 if prec + rec == 0 else float(2 * prec * rec / (prec + rec))
+    return out
+
+# %% ../nbs/03_metrics.ipynb #c035
 METRICS = dict(dice=dice, iou=iou, sensitivity=sensitivity, specificity=specificity, hd95=hd95, assd=assd,
-               cldice=cldice, betti_error=betti_error, object_f1=object_f1)
+               cldice=cldice, betti_error=betti_error, object_f1=object_f1, boundary_f1=boundary_f1)
 
 def evaluate(pred, target, metrics=('dice', 'iou', 'hd95', 'assd', 'cldice', 'betti_error'),
              classes=None, fov=None, spacing=None) -> dict:
