@@ -56,3 +56,15 @@ def test_gausam_trains_with_trainer(tmp_path):
                 dict(steps=3, batch_size=2, patch=(48, 48), val_every=1000, progress=False))
     s = t.fit()
     assert s['steps'] == 3 and (tmp_path / 'last.pt').exists()
+
+
+def test_cli_train_gausam_on_kvasir(real_data, tmp_path):
+    "The issue's end-to-end check: `medseg-nb train --method gausam --dataset kvasir` on the CPU."
+    import json, os, subprocess, sys
+    r = subprocess.run([sys.executable, '-m', 'medseg_nb.cli', 'train', '--method', 'gausam', '--dataset', 'kvasir',
+                        '--data-root', str(real_data), '--out', str(tmp_path), '--steps', '2', '--batch-size', '2', '--json'],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s['steps'] == 2 and s['method'] == 'gausam' and 0 <= s['val_dice_mean'] <= 1
+    assert (tmp_path / 'best.pt').exists()
