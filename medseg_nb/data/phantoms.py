@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['ORGAN_CLASSES', 'PHANTOMS', 'gaussian_kernel1d', 'gaussian_blur', 'smooth_noise', 'Domain', 'random_domain',
-           'apply_domain', 'render_segments', 'fundus_phantom', 'gland_phantom', 'organ_phantom3d', 'PhantomDataset']
+           'apply_domain', 'capsule_windows', 'render_segments', 'fundus_phantom', 'gland_phantom', 'organ_phantom3d',
+           'PhantomDataset']
 
 # %% ../../nbs/01_phantoms.ipynb #c006
 def gaussian_kernel1d(sigma: float, truncate: float = 3.0, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -145,6 +146,21 @@ def _vessel_segments(rng: np.random.Generator, size: int, disc: tuple[float, flo
                 next_split = rng.uniform(6, 12) * max(r, 1.0) * 2.0
     return np.asarray(segs, dtype=np.float32).reshape(-1, 6)
 
+def capsule_windows(a: torch.Tensor, b: torch.Tensor, reach: float, H: int, W: int):
+    """Pixels near segments a -> b (S x 2, x y): each segment's square window of half-width `reach` around its
+    midpoint. Returns flat pixel indices S x K, a validity mask (inside the image), the distance of each pixel
+    centre to the segment, and the segment parameter t in [0, 1] of its nearest point."""
+    w = int(math.ceil(reach))
+    off = torch.stack(torch.meshgrid(torch.arange(-w, w + 1, device=a.device), torch.arange(-w, w + 1, device=a.device),
+                                     indexing='xy'), -1).reshape(-1, 2)
+    pix = ((a + b) / 2).detach().floor().long()[:, None] + off[None]                  # S x K x 2 pixel (x, y)
+    ok = (pix[..., 0] >= 0) & (pix[..., 0] < W) & (pix[..., 1] >= 0) & (pix[..., 1] < H)
+    q = pix.to(a.dtype) + .5
+    v = (b - a)[:, None]
+    t = (((q - a[:, None]) * v).sum(-1) / (v * v).sum(-1).clamp_min(1e-9)).clamp(0, 1)
+    d = (q - a[:, None] - t[..., None] * v).norm(dim=-1)
+    return pix[..., 1] * W + pix[..., 0], ok, d, t
+
 def render_segments(segs: torch.Tensor, size: int | tuple[int, int], chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     "Per pixel: distance to the nearest segment's centre line divided by its radius there, and that radius (H x W each)."
     H, W = (size, size) if isinstance(size, int) else size
@@ -153,18 +169,11 @@ def render_segments(segs: torch.Tensor, size: int | tuple[int, int], chunk: int 
     if len(segs) == 0: return best.view(H, W), rad.view(H, W)
     p0, p1, r0, r1 = segs[:, :2], segs[:, 2:4], segs[:, 4], segs[:, 5]
     # every segment only reaches pixels in a window around its midpoint: half its length plus its radius
-    w = int(math.ceil(((p1 - p0).norm(dim=1) / 2 + torch.maximum(r0, r1)).max().item() * 1.5)) + 2
-    off = torch.stack(torch.meshgrid(torch.arange(-w, w + 1), torch.arange(-w, w + 1), indexing='xy'), -1).reshape(-1, 2)
+    reach = ((p1 - p0).norm(dim=1) / 2 + torch.maximum(r0, r1)).max().item() * 1.5 + 2
     for idx in torch.arange(len(segs)).split(chunk):
-        a, b, ra, rb = p0[idx], p1[idx], r0[idx], r1[idx]
-        pix = ((a + b) / 2).floor().long()[:, None] + off[None]                      # S x K x 2 pixel (x, y)
-        ok = (pix[..., 0] >= 0) & (pix[..., 0] < W) & (pix[..., 1] >= 0) & (pix[..., 1] < H)
-        q = pix.float() + .5
-        v = (b - a)[:, None]
-        t = (((q - a[:, None]) * v).sum(-1) / (v * v).sum(-1).clamp_min(1e-9)).clamp(0, 1)   # S x K
-        d = (q - a[:, None] - t[..., None] * v).norm(dim=-1)
-        r = ra[:, None] + t * (rb - ra)[:, None]
-        rel, r, flat = (d / r)[ok], r[ok], (pix[..., 1] * W + pix[..., 0])[ok]
+        flat, ok, d, t = capsule_windows(p0[idx], p1[idx], reach, H, W)
+        r = r0[idx][:, None] + t * (r1 - r0)[idx][:, None]
+        rel, r, flat = (d / r)[ok], r[ok], flat[ok]
         best.scatter_reduce_(0, flat, rel, 'amin')
         win = rel <= best[flat]
         rad[flat[win]] = r[win]

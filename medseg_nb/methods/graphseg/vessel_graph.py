@@ -13,6 +13,8 @@ from scipy import ndimage as ndi
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from ...data.phantoms import capsule_windows
+
 # %% auto #0
 __all__ = ['skeleton', 'neighbour_count', 'VesselGraph', 'mask_to_graph', 'graph_segments', 'render_graph', 'graph_stats',
            'find_disc', 'fov_circle', 'atlas_transform', 'warp_to_atlas', 'transform_graph', 'Atlas', 'build_atlas']
@@ -159,19 +161,11 @@ def render_graph(g: VesselGraph, tau: float = 0.5, shape: tuple[int, int] | None
     seg, r = graph_segments(g)
     logq = torch.zeros(H * W, dtype=seg.dtype, device=seg.device)
     if len(seg) == 0: return logq.view(H, W)
-    half = ((seg[:, 1] - seg[:, 0]).norm(dim=1) / 2 + r).max().item() + 4 * tau + 1
-    w = int(math.ceil(half))
-    off = torch.stack(torch.meshgrid(torch.arange(-w, w + 1), torch.arange(-w, w + 1), indexing='xy'), -1).reshape(-1, 2).to(seg.device)
+    reach = ((seg[:, 1] - seg[:, 0]).norm(dim=1) / 2 + r).max().item() + 4 * tau + 1
     for sl in torch.arange(len(seg)).split(chunk):
-        a, b, rr = seg[sl, 0], seg[sl, 1], r[sl]
-        pix = ((a + b) / 2).detach().floor().long()[:, None] + off[None]
-        ok = (pix[..., 0] >= 0) & (pix[..., 0] < W) & (pix[..., 1] >= 0) & (pix[..., 1] < H)
-        q = pix.to(seg.dtype) + 0.5
-        v = (b - a)[:, None]
-        t = (((q - a[:, None]) * v).sum(-1) / (v * v).sum(-1).clamp_min(1e-9)).clamp(0, 1)
-        d = (q - a[:, None] - t[..., None] * v).norm(dim=-1)
-        c = torch.sigmoid((rr[:, None] - d) / tau)
-        logq = logq.index_add(0, (pix[..., 1] * W + pix[..., 0])[ok], torch.log1p(-c.clamp(max=1 - 1e-6))[ok])
+        flat, ok, d, _ = capsule_windows(seg[sl, 0], seg[sl, 1], reach, H, W)
+        c = torch.sigmoid((r[sl][:, None] - d) / tau)
+        logq = logq.index_add(0, flat[ok], torch.log1p(-c.clamp(max=1 - 1e-6))[ok])
     return (1 - torch.exp(logq)).view(H, W)
 
 # %% ../../../nbs/20_vessel_graphs.ipynb #c020
