@@ -1,6 +1,7 @@
 """One prepared check for a lent GPU: kernels against their CPU references, training steps under autocast.
 
     python benchmarks/gpu_check.py            # on a CUDA machine; on a CPU-only one it says so and checks nothing
+    python benchmarks/gpu_check.py --dry-run-cpu   # exercise the script on a CPU, writing nothing
 
 Writes its table to benchmarks/RESULTS.md (section gpu_check) with the card's name. Keep it short: a lent
 machine has minutes, not hours.
@@ -15,24 +16,30 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import machine, write_section  # noqa: E402
 
 
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed(fn, repeat=5):
-    fn(); torch.cuda.synchronize()
+    fn(); _sync()
     t = time.perf_counter()
     for _ in range(repeat):
         fn()
-    torch.cuda.synchronize()
+    _sync()
     return (time.perf_counter() - t) / repeat
 
 
 def main():
-    if not torch.cuda.is_available():
-        print('no CUDA device: nothing to check here (run this on the lent GPU machine)')
+    dry = '--dry-run-cpu' in sys.argv          # exercise the script on a CPU (no results are written)
+    if not torch.cuda.is_available() and not dry:
+        print('no CUDA device: nothing to check here (run this on the lent GPU machine, or --dry-run-cpu)')
         return 0
     from medseg_nb.core import get_method, load_methods, seed_everything
     from medseg_nb.methods.gausam.contourlet import contourlet_decompose, contourlet_reconstruct
     from medseg_nb.methods.gausam.gaussian_field import init_gaussians, render, render_dense
     from medseg_nb.losses import DiceCELoss
-    load_methods(); dev = torch.device('cuda')
+    load_methods(); dev = torch.device('cpu' if dry else 'cuda')
     rows = []
 
     # kernels against their CPU references
@@ -56,17 +63,18 @@ def main():
         xb = torch.rand(shape, device=dev); yb = (xb[:, 0] > 0.5).long()
         losses = []
         def step():
-            with torch.autocast('cuda', dtype=torch.bfloat16):
+            with torch.autocast(dev.type, dtype=torch.bfloat16):
                 loss = m.losses(net, dict(image=xb, label=yb))['loss']
             opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
         t = timed(step, repeat=10)
         ok = all(map(lambda v: v == v and abs(v) < 1e6, losses)) and losses[-1] < losses[0]
         rows.append((f'{name} training step, batch {shape[0]} at {shape[-1]}px, bf16 autocast: ms / loss first->last',
                      f'{1e3 * t:.1f} / {losses[0]:.3f} -> {losses[-1]:.3f} ({"ok" if ok else "CHECK"})'))
-    peak = torch.cuda.max_memory_allocated() / 2 ** 30
+    peak = torch.cuda.max_memory_allocated() / 2 ** 30 if not dry else float('nan')
     body = f"## GPU check (`benchmarks/gpu_check.py`)\n\nMachine: {machine()}; peak GPU memory {peak:.2f} GiB.\n\n| check | result |\n|---|---|\n" + \
         '\n'.join(f'| {a} | {b} |' for a, b in rows)
-    write_section('gpu_check', body)
+    if not dry:
+        write_section('gpu_check', body)
     print(body)
     return 0
 
