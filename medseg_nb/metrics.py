@@ -88,15 +88,17 @@ def surface_distances(pred_mask, true_mask, spacing=None) -> tuple[np.ndarray, n
     dt = lambda s: ndi.distance_transform_edt(~s, sampling=sampling)
     return dt(st)[sp], dt(sp)[st]
 
-def _surface_metric(pred, target, classes, fov, spacing, reduce):
+def _per_class(pred, target, classes, fov, fn, both_empty: float, one_empty: float) -> dict[int, float]:
+    "Apply fn(pred_mask, true_mask) per class, with the documented values when one or both masks are empty."
     p, t, _, cls = _prep(pred, target, fov, classes)
     out = {}
     for c in cls:
         a, b = p == c, t == c
-        if not a.any() and not b.any(): out[c] = 0.0
-        elif not a.any() or not b.any(): out[c] = float('inf')
-        else: out[c] = float(reduce(*surface_distances(a, b, spacing)))
+        out[c] = both_empty if not (a.any() or b.any()) else one_empty if not (a.any() and b.any()) else float(fn(a, b))
     return out
+
+def _surface_metric(pred, target, classes, fov, spacing, reduce):
+    return _per_class(pred, target, classes, fov, lambda a, b: reduce(*surface_distances(a, b, spacing)), 0.0, float('inf'))
 
 def hd95(pred, target, classes=None, fov=None, spacing=None) -> dict[int, float]:
     "95th-percentile symmetric Hausdorff distance per class (0 both empty, inf one empty)."
@@ -111,18 +113,14 @@ def _skeleton(m: np.ndarray) -> np.ndarray:
     from skimage.morphology import skeletonize
     return skeletonize(m) if m.ndim == 2 else skeletonize(m, method='lee') > 0
 
+def _cldice(a: np.ndarray, b: np.ndarray) -> float:
+    sa, sb = _skeleton(a), _skeleton(b)
+    tprec = (sa & b).sum() / max(sa.sum(), 1); tsens = (sb & a).sum() / max(sb.sum(), 1)
+    return 0.0 if tprec + tsens == 0 else 2 * tprec * tsens / (tprec + tsens)
+
 def cldice(pred, target, classes=None, fov=None) -> dict[int, float]:
     "Centre-line Dice per class (1 both empty, 0 one empty)."
-    p, t, _, cls = _prep(pred, target, fov, classes)
-    out = {}
-    for c in cls:
-        a, b = p == c, t == c
-        if not a.any() and not b.any(): out[c] = 1.0; continue
-        if not a.any() or not b.any(): out[c] = 0.0; continue
-        sa, sb = _skeleton(a), _skeleton(b)
-        tprec = (sa & b).sum() / max(sa.sum(), 1); tsens = (sb & a).sum() / max(sb.sum(), 1)
-        out[c] = 0.0 if tprec + tsens == 0 else float(2 * tprec * tsens / (tprec + tsens))
-    return out
+    return _per_class(pred, target, classes, fov, _cldice, 1.0, 0.0)
 
 # %% ../nbs/03_metrics.ipynb #c022
 def _euler3d(m: np.ndarray) -> int:
@@ -180,16 +178,11 @@ def object_f1(pred, target, classes=None, fov=None, pred_instances=None, true_in
 # %% ../nbs/03_metrics.ipynb #c032
 def boundary_f1(pred, target, classes=None, fov=None, tolerance: float = 2.0) -> dict[int, float]:
     "Boundary F-score per class within `tolerance` pixels (1 both empty, 0 one empty)."
-    p, t, _, cls = _prep(pred, target, fov, classes)
-    out = {}
-    for c in cls:
-        a, b = p == c, t == c
-        if not a.any() and not b.any(): out[c] = 1.0; continue
-        if not a.any() or not b.any(): out[c] = 0.0; continue
+    def bf(a, b):
         d_ab, d_ba = surface_distances(a, b)
         prec, rec = (d_ab <= tolerance).mean(), (d_ba <= tolerance).mean()
-        out[c] = 0.0 if prec + rec == 0 else float(2 * prec * rec / (prec + rec))
-    return out
+        return 0.0 if prec + rec == 0 else 2 * prec * rec / (prec + rec)
+    return _per_class(pred, target, classes, fov, bf, 1.0, 0.0)
 
 # %% ../nbs/03_metrics.ipynb #c035
 METRICS = dict(dice=dice, iou=iou, sensitivity=sensitivity, specificity=specificity, hd95=hd95, assd=assd,
