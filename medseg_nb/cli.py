@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from .core import Config, data_root, get_method, load_methods, METHODS, in_test
 from .data.datasets import get_dataset, split_labeled, acdc_labeled_split, DATASETS
 from .data.phantoms import fundus_phantom, gland_phantom, organ_phantom3d, ORGAN_CLASSES
-from .train import Trainer, TRAIN_DEFAULTS, load_checkpoint, evaluate_model, predict
+from .train import Trainer, TRAIN_DEFAULTS, load_checkpoint, evaluate_model, predict, val_patch
 from .viz import HTMLReport, montage, overlay, volume_figure
 
 # %% auto #0
@@ -106,8 +106,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root_=None, s
     "Per-class and mean metrics of a checkpoint on a dataset split, at full resolution."
     m, model, st = model_from_checkpoint(checkpoint, torch.device('cuda' if torch.cuda.is_available() else 'cpu'))
     ds = get_dataset(dataset, data_root_, split)
-    patch = st['config'].get('val_patch') or tuple(min(2 * p, 256) for p in st['config']['patch'])
-    mean, reports = evaluate_model(model, ds, patch, metrics, progress=progress)
+    mean, reports = evaluate_model(model, ds, val_patch(st['config']), metrics, progress=progress)
     return dict(checkpoint=str(checkpoint), method=st['method'], dataset=dataset, split=split, items=len(ds), step=st['step'],
                 per_class={k: per_class(reports, k) for k in metrics}, mean=mean,
                 per_item=[{k: v for k, v in r.items() if isinstance(v, (float, str))} for r in reports])
@@ -131,16 +130,15 @@ def tour(out: str | Path = 'tour_out', seconds: float = 25.0, methods: list[str]
         m = get_method(name); plan = _tour_plan(m)
         t0 = time.time()
         if progress: print(f"[tour] {name}: training on {plan['dataset']} for up to {seconds:.0f} s", flush=True)
+        # the Trainer validates the final weights once, at the end: the table reads those numbers
         s = train(name, plan['dataset'], out / name, steps=plan.get('steps', 2000), max_minutes=seconds / 60,
                   labeled=plan['labeled'], seed=seed, progress=False,
-                  train_options=dict(val_every=10 ** 9, **plan.get('train_options', {})))
+                  train_options=dict(val_every=10 ** 9, metrics=('dice', 'cldice', 'betti_error', 'hd95'), **plan.get('train_options', {})))
         _, model, st = model_from_checkpoint(out / name / 'last.pt')
         va = get_dataset(plan['dataset'], None, 'val')
-        metrics = ('dice', 'cldice', 'betti_error', 'hd95')
-        mean, reports = evaluate_model(model, va, st['config'].get('val_patch') or tuple(min(2 * p, 256) for p in st['config']['patch']), metrics)
         rows.append(dict(method=name, data=plan['dataset'], labels='25 %' if plan['labeled'] else 'all', params=s['params'],
-                         steps=s['steps'], dice=mean['dice_mean'], cldice=mean['cldice_mean'],
-                         betti_error=mean['betti_error_b0'] + mean['betti_error_b1'], hd95=mean['hd95_mean'],
+                         steps=s['steps'], dice=s['val_dice_mean'], cldice=s['val_cldice_mean'],
+                         betti_error=s['val_betti_error_b0'] + s['val_betti_error_b1'], hd95=s['val_hd95_mean'],
                          seconds=round(time.time() - t0, 1)))
         smp = va[0]; pred = predict(model, smp['image'], st['config']['patch']).argmax(0)
         if 'fov' in smp: pred = pred * smp['fov']                 # scored inside the field of view only

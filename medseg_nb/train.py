@@ -23,7 +23,7 @@ from .viz import atomic_write_bytes
 
 # %% auto #0
 __all__ = ['TRAIN_DEFAULTS', 'save_checkpoint', 'load_checkpoint', 'lr_at', 'EMATeacher', 'sliding_window', 'predict',
-           'evaluate_model', 'Trainer']
+           'evaluate_model', 'val_patch', 'Trainer']
 
 # %% ../nbs/06_train.ipynb #c006
 def save_checkpoint(path: str | Path, state: dict) -> Path:
@@ -152,6 +152,10 @@ TRAIN_DEFAULTS = Config(
     amp='auto', ema_decay=0.99, val_every=200, val_patch=None, val_overlap=0.5,
     metrics=('dice', 'cldice', 'betti_error', 'hd95'), log_every=10, seed=0, num_workers=0, device=None, progress=True)
 
+def val_patch(cfg: dict) -> tuple[int, ...]:
+    "The sliding-window tile for validation: `val_patch`, else twice the training patch (at most 256)."
+    return tuple(cfg.get('val_patch') or (min(2 * p, 256) for p in cfg['patch']))
+
 def _collate(items: list[dict]) -> dict:
     out = {}
     for k in items[0]:
@@ -273,8 +277,7 @@ class Trainer:
 
     def validate(self) -> dict:
         if self.val_ds is None: return {}
-        patch = self.cfg.val_patch or tuple(min(2 * p, 256) for p in self.cfg.patch)
-        mean, _ = evaluate_model(self.model, self.val_ds, patch, self.cfg.metrics, device=self.device)
+        mean, _ = evaluate_model(self.model, self.val_ds, val_patch(self.cfg), self.cfg.metrics, device=self.device)
         return {f'val_{k}': v for k, v in mean.items()}
 
     # --- the loop -------------------------------------------------------------------------------
