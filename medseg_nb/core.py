@@ -138,6 +138,11 @@ class Method:
         "Called by the Trainer before training: schedules inside a method (ramp-ups) read `total_steps`."
         self.total_steps = max(1, int(total_steps))
 
+    def prepare(self, train_ds, labeled_idx=None):
+        """Called by the Trainer before it draws patches: a method may precompute from the training set (an atlas,
+        a per-image prior) and return a dataset to use instead; the default returns `train_ds` unchanged."""
+        return train_ds
+
     def build_model(self, in_channels: int, num_classes: int, dim: int = 2) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__}.build_model")
 

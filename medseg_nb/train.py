@@ -216,6 +216,7 @@ class Trainer:
             self.device = get_device(self.cfg.device)
         seed_everything(self.cfg.seed)
         self.model = (model or method.build_model(self.in_channels, self.num_classes, self.dim)).to(self.device)
+        self.train_ds = method.prepare(train_ds, labeled_idx)      # a method may add per-image maps (GraphSeg's prior)
         self.ddp = self.model
         if self.world > 1:
             # a method may leave parameters unused (say, deep-supervision heads): DDP must look for them

@@ -13,12 +13,12 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from ..core import data_root
-from .phantoms import PhantomDataset
+from .phantoms import PhantomDataset, apply_domain, _as_domain
 
 # %% auto #0
 __all__ = ['ACDC_CLASSES', 'DATASETS', 'read_image', 'read_mask', 'SegDataset', 'DRIVE', 'ImageMaskFolder', 'GlaS', 'KvasirSEG',
            'ACDC', 'NiftiVolumes', 'split_labeled', 'acdc_labeled_split', 'sample_patch', 'augment', 'PatchDataset',
-           'get_dataset']
+           'DomainShifted', 'get_dataset']
 
 # %% ../../nbs/02_datasets.ipynb #c006
 def _need_dir(path: Path, what: str) -> Path:
@@ -303,7 +303,7 @@ def acdc_labeled_split(ds: ACDC, n_patients: int) -> tuple[list[int], list[int]]
     return lab, [i for i, r in enumerate(ds.records) if r['patient'] not in keep]
 
 # %% ../../nbs/02_datasets.ipynb #c025
-_SPATIAL = ('label', 'fov', 'instances', 'body')
+_SPATIAL = ('label', 'fov', 'instances', 'body', 'prior')   # maps cut and flipped with the image ('prior': a method's per-image prior)
 
 def sample_patch(s: dict, size: Sequence[int], generator: torch.Generator | None = None, fg_prob: float = 0.5) -> dict:
     "A random patch of spatial `size` from sample `s`, centred on foreground with probability `fg_prob`."
@@ -374,7 +374,20 @@ class PatchDataset(torch.utils.data.Dataset):
         s = sample_patch(self.ds[self.indices[i % len(self.indices)]], self.size, g, self.fg_prob)
         return augment(s, g) if self.aug else s
 
-# %% ../../nbs/02_datasets.ipynb #c032
+# %% ../../nbs/02_datasets.ipynb #c033
+class DomainShifted(torch.utils.data.Dataset):
+    "The items of `ds` with their images moved to an appearance `domain` (see `apply_domain`); labels untouched."
+    def __init__(self, ds, domain, seed: int = 0):
+        self.ds, self.domain, self.seed = ds, _as_domain(domain), seed
+        for k in ('dim', 'num_classes', 'in_channels', 'classes'):
+            if hasattr(ds, k): setattr(self, k, getattr(ds, k))
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, i):
+        s = dict(self.ds[i])
+        s['image'] = apply_domain(s['image'], self.domain, torch.Generator().manual_seed(self.seed * 100_003 + i))
+        return s
+
+# %% ../../nbs/02_datasets.ipynb #c035
 def _phantom(kind, n_train=24, size=None):
     size = size or (48 if kind == 'organs3d' else 128)
     def make(root=None, split='train', domain=None, n=None, size=size):
