@@ -27,6 +27,7 @@ DATASET_DEFAULTS = {
     'glas': dict(patch=(128, 128), batch_size=8, val_every=250),
     'kvasir': dict(patch=(192, 192), batch_size=6, val_every=250, metrics=('dice', 'hd95')),
     'acdc': dict(patch=(128, 128), batch_size=8, val_patch=(256, 256), val_every=500, metrics=('dice', 'hd95')),
+    'acdc-3d': dict(patch=(8, 96, 96), batch_size=2, val_patch=(8, 192, 192), val_every=500, metrics=('dice', 'hd95')),   # 3-D methods
     'folder': dict(patch=(128, 128), batch_size=8),
     'phantom-vessels': dict(patch=(64, 64), batch_size=8, val_every=100),
     'phantom-glands': dict(patch=(64, 64), batch_size=8, val_every=100, metrics=('dice', 'cldice', 'betti_error', 'hd95', 'object_f1')),
@@ -57,7 +58,8 @@ def train(method: str, dataset: str, out: str | Path, data_root_: str | Path | N
     if labeled_patients is not None and dataset != 'acdc':
         raise ValueError(f"--labeled-patients applies to ACDC only, not {dataset!r}; use --labeled")
     m = get_method(method, **(method_options or {}))
-    tr = get_dataset(dataset, data_root_, 'train')
+    three_d = dataset == 'acdc' and 2 not in m.dims               # a 3-D-only method trains on ACDC frames as volumes
+    tr = get_dataset(dataset, data_root_, 'train', **(dict(dim=3) if three_d else {}))
     try: va = get_dataset(dataset, data_root_, 'val')
     except (FileNotFoundError, ValueError): va = None
     lab_idx = unl_idx = None
@@ -65,7 +67,7 @@ def train(method: str, dataset: str, out: str | Path, data_root_: str | Path | N
         lab_idx, unl_idx = acdc_labeled_split(tr, labeled_patients)
     elif labeled is not None:
         lab_idx, unl_idx = split_labeled(len(tr), labeled if labeled <= 1 else int(labeled), seed)
-    cfg = dict(DATASET_DEFAULTS.get(dataset, {}), seed=seed, progress=progress, **(train_options or {}))
+    cfg = dict(DATASET_DEFAULTS.get('acdc-3d' if three_d else dataset, {}), seed=seed, progress=progress, **(train_options or {}))
     if steps is not None: cfg['steps'] = steps
     if max_minutes is not None: cfg['max_minutes'] = max_minutes
     if resume is not None:                                   # the checkpoint's settings win, but for the budgets

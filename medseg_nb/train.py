@@ -149,7 +149,7 @@ def evaluate_model(model: nn.Module, ds, patch: Sequence[int] | None = None,
 TRAIN_DEFAULTS = Config(
     steps=1000, max_minutes=None, batch_size=8, unlabeled_batch_size=None, patch=(96, 96), fg_prob=0.5, augment=True,
     optimizer='adamw', lr=2e-3, weight_decay=1e-4, momentum=0.99, schedule='poly', warmup=0, grad_clip=12.0,
-    amp='auto', ema_decay=0.99, val_every=200, val_patch=None, val_overlap=0.5,
+    amp='auto', ema_decay=0.99, val_every=200, val_patch=None, val_overlap=0.5, val_items=None,
     metrics=('dice', 'cldice', 'betti_error', 'hd95'), log_every=10, seed=0, num_workers=0, device=None, progress=True)
 
 def val_patch(cfg: dict) -> tuple[int, ...]:
@@ -278,7 +278,10 @@ class Trainer:
 
     def validate(self) -> dict:
         if self.val_ds is None: return {}
-        mean, _ = evaluate_model(self.model, self.val_ds, val_patch(self.cfg), self.cfg.metrics, device=self.device)
+        ds = self.val_ds
+        if self.cfg.val_items and self.cfg.val_items < len(ds):          # a quick look: the first `val_items` only
+            ds = torch.utils.data.Subset(ds, range(self.cfg.val_items)); ds.num_classes = self.num_classes
+        mean, _ = evaluate_model(self.model, ds, val_patch(self.cfg), self.cfg.metrics, device=self.device)
         return {f'val_{k}': v for k, v in mean.items()}
 
     # --- the loop -------------------------------------------------------------------------------

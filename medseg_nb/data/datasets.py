@@ -209,29 +209,43 @@ def _read_h5(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"cannot read ACDC file {path}: corrupt or not HDF5 ({e})") from None
 
 class ACDC(SegDataset):
-    "ACDC cardiac MRI: `train` = 2-D slices, `val`/`test` = 3-D volumes; `patients` restricts to those ids."
+    "ACDC cardiac MRI: `train` = 2-D slices (or, with `dim=3`, the frames with their slices stacked), `val`/`test` = 3-D volumes."
     name, num_classes, in_channels = 'acdc', 4, 1
-    def __init__(self, root: str | Path | None = None, split: str = 'train', patients: Sequence[str] | None = None, cache=True):
+    def __init__(self, root: str | Path | None = None, split: str = 'train', patients: Sequence[str] | None = None, cache=True,
+                 dim: int | None = None):
         root = Path(root) if root is not None else data_root(required=True)
         base = root / 'ACDC' if (root / 'ACDC').is_dir() else root
         _need_dir(base, "ACDC (expected slices/, volumes/ and the .list files)")
         lst = base / {'train': 'train_slices.list', 'val': 'val.list', 'test': 'test.list'}.get(split, f'{split}.list')
         if not lst.is_file(): raise FileNotFoundError(f"ACDC split {split!r}: list {lst} not found")
         names = [l.strip() for l in lst.read_text().splitlines() if l.strip()]
-        self.dim = 2 if split == 'train' else 3
-        folder = base / ('slices' if self.dim == 2 else 'volumes')
-        recs = [dict(path=folder / f'{n}.h5', name=n, patient=n.split('_')[0]) for n in names]
+        if dim not in (None, 2, 3): raise ValueError(f"ACDC dim={dim!r}; expected 2, 3 or None")
+        if dim == 2 and split != 'train': raise ValueError(f"ACDC {split!r} is a set of volumes; 2-D slices exist for 'train' only")
+        self.dim = dim or (2 if split == 'train' else 3)
+        if self.dim == 3 and split == 'train':       # the training frames as volumes: their slices stacked in order
+            frames: dict[str, list] = {}
+            for n in names:
+                f, _, k = n.rpartition('_slice_')
+                frames.setdefault(f, []).append((int(k), base / 'slices' / f'{n}.h5'))
+            recs = [dict(paths=[p for _, p in sorted(v)], name=f, patient=f.split('_')[0]) for f, v in frames.items()]
+        else:
+            folder = base / ('slices' if self.dim == 2 else 'volumes')
+            recs = [dict(path=folder / f'{n}.h5', name=n, patient=n.split('_')[0]) for n in names]
         if patients is not None: recs = [r for r in recs if r['patient'] in set(patients)]
         super().__init__(recs, cache, where=str(lst))
     def patients(self) -> list[str]:
         "Patient ids in list order (the order SSL4MIS's labeled splits follow)."
         return list(dict.fromkeys(r['patient'] for r in self.records))
     def load(self, r):
-        img, lab = _read_h5(r['path'])
+        if 'paths' in r:
+            pairs = [_read_h5(p) for p in r['paths']]
+            img, lab = np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])
+        else:
+            img, lab = _read_h5(r['path'])
         if img.shape != lab.shape:
-            raise ValueError(f"size mismatch in {r['path']}: image {img.shape} but label {lab.shape}; expected the same")
+            raise ValueError(f"size mismatch in {r.get('path', r['name'])}: image {img.shape} but label {lab.shape}; expected the same")
         bad = sorted(set(np.unique(lab).tolist()) - {0, 1, 2, 3})
-        if bad: raise ValueError(f"ACDC label in {r['path']} has unexpected values {bad}; expected only [0, 1, 2, 3]")
+        if bad: raise ValueError(f"ACDC label in {r.get('path', r['name'])} has unexpected values {bad}; expected only [0, 1, 2, 3]")
         return dict(image=torch.from_numpy(img.astype(np.float32))[None], label=torch.from_numpy(lab.astype(np.int64)), name=r['name'])
 
 # %% ../../nbs/02_datasets.ipynb #c017

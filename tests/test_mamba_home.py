@@ -1,0 +1,131 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from medseg_nb.core import METHODS, get_method, load_methods
+from medseg_nb.methods.mamba_home.model import MambaHoMENet
+from medseg_nb.methods.mamba_home.selective_scan import (Mamba, scan_orders, selective_scan, selective_scan_chunked,
+                                                         selective_scan_ref)
+from medseg_nb.methods.mamba_home.soft_moe import HoME, SoftMoE
+
+load_methods()
+
+
+def inputs(b, d, n, L, seed, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)
+    return dict(u=r(b, d, L), delta=r(b, d, L), A=-torch.exp(r(d, n)), B=r(b, n, L), C=r(b, n, L), D=r(d), z=r(b, d, L),
+                delta_bias=r(d))
+
+
+@settings(max_examples=25, deadline=None)
+@given(b=st.integers(1, 3), d=st.integers(1, 6), n=st.integers(1, 8), L=st.integers(1, 90), chunk=st.sampled_from([None, 1, 3, 16, 64]),
+       seed=st.integers(0, 1000), z=st.booleans())
+def test_chunked_equals_sequential(b, d, n, L, chunk, seed, z):
+    a = inputs(b, d, n, L, seed)
+    if not z: a['z'] = None
+    r, lr = selective_scan_ref(**a, delta_softplus=True, return_last_state=True)
+    c, lc = selective_scan_chunked(**a, delta_softplus=True, return_last_state=True, chunk=chunk)
+    assert torch.allclose(c, r, rtol=1e-9, atol=1e-9) and torch.allclose(lc, lr, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize('shape', [(2, 4, 3, 50), (1, 16, 8, 257), (3, 2, 2, 7)])
+def test_gradients_equal_float32(shape):
+    a = inputs(*shape, seed=sum(shape), dtype=torch.float32)
+    for v in a.values(): v.requires_grad_(True)
+    r = selective_scan_ref(**a, delta_softplus=True)
+    c = selective_scan_chunked(**a, delta_softplus=True)
+    assert torch.allclose(c, r, rtol=1e-5, atol=1e-5 * r.abs().max().item())
+    w = torch.randn_like(r)
+    gr = torch.autograd.grad((r * w).sum(), list(a.values()))
+    gc = torch.autograd.grad((c * w).sum(), list(a.values()))
+    for k, x, y in zip(a, gr, gc):
+        assert torch.allclose(y, x, rtol=1e-4, atol=1e-4 * x.abs().max().item()), k
+
+
+def test_scan_errors_and_dispatch():
+    a = inputs(1, 2, 3, 5, 0, torch.float32)
+    with pytest.raises(ValueError, match='B x D x L'):
+        selective_scan(a['u'][0], a['delta'], a['A'], a['B'], a['C'])
+    with pytest.raises(ValueError, match='A must be D x N'):
+        selective_scan(a['u'], a['delta'], a['A'].T, a['B'], a['C'])
+    with pytest.raises(ValueError, match='C must be B x N x L'):
+        selective_scan(a['u'], a['delta'], a['A'], a['B'], a['C'][..., :3])
+    with pytest.raises(ValueError, match='unknown scan backend'):
+        selective_scan(**a, backend='cuda')
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match='needs mamba_ssm'):
+            selective_scan(**a, backend='kernel')
+    assert torch.allclose(selective_scan(**a), selective_scan(**a, backend='ref'), atol=1e-5)
+
+
+def test_mamba_block_is_causal_and_orders_are_permutations():
+    blk = Mamba(8, d_state=4)
+    h = torch.randn(1, 40, 8); h2 = h.clone(); h2[:, 25:] = torch.randn(1, 15, 8)
+    assert torch.allclose(blk(h)[:, :25], blk(h2)[:, :25], atol=1e-6)
+    for p in scan_orders((3, 4, 5), 6):
+        assert sorted(p.tolist()) == list(range(60))
+    with pytest.raises(ValueError, match='1 to 6'):
+        scan_orders((2, 2, 2), 7)
+
+
+def test_soft_moe_weights_sum_to_one():
+    moe = SoftMoE(8, 3, 2)
+    y, D, C = moe(torch.randn(2, 11, 8), return_weights=True)
+    assert torch.allclose(D.sum(1), torch.ones(2, 6), atol=1e-6) and torch.allclose(C.sum(2), torch.ones(2, 11), atol=1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(L=st.integers(1, 40), K=st.integers(1, 12), seed=st.integers(0, 100))
+def test_home_invariants(L, K, seed):
+    torch.manual_seed(seed)
+    home = HoME(8, group=K, experts=2, slots=2, experts2=2, slots2=1)
+    x = torch.randn(2, L, 8)
+    y, w = home(x, return_weights=True)
+    G = -(-L // K)
+    assert torch.allclose(w['dispatch'].sum(2), torch.ones(2, G, 4), atol=1e-5)       # over real tokens
+    assert torch.allclose(w['combine'].sum(-1), torch.ones(2, G, K), atol=1e-5)
+    # permutation within each group
+    perm = torch.cat([g * K + torch.randperm(min(K, L - g * K)) for g in range(G)])
+    assert torch.allclose(home(x[:, perm]), y[:, perm], atol=1e-5)
+    # garbage in the padding of the last group never reaches an output
+    pad = G * K - L
+    if pad:
+        xg = torch.cat([x, 1e3 * torch.randn(2, pad, 8)], 1)
+        mask = torch.cat([torch.ones(2, L, dtype=torch.bool), torch.zeros(2, pad, dtype=torch.bool)], 1)
+        assert torch.allclose(home(xg, mask=mask)[:, :L], y, atol=1e-4)
+    with pytest.raises(ValueError, match='no real token'):
+        home(torch.randn(1, 2 * K, 8), mask=torch.cat([torch.ones(1, K, dtype=torch.bool), torch.zeros(1, K, dtype=torch.bool)], 1))
+
+
+def test_network_shapes_and_method():
+    net = MambaHoMENet(1, 3, 'small')
+    o = net(torch.randn(1, 1, 9, 20, 24))                       # odd, thin sizes
+    assert o.logits.shape == (1, 3, 9, 20, 24) and len(o.aux) == 3
+    with pytest.raises(ValueError, match='unknown Mamba-HoME size'):
+        MambaHoMENet(1, 3, 'huge')
+    assert METHODS['mamba_home'].dims == (3,)
+    with pytest.raises(ValueError, match='3-D method'):
+        get_method('mamba_home').build_model(1, 2, 2)
+
+
+def _cli(args, timeout=900):
+    r = subprocess.run([sys.executable, '-m', 'medseg_nb.cli', 'train', '--method', 'mamba_home', *args, '--json'],
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_cli_train_on_phantom_organs(tmp_path):
+    s = _cli(['--dataset', 'phantom-organs3d', '--out', str(tmp_path), '--steps', '2', '--batch-size', '1', '--set', 'val_items=1'])
+    assert s['steps'] == 2 and 0 <= s['val_dice_mean'] <= 1
+
+
+def test_cli_train_on_acdc_volumes(real_data, tmp_path):
+    s = _cli(['--dataset', 'acdc', '--data-root', str(real_data), '--out', str(tmp_path), '--steps', '1', '--batch-size', '1',
+              '--set', 'val_items=1', '--set', 'val_patch=8,96,96'])
+    assert s['steps'] == 1 and s['labeled_items'] == 140 and 0 <= s['val_dice_mean'] <= 1
