@@ -1,0 +1,75 @@
+"""U-Net against U-Net + NSDA: ACDC slices (all labeled) and DRIVE, same steps, three seeds; validation Dice.
+
+    python benchmarks/nsda_unet.py [--acdc-steps 150] [--drive-steps 300] [--seeds 0 1 2]
+
+Runs are appended to benchmarks/nsda_unet.json as they finish.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import machine, write_section  # noqa: E402
+
+from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
+from medseg_nb.core import data_root  # noqa: E402
+from medseg_nb.data.datasets import get_dataset  # noqa: E402
+from medseg_nb.train import evaluate_model, val_patch  # noqa: E402
+
+OUT = Path(__file__).with_name('nsda_unet.json')
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--acdc-steps', type=int, default=150)
+    ap.add_argument('--drive-steps', type=int, default=300)
+    ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    a = ap.parse_args()
+    root = data_root()
+    if root is None: sys.exit('set MEDSEG_DATA (ACDC and DRIVE)')
+    state = json.loads(OUT.read_text()) if OUT.exists() else dict(runs=[])
+    done = {(r['method'], r['dataset'], r['seed']) for r in state['runs']}
+    with tempfile.TemporaryDirectory() as tmp:
+        for ds in ('acdc', 'drive'):
+            for seed in a.seeds:
+                for m in ('unet', 'nsda'):
+                    if (m, ds, seed) in done: continue
+                    out = Path(tmp) / f'{ds}_{m}_{seed}'
+                    steps = a.acdc_steps if ds == 'acdc' else a.drive_steps
+                    t0 = time.time()
+                    train(m, ds, out, root, steps=steps, seed=seed, progress=False, train_options=dict(val_items=1))
+                    secs = time.time() - t0
+                    _, model, st = model_from_checkpoint(out / 'last.pt')
+                    mean, reps = evaluate_model(model, get_dataset(ds, root, 'val'), val_patch(st['config']), ('dice', 'cldice') if ds == 'drive' else ('dice',))
+                    r = dict(method=m, dataset=ds, seed=seed, steps=steps, seconds=round(secs, 1), dice=mean['dice_mean'], per_class=per_class(reps, 'dice'))
+                    print(json.dumps(r), flush=True)
+                    state['runs'].append(r); state['machine'] = machine()
+                    tmpf = OUT.with_suffix('.tmp'); tmpf.write_text(json.dumps(state, indent=1)); os.replace(tmpf, OUT)
+    rows = []
+    for ds in ('acdc', 'drive'):
+        for m in ('unet', 'nsda'):
+            rr = [r for r in state['runs'] if r['dataset'] == ds and r['method'] == m]
+            if not rr: continue
+            per = {k: np.mean([r['per_class'][k] for r in rr]) for k in rr[0]['per_class']}
+            rows.append(f"| {ds} | {'U-Net + NSDA' if m == 'nsda' else 'U-Net'} | {np.mean([r['dice'] for r in rr]):.3f} ± {np.std([r['dice'] for r in rr]):.3f} | "
+                        + ', '.join(f'{k}: {v:.3f}' for k, v in per.items()) + f" | {np.mean([r['seconds'] for r in rr]):.0f} | {len(rr)} |")
+    body = f"""## U-Net against U-Net + NSDA (`benchmarks/nsda_unet.py`)
+
+Machine: {state['machine']}. Same steps (ACDC {a.acdc_steps}, all labeled slices, 128² patches; DRIVE {a.drive_steps},
+96² patches), batch 8, final models on the validation images (ACDC: 20 volumes slice by slice; DRIVE: 4 images).
+
+| data | network | mean Dice (± sd over seeds) | Dice per class | training s | seeds |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}"""
+    write_section('nsda_unet', body)
+    print(body)
+
+
+if __name__ == '__main__':
+    main()
