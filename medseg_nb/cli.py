@@ -119,7 +119,7 @@ def _tour_plan(m) -> dict:
     plan.update(getattr(m, 'tour', {}) or {})
     return plan
 
-def tour(out: str | Path = 'tour_out', seconds: float = 25.0, methods: list[str] | None = None, seed: int = 0,
+def tour(out: str | Path = 'tour_out', seconds: float = 15.0, methods: list[str] | None = None, seed: int = 0,
          progress: bool = True) -> dict:
     "Train every registered method briefly on phantoms; print a table and write `out/report.html`."
     load_methods()
@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--metrics', default='dice,iou,hd95,assd,cldice,betti_error')
     p.add_argument('--json', action='store_true'); p.add_argument('--no-progress', action='store_true')
     p = sub.add_parser('tour', help='the main job: every method, briefly, on phantoms')
-    p.add_argument('--out', default='tour_out'); p.add_argument('--seconds', type=float, default=25.0, help='training budget per method')
+    p.add_argument('--out', default='tour_out'); p.add_argument('--seconds', type=float, default=15.0, help='training budget per method')
     p.add_argument('--methods', default=None, help='comma-separated subset'); p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', action='store_true')
     p = sub.add_parser('gallery', help='phantoms and datasets at a glance')
