@@ -4,7 +4,7 @@ Both methods get the same steps, batch and unlabeled batch. Validation: GlaS's o
 (every fifth image); phantom glands: the 6-phantom validation split. Metrics on the final model: Dice, object F1
 and Betti error (|Δβ0| + |Δβ1| of the gland class).
 
-    python benchmarks/match_glas.py [--steps 300] [--phantom-steps 300] [--seeds 0 1 2] [--labeled 0.1 0.2]
+    python benchmarks/match_glas.py [--steps 200] [--phantom-steps 200] [--seeds 0 1 2] [--labeled 0.1 0.2]
 
 Runs are appended to benchmarks/match_glas.json as they finish (an interrupted run resumes where it stopped).
 """
@@ -38,7 +38,7 @@ def atomic_json(path, obj):
 def one_run(method, dataset, labeled, seed, steps, root, tmp):
     out = Path(tmp) / f'{dataset}_{method}_{labeled}_{seed}'
     t0 = time.time()
-    s = train(method, dataset, out, root, steps=steps, labeled=labeled, seed=seed, progress=False)
+    s = train(method, dataset, out, root, steps=steps, labeled=labeled, seed=seed, progress=False, train_options=dict(val_items=1))
     secs = time.time() - t0
     _, model, st = model_from_checkpoint(out / 'last.pt')
     mean, _ = evaluate_model(model, get_dataset(dataset, root, 'val'), val_patch(st['config']), ('dice', 'object_f1', 'betti_error'))
@@ -62,8 +62,8 @@ def summarise(runs):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--steps', type=int, default=300)
-    ap.add_argument('--phantom-steps', type=int, default=300)
+    ap.add_argument('--steps', type=int, default=200)
+    ap.add_argument('--phantom-steps', type=int, default=200)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--labeled', type=float, nargs='+', default=[0.1, 0.2])
     ap.add_argument('--datasets', nargs='+', default=['glas', 'phantom-glands'])

@@ -1,6 +1,6 @@
 """U-Net against U-Net + NSDA: ACDC slices (all labeled) and DRIVE, same steps, three seeds; validation Dice.
 
-    python benchmarks/nsda_unet.py [--acdc-steps 150] [--drive-steps 300] [--seeds 0 1 2]
+    python benchmarks/nsda_unet.py [--acdc-steps 100] [--drive-steps 150] [--seeds 0 1 2]
 
 Runs are appended to benchmarks/nsda_unet.json as they finish.
 """
@@ -27,8 +27,8 @@ OUT = Path(__file__).with_name('nsda_unet.json')
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--acdc-steps', type=int, default=150)
-    ap.add_argument('--drive-steps', type=int, default=300)
+    ap.add_argument('--acdc-steps', type=int, default=100)
+    ap.add_argument('--drive-steps', type=int, default=150)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     a = ap.parse_args()
     root = data_root()

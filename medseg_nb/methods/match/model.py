@@ -24,10 +24,13 @@ __all__ = ['features', 'pair_scores', 'match_pairs', 'reliable_features', 'topo_
 # %% ../../../nbs/31_match.ipynb #c006
 _K8 = np.ones((3, 3), int)
 
-def features(p: torch.Tensor, min_persistence: float = 0.03, backend: str = 'gudhi') -> tuple[Diagram, torch.Tensor]:
-    "The valid 0-dim features of an H x W probability map and their component masks (F x H x W, bool)."
+def features(p: torch.Tensor, min_persistence: float = 0.03, backend: str = 'gudhi',
+             max_features: int | None = None) -> tuple[Diagram, torch.Tensor]:
+    "The valid 0-dim features of an H x W probability map (at most `max_features`, most persistent first) and their component masks (F x H x W)."
     dg = persistence(p, backend).of_dim(0)
     dg = dg.select(dg.persistence.detach() > min_persistence)
+    if max_features is not None and len(dg) > max_features:
+        dg = dg.select(torch.zeros(len(dg), dtype=torch.bool, device=dg.dim.device).index_fill_(0, dg.persistence.detach().topk(max_features).indices, True))
     a = p.detach().float().cpu().numpy()
     H, W = a.shape
     fin = ~dg.essential
@@ -95,9 +98,9 @@ def topo_loss(p: torch.Tensor, dg: Diagram, reliable: torch.Tensor) -> torch.Ten
     return torch.where(rel, to_full, to_diag).sum()
 
 def match_loss(probs: list[torch.Tensor], min_persistence: float = 0.03, sigma: float = 0.1, one_to_one: float = 0.10,
-               many: float = 0.02, backend: str = 'gudhi') -> tuple[torch.Tensor, dict]:
+               many: float = 0.02, backend: str = 'gudhi', max_features: int | None = None) -> tuple[torch.Tensor, dict]:
     "MATCH's loss for one image: `probs` = T maps H x W, the first with gradients; returns the loss and statistics."
-    feats = [features(q, min_persistence, backend) for q in probs]
+    feats = [features(q, min_persistence, backend, max_features) for q in probs]
     rel = reliable_features(feats, sigma, one_to_one, many)
     loss = topo_loss(probs[0], feats[0][0], rel[0])
     return loss, dict(features=len(feats[0][0]), reliable=int(rel[0].sum()))
@@ -110,7 +113,7 @@ class Match(MeanTeacher):
     description = 'MATCH: topological consistency across dropout passes and temporal snapshots (semi-supervised)'
     paper = 'MATCH: Multi-faceted Adaptive Topo-Consistency for Semi-Supervised Histopathology Segmentation, NeurIPS 2025'
     defaults = dict(MeanTeacher.defaults, dropout=0.2, passes=2, snapshots=2, snapshot_every=50, w_topo=0.05,
-                    min_persistence=0.03, sigma=0.1, one_to_one=0.10, many=0.02, backend='auto', max_topo_images=4)
+                    min_persistence=0.03, sigma=0.1, one_to_one=0.10, many=0.02, backend='auto', max_topo_images=4, max_features=32)
     tour = dict(dataset='phantom-glands')
 
     def setup(self, total_steps):
@@ -144,7 +147,7 @@ class Match(MeanTeacher):
         k = min(len(probs[0]), c.max_topo_images)
         topo, nf, nr = [], 0, 0
         for b in range(k):
-            l, st = match_loss([q[b] for q in probs], c.min_persistence, c.sigma, c.one_to_one, c.many, c.backend)
+            l, st = match_loss([q[b] for q in probs], c.min_persistence, c.sigma, c.one_to_one, c.many, c.backend, c.max_features)
             topo.append(l); nf += st['features']; nr += st['reliable']
         u['topo'] = c.w_topo / c.consistency * torch.stack(topo).sum() / k if c.consistency else torch.stack(topo).sum() / k
         w = self.weight(step)
