@@ -55,10 +55,35 @@ def main():
     t = timed(lambda: render(gd, 1024, 1024))
     rows.append(('Gaussian field 1024 prims: GPU tiled vs CPU dense max diff / ms at 1024^2', f'{err:.1e} / {1e3 * t:.1f}'))
 
+    from medseg_nb.methods.mamba_home.selective_scan import selective_scan, selective_scan_chunked, selective_scan_ref
+    g = torch.Generator().manual_seed(0)
+    r = lambda *s: torch.randn(*s, generator=g)
+    a = dict(u=r(2, 64, 4096), delta=r(2, 64, 4096) * 0.5, A=-torch.exp(r(64, 16) * 0.5), B=r(2, 16, 4096), C=r(2, 16, 4096), D=r(64))
+    ref = selective_scan_chunked(**a, delta_softplus=True)                      # CPU, equal to the sequential reference in tests
+    ad = {k: v.to(dev) for k, v in a.items()}
+    err = (selective_scan_chunked(**ad, delta_softplus=True).cpu() - ref).abs().max().item()
+    t = timed(lambda: selective_scan_chunked(**ad, delta_softplus=True))
+    rows.append(('selective scan, chunked, 2x64x4096 N=16: GPU vs CPU max diff / ms', f'{err:.1e} / {1e3 * t:.1f}'))
+    ts = timed(lambda: selective_scan_ref(**ad, delta_softplus=True), repeat=1)
+    rows.append(('selective scan, sequential reference on the GPU, same input: ms', f'{1e3 * ts:.1f}'))
+    try:
+        out = selective_scan(**ad, delta_softplus=True, backend='kernel')
+        tk = timed(lambda: selective_scan(**ad, delta_softplus=True, backend='kernel'))
+        rows.append(('selective scan, mamba-ssm kernel vs chunked: max diff / ms', f'{(out.cpu() - ref).abs().max().item():.1e} / {1e3 * tk:.1f}'))
+    except Exception as e:                     # not installed, or no CUDA: say so
+        rows.append(('selective scan, mamba-ssm kernel', f'not run ({type(e).__name__}: {str(e)[:60]})'))
+    from medseg_nb.methods.nsda import nsda
+    f = torch.randn(2, 64, 256, 256)
+    err = (nsda(f.to(dev), 33).cpu() - nsda(f, 33)).abs().max().item()
+    t = timed(lambda: nsda(f.to(dev), 33))
+    rows.append(('NSDA 2x64x256x256, window 33: GPU vs CPU max diff / ms', f'{err:.1e} / {1e3 * t:.1f}'))
+
     # training steps under autocast
-    for name, shape, kw in [('unet', (8, 3, 128, 128), {}), ('gausam', (4, 3, 128, 128), dict(n_gaussians=64))]:
+    cases = [('unet', (8, 3, 128, 128), {}), ('gausam', (4, 3, 128, 128), dict(n_gaussians=64)), ('lomix', (8, 3, 128, 128), {}),
+             ('nsda', (8, 3, 128, 128), {}), ('graphseg', (8, 3, 128, 128), {}), ('mamba_home', (2, 1, 32, 64, 64), {})]
+    for name, shape, kw in cases:
         seed_everything(0)
-        m = get_method(name, **kw); net = m.build_model(3, 2).to(dev)
+        m = get_method(name, **kw); net = m.build_model(shape[1], 2, len(shape) - 2).to(dev)
         opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], 1e-3)
         xb = torch.rand(shape, device=dev); yb = (xb[:, 0] > 0.5).long()
         losses = []
