@@ -32,6 +32,15 @@ def write_section(name: str, body: str):
     os.replace(tmp, RESULTS)
 
 
+def save_json(path, obj):
+    "Write `obj` as JSON to `path` atomically (a temporary file, then a rename): an interrupted run keeps the last good file."
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix='.tmp')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
 def run_json(cmd: list[str]) -> dict:
     "Run a `medseg-nb ... --json` command; return the JSON object it printed last (exit on failure)."
     print('$', ' '.join(cmd), flush=True)

@@ -11,17 +11,15 @@ the summary goes to that file and to benchmarks/RESULTS.md.
 """
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, write_section  # noqa: E402
+from _results import machine, save_json, write_section  # noqa: E402
 
 from medseg_nb.cli import train, model_from_checkpoint  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -33,12 +31,6 @@ from medseg_nb.train import evaluate_model, val_patch  # noqa: E402
 OUT = Path(__file__).with_name('graphseg_shift.json')
 METHODS = ('unet', 'graphseg')
 METRICS = ('dice', 'cldice', 'betti_error')
-
-
-def atomic_json(path: Path, obj):
-    tmp = path.with_suffix('.tmp')
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def shifted_sets(dataset: str, root):
@@ -101,7 +93,7 @@ def main():
                     steps = a.drive_steps if dataset == 'drive' else a.phantom_steps
                     state['runs'].append(one_run(m, dataset, seed, steps, root, tmp))
                     state['summary'] = summarise(state['runs']); state['machine'] = machine()
-                    atomic_json(OUT, state)
+                    save_json(OUT, state)
     rows = state['summary']
     lines = ['| data | shift | U-Net Dice | GraphSeg Dice | U-Net clDice | GraphSeg clDice | U-Net Betti err. | GraphSeg Betti err. |',
              '|---|---|---|---|---|---|---|---|']

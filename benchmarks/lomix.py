@@ -9,7 +9,6 @@ Runs are appended to benchmarks/lomix.json as they finish (an interrupted run re
 """
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, write_section  # noqa: E402
+from _results import machine, save_json, write_section  # noqa: E402
 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -61,7 +60,7 @@ def main():
                 for m in METHODS:
                     if (m, setting, seed) in done: continue
                     state['runs'].append(one_run(m, setting, seed, a.steps, root, tmp)); state['machine'] = machine()
-                    tmpf = OUT.with_suffix('.tmp'); tmpf.write_text(json.dumps(state, indent=1)); os.replace(tmpf, OUT)
+                    save_json(OUT, state)
     rows, summary = [], []
     for setting in SETTINGS:
         for m in METHODS:
@@ -75,7 +74,7 @@ def main():
             rows.append(f"| {setting} | {m} | {s['dice']:.3f} ± {s['dice_sd']:.3f} | " + ', '.join(f'{names[int(k) - 1]} {v:.3f}' for k, v in per.items())
                         + f" | {s['hd95']:.1f} | {s['seconds']:.0f} |")
     state['summary'] = summary
-    tmpf = OUT.with_suffix('.tmp'); tmpf.write_text(json.dumps(state, indent=1)); os.replace(tmpf, OUT)
+    save_json(OUT, state)
     body = f"""## LoMix against single, deep and additive supervision (`benchmarks/lomix.py`)
 
 Machine: {state.get('machine', machine())}. The same U-Net (width 16, depth 4), {a.steps} steps, batch 8, seeds

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, write_section  # noqa: E402
+from _results import machine, save_json, write_section  # noqa: E402
 
 OUT = Path(__file__).with_name('mamba_home.json')
 STRUCT = {'phantom-organs3d': ('liver', 'kidney', 'spleen', 'vessel'), 'acdc': ('RV', 'myo', 'LV')}
@@ -65,7 +65,7 @@ def main():
             p = ctx.Process(target=run, args=(method, ds, a.acdc_steps if ds == 'acdc' else a.steps, a.acdc_val if ds == 'acdc' else 6, a.unet_width, q))
             p.start(); r = q.get(); p.join()
             res.append(r); print(json.dumps(r), flush=True)
-            OUT.write_text(json.dumps(dict(machine=machine(), runs=res), indent=1))
+            save_json(OUT, dict(machine=machine(), runs=res))
     rows = []
     for r in res:
         names = STRUCT.get(r['dataset'], ())

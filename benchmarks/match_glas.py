@@ -10,7 +10,6 @@ Runs are appended to benchmarks/match_glas.json as they finish (an interrupted r
 """
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, write_section  # noqa: E402
+from _results import machine, save_json, write_section  # noqa: E402
 
 from medseg_nb.cli import model_from_checkpoint, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -31,8 +30,6 @@ METHODS = ('mean_teacher', 'match')
 KEYS = ('dice', 'object_f1', 'betti')
 
 
-def atomic_json(path, obj):
-    tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
 
 
 def one_run(method, dataset, labeled, seed, steps, root, tmp):
@@ -81,7 +78,7 @@ def main():
                         steps = a.steps if dataset == 'glas' else a.phantom_steps
                         state['runs'].append(one_run(m, dataset, labeled, seed, steps, root, tmp))
                         state['summary'] = summarise(state['runs']); state['machine'] = machine()
-                        atomic_json(OUT, state)
+                        save_json(OUT, state)
     lines = ['| data | labeled | MT Dice | MATCH Dice | MT object F1 | MATCH object F1 | MT Betti err. | MATCH Betti err. | MT s | MATCH s |',
              '|---|---|---|---|---|---|---|---|---|---|']
     for r in state['summary']:

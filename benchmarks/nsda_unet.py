@@ -6,7 +6,6 @@ Runs are appended to benchmarks/nsda_unet.json as they finish.
 """
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, write_section  # noqa: E402
+from _results import machine, save_json, write_section  # noqa: E402
 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -50,7 +49,7 @@ def main():
                     r = dict(method=m, dataset=ds, seed=seed, steps=steps, seconds=round(secs, 1), dice=mean['dice_mean'], per_class=per_class(reps, 'dice'))
                     print(json.dumps(r), flush=True)
                     state['runs'].append(r); state['machine'] = machine()
-                    tmpf = OUT.with_suffix('.tmp'); tmpf.write_text(json.dumps(state, indent=1)); os.replace(tmpf, OUT)
+                    save_json(OUT, state)
     rows = []
     for ds in ('acdc', 'drive'):
         for m in ('unet', 'nsda'):

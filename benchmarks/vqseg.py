@@ -8,7 +8,6 @@ training. Runs are appended to benchmarks/vqseg.json as they finish.
 """
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, write_section  # noqa: E402
+from _results import machine, save_json, write_section  # noqa: E402
 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -64,7 +63,7 @@ def main():
         for label, method, opts, p, s in jobs:
             if (label, p, s) in done: continue
             state['runs'].append(run(label, method, opts, p, s, a.steps, root, tmp)); state['machine'] = machine()
-            tmpf = OUT.with_suffix('.tmp'); tmpf.write_text(json.dumps(state, indent=1)); os.replace(tmpf, OUT)
+            save_json(OUT, state)
     rows = []
     for labels, title in ((MAIN, 'main'), (ABLATION, 'ablation')):
         for p in a.patients:
