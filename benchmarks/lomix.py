@@ -72,7 +72,7 @@ def main():
                      hd95=float(np.mean([r['hd95'] for r in rr])), per_class=per, seconds=float(np.mean([r['seconds'] for r in rr])))
             summary.append(s)
             rows.append(f"| {setting} | {m} | {s['dice']:.3f} ± {s['dice_sd']:.3f} | " + ', '.join(f'{names[int(k) - 1]} {v:.3f}' for k, v in per.items())
-                        + f" | {s['hd95']:.1f} | {s['seconds']:.0f} |")
+                        + f" | {s['hd95']:.1f} | {s['seconds']:.0f} | {s['n']} |")
     state['summary'] = summary
     save_json(OUT, state)
     body = f"""## LoMix against single, deep and additive supervision (`benchmarks/lomix.py`)
@@ -81,8 +81,8 @@ Machine: {state.get('machine', machine())}. The same U-Net (width 16, depth 4), 
 {sorted({r['seed'] for r in state['runs']})} (mean ± sd over seeds); LoMix with the normalised weighting. Final models
 on the validation volumes. Training seconds include the mixing (inference cost is identical for all four).
 
-| setting | supervision | mean Dice | Dice per structure | HD95 (px) | training s |
-|---|---|---|---|---|---|
+| setting | supervision | mean Dice | Dice per structure | HD95 (px) | training s | seeds |
+|---|---|---|---|---|---|---|
 {chr(10).join(rows)}"""
     write_section('lomix', body)
     print(body)
