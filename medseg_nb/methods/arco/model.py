@@ -102,10 +102,9 @@ class ARCO(MeanTeacher):
         out_l, out_u = out.split(n)
         parts = self.seg_loss(out_l, labeled)
         tm = unwrap(teacher)
-        was = tm.training; tm.train()                               # train mode: the teacher's head gives features too
-        with torch.no_grad():
-            t_out = tm(torch.cat([labeled['image'], unlabeled['image']]))
-        tm.train(was)
+        with torch.no_grad():                                       # the teacher's network, then its projection head
+            t_out = tm.net(torch.cat([labeled['image'], unlabeled['image']]))
+            t_out.features['proj'] = tm.proj(t_out.features['decoder'])
         conf, pseudo = t_out.logits.float().softmax(1).max(1)
         keep = conf[n:] >= c.threshold
         ce = F.cross_entropy(out_u.logits.float(), pseudo[n:], reduction='none')

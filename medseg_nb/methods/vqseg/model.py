@@ -48,9 +48,7 @@ class VQSegNet(nn.Module):
                 zp = zp + (codes[new].movedim(-1, 1) - zp).detach()            # the moved codes, straight-through gradient
             else:
                 zp = F.dropout2d(zp, self.rate, training=True)
-            zq = torch.cat([zq[~perturb], zp]) if bool((~perturb).any()) else zp
-            if not bool((perturb[:int((~perturb).sum())] == False).all()):
-                raise ValueError("perturb must mark the last items of the batch (labeled first, unlabeled after)")
+            zq = zq.clone(); zq[perturb] = zp                                     # any items, in place of the clean ones
         skips = skips[:-1] + [self.post(zq)]
         feats = self.unet.decode(skips)
         logits = [head(f) for head, f in zip(self.unet.heads, feats)]
