@@ -48,3 +48,40 @@ def run_json(cmd: list[str]) -> dict:
     if r.returncode:
         sys.exit(f'failed ({r.returncode}):\n{r.stderr[-3000:]}')
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# --- grids of runs that can be split over several processes (one GPU, many small runs) -------------------------------
+def grid_args(ap, default_json: Path):
+    "Add --json, --shard I/N, --merge and --table-only to a benchmark's argument parser."
+    ap.add_argument('--json', type=Path, default=default_json, help='where finished runs are appended (resumable)')
+    ap.add_argument('--shard', default='0/1', metavar='I/N', help='run only jobs I, I+N, I+2N, ... (several processes at once)')
+    ap.add_argument('--merge', type=Path, nargs='*', default=[], help="other shards' JSON files to read before writing the table")
+    ap.add_argument('--table-only', action='store_true', help='run nothing; write the table from the JSON files')
+
+
+def grid_state(a, key) -> dict:
+    "The runs of `a.json` plus those of `a.merge` (first seen wins, by `key(run)`)."
+    state = json.loads(a.json.read_text()) if a.json.exists() else dict(runs=[])
+    seen = {key(r) for r in state['runs']}
+    for p in a.merge:
+        if not Path(p).exists(): print('no such shard file, skipped:', p); continue
+        other = json.loads(Path(p).read_text())
+        for r in other['runs']:
+            r.setdefault('machine', other.get('machine'))
+            if key(r) not in seen: state['runs'].append(r); seen.add(key(r))
+    return state
+
+
+def shard(jobs: list, spec: str) -> list:
+    "Jobs i, i+n, ... of `jobs` for --shard 'i/n'."
+    try:
+        i, n = map(int, spec.split('/'))
+        assert 0 <= i < n
+    except (ValueError, AssertionError):
+        raise SystemExit(f'--shard expects I/N with 0 <= I < N (say 0/4), got {spec!r}')
+    return jobs[i::n]
+
+
+def machines(runs) -> str:
+    "The machines the runs were measured on, one line."
+    return '; '.join(sorted({r.get('machine') or 'unrecorded' for r in runs})) or machine()

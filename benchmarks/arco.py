@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, save_json, write_section  # noqa: E402
+from _results import grid_args, grid_state, machine, machines, save_json, shard, write_section  # noqa: E402
 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -33,15 +33,16 @@ def main():
     ap.add_argument('--steps', type=int, default=150)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--patients', type=int, nargs='+', default=[1, 3, 7])
+    grid_args(ap, OUT)
     a = ap.parse_args()
     root = data_root()
     if root is None: sys.exit('set MEDSEG_DATA (ACDC)')
-    state = json.loads(OUT.read_text()) if OUT.exists() else dict(runs=[])
+    state = grid_state(a, lambda r: (r['label'], r['patients'], r['seed']))
     done = {(r['label'], r['patients'], r['seed']) for r in state['runs']}
+    jobs = [(p, s, label) for s in a.seeds for p in a.patients for label in RUNS]      # seed-major: a cut-short grid keeps whole seeds
     with tempfile.TemporaryDirectory() as tmp:
-        for p in a.patients:
-            for s in a.seeds:
-                for label, (method, opts) in RUNS.items():
+        for p, s, label in ([] if a.table_only else shard(jobs, a.shard)):
+                    method, opts = RUNS[label]
                     if (label, p, s) in done: continue
                     out = Path(tmp) / f'{method}_{opts.get("sampler", "")}_{p}_{s}'
                     t0 = time.time()
@@ -50,10 +51,11 @@ def main():
                     secs = time.time() - t0
                     _, model, st = model_from_checkpoint(out / 'last.pt')
                     mean, reps = evaluate_model(model, get_dataset('acdc', root, 'val'), val_patch(st['config']), ('dice',))
-                    r = dict(label=label, patients=p, seed=s, seconds=round(secs, 1), dice=mean['dice_mean'], per_class=per_class(reps, 'dice'))
+                    r = dict(label=label, patients=p, seed=s, steps=a.steps, seconds=round(secs, 1), dice=mean['dice_mean'], per_class=per_class(reps, 'dice'),
+                             machine=machine())
                     print(json.dumps(r), flush=True)
                     state['runs'].append(r); state['machine'] = machine()
-                    save_json(OUT, state)
+                    save_json(a.json, state)
     rows = []
     for p in a.patients:
         for label in RUNS:
@@ -64,7 +66,7 @@ def main():
                         + ' | '.join(f'{per.get(str(k + 1), float("nan")):.3f}' for k in range(3)) + f' | {len(rr)} |')
     body = f"""## ARCO on ACDC slices (`benchmarks/arco.py`)
 
-Machine: {state['machine']}. {a.steps} steps, batch 8 labeled + 8 unlabeled 128² slices, same seeds for every method;
+Machine: {machines(state['runs'])}. {sorted({r.get('steps', a.steps) for r in state['runs']})} steps, batch 8 labeled + 8 unlabeled 128² slices, same seeds for every method;
 final models on the 20 validation volumes.
 
 | labeled patients | method | mean Dice (± sd) | RV | myo | LV | seeds |

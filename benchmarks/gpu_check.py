@@ -78,26 +78,40 @@ def main():
     t = timed(lambda: nsda(f.to(dev), 33))
     rows.append(('NSDA 2x64x256x256, window 33: GPU vs CPU max diff / ms', f'{err:.1e} / {1e3 * t:.1f}'))
 
-    # training steps under autocast
-    cases = [('unet', (8, 3, 128, 128), {}), ('gausam', (4, 3, 128, 128), dict(n_gaussians=64)), ('lomix', (8, 3, 128, 128), {}),
-             ('nsda', (8, 3, 128, 128), {}), ('graphseg', (8, 3, 128, 128), {}), ('mamba_home', (2, 1, 32, 64, 64), {})]
-    for name, shape, kw in cases:
-        seed_everything(0)
-        m = get_method(name, **kw); net = m.build_model(shape[1], 2, len(shape) - 2).to(dev)
-        opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], 1e-3)
-        xb = torch.rand(shape, device=dev); yb = (xb[:, 0] > 0.5).long()
-        losses = []
-        def step():
-            with torch.autocast(dev.type, dtype=torch.bfloat16):
-                loss = m.losses(net, dict(image=xb, label=yb))['loss']
-            opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
-        t = timed(step, repeat=10)
-        ok = all(map(lambda v: v == v and abs(v) < 1e6, losses)) and losses[-1] < losses[0]
-        rows.append((f'{name} training step, batch {shape[0]} at {shape[-1]}px, bf16 autocast: ms / loss first->last',
-                     f'{1e3 * t:.1f} / {losses[0]:.3f} -> {losses[-1]:.3f} ({"ok" if ok else "CHECK"})'))
-    peak = torch.cuda.max_memory_allocated() / 2 ** 30 if not dry else float('nan')
-    body = f"## GPU check (`benchmarks/gpu_check.py`)\n\nMachine: {machine()}; peak GPU memory {peak:.2f} GiB.\n\n| check | result |\n|---|---|\n" + \
-        '\n'.join(f'| {a} | {b} |' for a, b in rows)
+    # training steps under autocast: every registered method, through the Trainer, on its tour phantoms
+    from medseg_nb.cli import DATASET_DEFAULTS, _tour_plan
+    from medseg_nb.core import METHODS
+    from medseg_nb.data.datasets import get_dataset, split_labeled
+    from medseg_nb.train import Trainer
+    steps = 4 if dry else 30
+    train_rows = []
+    for name in sorted(METHODS, key=lambda n: (n != 'unet', n)):
+        m = get_method(name); plan = _tour_plan(m)
+        tr = get_dataset(plan['dataset'], None, 'train')
+        lab, unl = split_labeled(len(tr), plan['labeled'], 0) if plan['labeled'] else (None, None)
+        cfg = dict(DATASET_DEFAULTS.get(plan['dataset'], {}), steps=steps, val_every=10 ** 9, log_every=1, progress=False,
+                   amp=True, device=str(dev), **plan.get('train_options', {}))
+        if dev.type == 'cuda': torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+        stamps = []
+        try:
+            t = Trainer(m, tr, None, None, cfg, labeled_idx=lab, unlabeled_idx=unl)
+            t.fit(callback=lambda _: (_sync(), stamps.append(time.perf_counter())))
+            gaps = [b - a for a, b in zip(stamps[2:], stamps[3:])]         # the first steps warm up (allocator, cudnn)
+            sps = 1 / (sum(gaps) / len(gaps))
+            per_step = cfg.get('batch_size', 8) + (cfg.get('unlabeled_batch_size') or cfg.get('batch_size', 8) if t.semi else 0)
+            losses = [r['loss'] for r in t.history if 'loss' in r]
+            ok = all(v == v and abs(v) < 1e6 for v in losses)
+            mem = torch.cuda.max_memory_allocated() / 2 ** 30 if dev.type == 'cuda' else float('nan')
+            train_rows.append(f"| {name} | {plan['dataset']} | {sps:.1f} | {sps * per_step:.0f} | {mem:.2f} | "
+                              f"{losses[0]:.3f} -> {losses[-1]:.3f} ({'finite' if ok else 'CHECK'}) |")
+        except Exception as e:                 # one method's failure must not hide the others' numbers
+            train_rows.append(f'| {name} | {plan["dataset"]} | failed: {type(e).__name__}: {str(e)[:80]} | | | |')
+        print(train_rows[-1], flush=True)
+    body = f"## GPU check (`benchmarks/gpu_check.py`)\n\nMachine: {machine()}.\n\n| check | result |\n|---|---|\n" + \
+        '\n'.join(f'| {a} | {b} |' for a, b in rows) + \
+        f'\n\nTraining steps through the Trainer under bf16 autocast ({steps} steps per method, the tour\'s phantoms and batch sizes; ' \
+        'speed over the steps after the first two; peak memory per method):\n\n' \
+        '| method | data | steps/s | images/s | peak GiB | loss first -> last |\n|---|---|---|---|---|---|\n' + '\n'.join(train_rows)
     if not dry:
         write_section('gpu_check', body)
     print(body)

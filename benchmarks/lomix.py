@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, save_json, write_section  # noqa: E402
+from _results import grid_args, grid_state, machine, machines, save_json, shard, write_section  # noqa: E402
 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -38,7 +38,7 @@ def one_run(method, setting, seed, steps, root, tmp):
     secs = time.time() - t0
     _, model, st = model_from_checkpoint(out / 'last.pt')
     mean, reps = evaluate_model(model, get_dataset(ds, root, 'val'), val_patch(st['config']), ('dice', 'hd95'))
-    r = dict(method=method, setting=setting, seed=seed, seconds=round(secs, 1), dice=mean['dice_mean'], hd95=mean['hd95_mean'],
+    r = dict(method=method, setting=setting, seed=seed, steps=steps, machine=machine(), seconds=round(secs, 1), dice=mean['dice_mean'], hd95=mean['hd95_mean'],
              per_class=per_class(reps, 'dice'))
     print(json.dumps(r), flush=True)
     return r
@@ -49,18 +49,19 @@ def main():
     ap.add_argument('--steps', type=int, default=150)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--settings', nargs='+', default=list(SETTINGS))
+    grid_args(ap, OUT)
     a = ap.parse_args()
     root = data_root()
-    state = json.loads(OUT.read_text()) if OUT.exists() else dict(runs=[])
+    state = grid_state(a, lambda r: (r['method'], r['setting'], r['seed']))
     done = {(r['method'], r['setting'], r['seed']) for r in state['runs']}
+    settings = [st for st in a.settings if not (SETTINGS[st][0] == 'acdc' and root is None)]
+    if settings != a.settings: print('MEDSEG_DATA not set: skipping', sorted(set(a.settings) - set(settings)))
+    jobs = [(m, st, seed) for seed in a.seeds for st in settings for m in METHODS]      # seed-major
     with tempfile.TemporaryDirectory() as tmp:
-        for setting in a.settings:
-            if SETTINGS[setting][0] == 'acdc' and root is None: print('MEDSEG_DATA not set: skipping', setting); continue
-            for seed in a.seeds:
-                for m in METHODS:
-                    if (m, setting, seed) in done: continue
-                    state['runs'].append(one_run(m, setting, seed, a.steps, root, tmp)); state['machine'] = machine()
-                    save_json(OUT, state)
+        for m, setting, seed in ([] if a.table_only else shard(jobs, a.shard)):
+            if (m, setting, seed) in done: continue
+            state['runs'].append(one_run(m, setting, seed, a.steps, root, tmp)); state['machine'] = machine()
+            save_json(a.json, state)
     rows, summary = [], []
     for setting in SETTINGS:
         for m in METHODS:
@@ -74,10 +75,10 @@ def main():
             rows.append(f"| {setting} | {m} | {s['dice']:.3f} ± {s['dice_sd']:.3f} | " + ', '.join(f'{names[int(k) - 1]} {v:.3f}' for k, v in per.items())
                         + f" | {s['hd95']:.1f} | {s['seconds']:.0f} | {s['n']} |")
     state['summary'] = summary
-    save_json(OUT, state)
+    save_json(a.json, state)
     body = f"""## LoMix against single, deep and additive supervision (`benchmarks/lomix.py`)
 
-Machine: {state.get('machine', machine())}. The same U-Net (width 16, depth 4), {a.steps} steps, batch 8, seeds
+Machine: {machines(state['runs'])}. The same U-Net (width 16, depth 4), {sorted({r.get('steps', a.steps) for r in state['runs']})} steps, batch 8, seeds
 {sorted({r['seed'] for r in state['runs']})} (mean ± sd over seeds); LoMix with the normalised weighting. Final models
 on the validation volumes. Training seconds include the mixing (inference cost is identical for all four).
 

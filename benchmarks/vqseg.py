@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, save_json, write_section  # noqa: E402
+from _results import grid_args, grid_state, machine, machines, save_json, shard, write_section  # noqa: E402
 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -40,7 +40,7 @@ def run(label, method, opts, patients, seed, steps, root, tmp):
     perp = [r['perplexity'] for r in hist if 'perplexity' in r]
     _, model, st = model_from_checkpoint(out / 'last.pt')
     mean, reps = evaluate_model(model, get_dataset('acdc', root, 'val'), val_patch(st['config']), ('dice',))
-    r = dict(label=label, patients=patients, seed=seed, seconds=round(secs, 1), dice=mean['dice_mean'], per_class=per_class(reps, 'dice'),
+    r = dict(label=label, patients=patients, seed=seed, steps=steps, machine=machine(), seconds=round(secs, 1), dice=mean['dice_mean'], per_class=per_class(reps, 'dice'),
              perplexity=perp[-1] if perp else None, perplexity_curve=perp[:: max(1, len(perp) // 20)])
     print(json.dumps({k: v for k, v in r.items() if k != 'perplexity_curve'}), flush=True)
     return r
@@ -52,18 +52,21 @@ def main():
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--patients', type=int, nargs='+', default=[3, 7])
     ap.add_argument('--ablation-seed', type=int, default=0)
+    grid_args(ap, OUT)
     a = ap.parse_args()
     root = data_root()
     if root is None: sys.exit('set MEDSEG_DATA (ACDC)')
-    state = json.loads(OUT.read_text()) if OUT.exists() else dict(runs=[])
+    state = grid_state(a, lambda r: (r['label'], r['patients'], r['seed']))
     done = {(r['label'], r['patients'], r['seed']) for r in state['runs']}
-    jobs = [(l, *MAIN[l], p, s) for p in a.patients for s in a.seeds for l in MAIN]
-    jobs += [(l, *ABLATION[l], a.patients[0], a.ablation_seed) for l in ABLATION]
+    main_jobs = [(l, *MAIN[l], p, s) for s in a.seeds for p in a.patients for l in MAIN]     # seed-major
+    abl = [(l, *ABLATION[l], a.patients[0], a.ablation_seed) for l in ABLATION]
+    k = 2 * len(a.patients) * len(MAIN)                     # the ablation after two whole seeds of the main grid
+    jobs = main_jobs[:k] + abl + main_jobs[k:]
     with tempfile.TemporaryDirectory() as tmp:
-        for label, method, opts, p, s in jobs:
+        for label, method, opts, p, s in ([] if a.table_only else shard(jobs, a.shard)):
             if (label, p, s) in done: continue
             state['runs'].append(run(label, method, opts, p, s, a.steps, root, tmp)); state['machine'] = machine()
-            save_json(OUT, state)
+            save_json(a.json, state)
     rows = []
     for labels, title in ((MAIN, 'main'), (ABLATION, 'ablation')):
         for p in a.patients:
@@ -79,7 +82,7 @@ def main():
                             + ', '.join(f'{STRUCT[int(k) - 1]} {v:.3f}' for k, v in per.items()) + f" | - | {len(rr)} |")
     body = f"""## VQ-Seg on ACDC slices (`benchmarks/vqseg.py`)
 
-Machine: {state['machine']}. {a.steps} steps, batch 8 labeled + 8 unlabeled 128² slices, the same seeds for every
+Machine: {machines(state['runs'])}. {sorted({r.get('steps', a.steps) for r in state['runs']})} steps, batch 8 labeled + 8 unlabeled 128² slices, the same seeds for every
 method; final models on the 20 validation volumes. Perplexity: the codebook's effective number of codes at the end.
 
 | part | labeled patients | method | mean Dice (± sd) | Dice per structure | perplexity | seeds |

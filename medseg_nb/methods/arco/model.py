@@ -63,34 +63,36 @@ class ARCO(MeanTeacher):
 
     def contrast(self, proj: torch.Tensor, t_proj: torch.Tensor, labels: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
         "The weighted contrastive estimate, averaged over (image, class) groups; updates the memory queues."
-        K = self.num_classes
+        K, dev = self.num_classes, proj.device
         f, t = F.normalize(proj.float(), dim=1), F.normalize(t_proj.float(), dim=1)
         B, D = f.shape[:2]
-        protos = torch.zeros(K, D, device=f.device); present = torch.zeros(K, dtype=torch.bool, device=f.device)
-        for c in range(K):
-            m = (labels == c) & ok
-            if m.any(): protos[c] = F.normalize(t.permute(0, 2, 3, 1)[m].mean(0), dim=0); present[c] = True
-        if not hasattr(self, 'qfeat') or self.qfeat.shape[1] != D or self.qfeat.device != f.device:
-            self.qfeat = torch.zeros(0, D, device=f.device); self.qcls = torch.zeros(0, dtype=torch.long, device=f.device)
-        terms = []
-        for b in range(B):
-            for c in torch.nonzero(present)[:, 0].tolist():
-                m = (labels[b] == c) & ok[b]
-                if not m.any(): continue
-                idx, w = self._draw(m)
-                a = f[b].flatten(1)[:, idx].T
-                l = prototype_contrastive(a, torch.full((len(idx),), c, device=f.device), protos, self.qfeat, self.qcls, self.cfg.tau)
-                terms.append((w.to(l) * l).sum())
-        # enqueue teacher features of every present class (a few random confident pixels each)
+        # prototypes: each class's mean teacher feature over its confident pixels, all classes in one product
+        oh = F.one_hot(labels, K).permute(0, 3, 1, 2).float() * ok[:, None].float()          # B K H W
+        protos = F.normalize(torch.einsum('bkhw,bdhw->kd', oh, t), dim=1)
+        if not hasattr(self, 'qfeat') or self.qfeat.shape[1] != D or self.qfeat.device != dev:
+            self.qfeat = torch.zeros(0, D, device=dev); self.qcls = torch.zeros(0, dtype=torch.long, device=dev)
+        # anchors are drawn on the CPU (small masks, many tiny operations: no device round trips), then gathered at once
+        lab_c, ok_c = labels.cpu(), ok.cpu()
+        elig = [(lab_c == c) & ok_c for c in range(K)]
+        present = [c for c in range(K) if elig[c].any()]
+        draws = [(b, c, *self._draw(elig[c][b])) for b in range(B) for c in present if elig[c][b].any()]
+        if draws:
+            bi = torch.cat([torch.full((len(i),), b) for b, _, i, _ in draws]).to(dev)
+            ci = torch.cat([torch.full((len(i),), c) for _, c, i, _ in draws]).to(dev)
+            pi = torch.cat([i for *_, i, _ in draws]).to(dev); wi = torch.cat([w for *_, w in draws]).to(dev)
+            l = prototype_contrastive(f.flatten(2)[bi, :, pi], ci, protos, self.qfeat, self.qcls, self.cfg.tau)
+            loss = (wi * l).sum() / len(draws)                   # the mean over (image, class) groups of sum_i w_i l_i
+        else:
+            loss = proj.sum() * 0
+        # enqueue teacher features of every present class (up to 16 random confident pixels each)
         new_f, new_c = [], []
-        for c in torch.nonzero(present)[:, 0].tolist():
-            pts = t.permute(0, 2, 3, 1)[(labels == c) & ok]
-            pts = pts[torch.randperm(len(pts), device=pts.device)[:16]]
-            new_f.append(pts); new_c.append(torch.full((len(pts),), c, device=f.device))
+        for c in present:
+            bp = torch.nonzero(elig[c].flatten(1)); bp = bp[torch.randperm(len(bp))[:16]].to(dev)
+            new_f.append(t.flatten(2)[bp[:, 0], :, bp[:, 1]]); new_c.append(torch.full((len(bp),), c, device=dev))
         if new_f:
             self.qfeat = torch.cat([torch.cat(new_f), self.qfeat])[: self.cfg.queue * K].detach()
             self.qcls = torch.cat([torch.cat(new_c), self.qcls])[: self.cfg.queue * K]
-        return torch.stack(terms).mean() if terms else proj.sum() * 0
+        return loss
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
         c = self.cfg

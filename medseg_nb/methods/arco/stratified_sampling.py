@@ -37,7 +37,8 @@ def allocate(sizes: torch.Tensor, n: int) -> torch.Tensor:
     if n < M: raise ValueError(f"{n} samples cannot cover {M} strata; ask for at least {M}")
     quota = sizes.double() / sizes.sum() * n
     k = quota.floor().long().clamp_min(1)
-    while k.sum() > n: k[torch.argmax((k - quota) * (k > 1))] -= 1
+    while k.sum() > n:             # take one back from the most over-served stratum that still has more than one
+        k[torch.argmax(torch.where(k > 1, k - quota, torch.full_like(quota, -math.inf)))] -= 1
     rem = quota - k
     while k.sum() < n:
         i = int(torch.argmax(rem)); k[i] += 1; rem[i] -= 1
