@@ -56,6 +56,7 @@ def main():
                     print(json.dumps(r), flush=True)
                     state['runs'].append(r); state['machine'] = machine()
                     save_json(a.json, state)
+    if a.merge: save_json(a.json, state)                  # the merged shards, in one file
     rows = []
     for p in a.patients:
         for label in RUNS:

@@ -67,6 +67,7 @@ def main():
             if (label, p, s) in done: continue
             state['runs'].append(run(label, method, opts, p, s, a.steps, root, tmp)); state['machine'] = machine()
             save_json(a.json, state)
+    if a.merge: save_json(a.json, state)                  # the merged shards, in one file
     rows = []
     for labels, title in ((MAIN, 'main'), (ABLATION, 'ablation')):
         for p in a.patients:
