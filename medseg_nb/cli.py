@@ -228,6 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', default='tour_out'); p.add_argument('--seconds', type=float, default=15.0, help='training budget per method')
     p.add_argument('--methods', default=None, help='comma-separated subset'); p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', action='store_true')
+    p = sub.add_parser('assignment', help='course assignments: student versions in nbgrader format, and grading')
+    asub = p.add_subparsers(dest='action', required=True)
+    q = asub.add_parser('build', help="student (release/) and instructor (source/) versions of course notebooks")
+    q.add_argument('notebooks', nargs='+', help="notebooks with '### BEGIN SOLUTION' regions, or 'all' for the course in ./nbs")
+    q.add_argument('--out', required=True, help='course folder (nbgrader layout)'); q.add_argument('--json', action='store_true')
+    q = asub.add_parser('grade', help='run a submission in a fresh kernel with time limits; score every test cell')
+    q.add_argument('student'); q.add_argument('--source', default=None, help="instructor's version (default: recorded at build)")
+    q.add_argument('--timeout', type=float, default=600, help='seconds for the whole notebook')
+    q.add_argument('--cell-timeout', type=float, default=120, help='seconds per cell'); q.add_argument('--json', action='store_true')
     p = sub.add_parser('gallery', help='phantoms and datasets at a glance')
     p.add_argument('--out', default='gallery_out'); p.add_argument('--data-root', default=None); p.add_argument('--json', action='store_true')
     return ap
@@ -246,6 +255,16 @@ def _run(a) -> dict:
         r = tour(a.out, a.seconds, a.methods.split(',') if a.methods else None, a.seed, progress=not a.json)
         if not a.json: print('\n' + format_table(r['rows']) + f"\n\nreport: {r['report']}")
         return r
+    if a.command == 'assignment':
+        from medseg_nb.assignments import ASSIGNMENTS, build, format_report, grade
+        if a.action == 'build':
+            nbs = [Path('nbs') / f'{n}.ipynb' for n in ASSIGNMENTS] if a.notebooks == ['all'] else a.notebooks
+            rows = build(nbs, a.out)
+            if not a.json: print('\n'.join(f"{r['assignment']}: {r['tests']} test cells, {r['points']:g} points; student copy {r['student']}" for r in rows))
+            return dict(assignments=rows)
+        rep = grade(a.student, a.source, a.timeout, a.cell_timeout)
+        if not a.json: print(format_report(rep))
+        return rep
     t = time.time(); p = gallery(a.out, root=a.data_root)
     return dict(report=str(p), seconds=round(time.time() - t, 1))
 

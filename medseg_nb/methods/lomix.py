@@ -34,10 +34,12 @@ def fuse_mul(maps):
 def fuse_concat(maps, conv: nn.Module): return conv(torch.cat(maps, 1))
 def fuse_weighted(maps, convs):
     "Softmax across the maps of per-pixel weights (one 1x1 conv per map), then the weighted sum."
+    ### BEGIN SOLUTION
     w = torch.stack([c(m) for c, m in zip(convs, maps)]).softmax(0)          # |S| x B x 1 x H x W
     return (w * torch.stack(maps)).sum(0)
+    ### END SOLUTION
 
-# %% ../../nbs/50_lomix.ipynb #c009
+# %% ../../nbs/50_lomix.ipynb #c011
 class LoMixMixer(nn.Module):
     "Fusion operators over every subset of k logit maps, and the raw weights theta (one per map and per mutant)."
     def __init__(self, num_classes: int, k: int = 4, operators=OPERATORS):
@@ -73,7 +75,7 @@ def scale_maps(out: SegOutput, k: int = 4) -> list[torch.Tensor]:
     size = out.logits.shape[2:]
     return [m if m.shape[2:] == size else F.interpolate(m, size=size, mode='bilinear', align_corners=False) for m in maps[-k:]]
 
-# %% ../../nbs/50_lomix.ipynb #c012
+# %% ../../nbs/50_lomix.ipynb #c014
 WEIGHTINGS = ('raw', 'normalized', 'uncertainty', 'fixed')
 
 def lomix_weights(theta: torch.Tensor, weighting: str = 'normalized') -> torch.Tensor:
@@ -102,7 +104,7 @@ class LoMixLoss(nn.Module):
             for n, wi, li in zip(self.mixer.names(), w.detach(), losses.detach()): parts[f'w:{n}'] = wi; parts[f'l:{n}'] = li
         return parts
 
-# %% ../../nbs/50_lomix.ipynb #c016
+# %% ../../nbs/50_lomix.ipynb #c018
 class LoMixNet(nn.Module):
     "A segmentation network plus a LoMix mixer that runs only in training; inference is the network alone."
     def __init__(self, net: nn.Module, mixer: LoMixMixer):
@@ -115,7 +117,7 @@ class LoMixNet(nn.Module):
         return out
     def deployable(self) -> nn.Module: return self.net
 
-# %% ../../nbs/50_lomix.ipynb #c019
+# %% ../../nbs/50_lomix.ipynb #c021
 class _MixSupervision(Supervised):
     "Shared by lomix, deep and additive: a U-Net wrapped by LoMixNet, trained with LoMixLoss."
     dims = (2,)

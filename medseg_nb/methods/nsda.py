@@ -23,9 +23,11 @@ def default_window(h: int) -> int:
 
 def _box_last(x: torch.Tensor, r: int) -> torch.Tensor:
     "Sums over [i - r, i + r] (clipped) along the last axis: a prefix sum, padded, minus itself shifted."
+    ### BEGIN SOLUTION
     c = x.cumsum(-1)                                                        # c[i] = sum of x[..i]
     c = torch.cat([c.new_zeros(*c.shape[:-1], r + 1), c, c[..., -1:].expand(*c.shape[:-1], r)], -1)
     return c[..., 2 * r + 1:] - c[..., :x.shape[-1]]
+    ### END SOLUTION
 
 def box_sum(x: torch.Tensor, window: int) -> torch.Tensor:
     "Sum over the w x w window (clipped at the borders) around every pixel of ... x H x W: separable prefix sums."
@@ -39,7 +41,7 @@ def box_count(H: int, W: int, window: int, device=None, dtype=torch.float32) -> 
     n = lambda L: ((torch.arange(L, device=device) + r + 1).clamp(max=L) - (torch.arange(L, device=device) - r).clamp(min=0)).to(dtype)
     return n(H)[:, None] * n(W)[None]
 
-# %% ../../nbs/60_nsda.ipynb #c009
+# %% ../../nbs/60_nsda.ipynb #c011
 def nsda(x: torch.Tensor, window: int | None = None, unbiased: bool = True, return_attention: bool = False):
     "x * a + x with a = 1 - exp(-d^2 / (2 sigma^2 + 1e-6)) from valid-pixel window statistics (a without gradient)."
     if x.ndim != 4: raise ValueError(f"nsda expects B x C x H x W features, got shape {tuple(x.shape)}")
@@ -68,7 +70,7 @@ class NSDA(nn.Module):
         return out
     def extra_repr(self): return f'window={self.window or "auto"}, unbiased={self.unbiased}'
 
-# %% ../../nbs/60_nsda.ipynb #c019
+# %% ../../nbs/60_nsda.ipynb #c021
 def nsda_unet(in_channels: int, num_classes: int, dim: int = 2, unbiased: bool = True, **kw) -> UNet:
     "A U-Net with NSDA after the second convolution of every encoder, bottleneck and decoder block."
     if dim != 2: raise ValueError(f"NSDA is 2-D; got dim={dim}")

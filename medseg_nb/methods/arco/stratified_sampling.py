@@ -35,6 +35,7 @@ def allocate(sizes: torch.Tensor, n: int) -> torch.Tensor:
     "Samples per stratum, proportional to its size (largest remainders), at least one in every non-empty stratum."
     M = len(sizes)
     if n < M: raise ValueError(f"{n} samples cannot cover {M} strata; ask for at least {M}")
+    ### BEGIN SOLUTION
     quota = sizes.double() / sizes.sum() * n
     k = quota.floor().long().clamp_min(1)
     while k.sum() > n:             # take one back from the most over-served stratum that still has more than one
@@ -43,8 +44,9 @@ def allocate(sizes: torch.Tensor, n: int) -> torch.Tensor:
     while k.sum() < n:
         i = int(torch.argmax(rem)); k[i] += 1; rem[i] -= 1
     return k
+    ### END SOLUTION
 
-# %% ../../../nbs/80_stratified_sampling.ipynb #c009
+# %% ../../../nbs/80_stratified_sampling.ipynb #c011
 def sample_ns(mask: torch.Tensor, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "n eligible pixels drawn uniformly (with replacement): flat indices and weights 1/n."
     elig = torch.nonzero(mask.reshape(-1))[:, 0]

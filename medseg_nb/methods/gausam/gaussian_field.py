@@ -51,6 +51,7 @@ def pixel_grid(H: int, W: int, device=None, dtype=torch.float32) -> torch.Tensor
 
 def _eval(q: torch.Tensor, mu, log_s, theta, alpha) -> torch.Tensor:
     "sum_i alpha_i G_i(q) for points q: B x P x 2 and primitives B x N -> B x P x C."
+    ### BEGIN SOLUTION
     d = q[:, :, None, :] - mu[:, None]                                   # B x P x N x 2
     c, s = torch.cos(theta)[:, None], torch.sin(theta)[:, None]
     u = (c * d[..., 0] + s * d[..., 1]) / torch.exp(log_s[..., 0])[:, None]
@@ -58,6 +59,7 @@ def _eval(q: torch.Tensor, mu, log_s, theta, alpha) -> torch.Tensor:
     m2 = u * u + v * v
     g = torch.where(m2 <= 9.0, torch.exp(-0.5 * m2), torch.zeros_like(m2))
     return g @ alpha                                                      # B x P x C
+    ### END SOLUTION
 
 def render_dense(gs: Gaussians, H: int, W: int) -> torch.Tensor:
     "Logit field B x C x H x W: every primitive at every pixel (the reference)."
@@ -65,7 +67,7 @@ def render_dense(gs: Gaussians, H: int, W: int) -> torch.Tensor:
     out = _eval(q, gs.mu, gs.log_s, gs.theta, gs.alpha) + gs.bias[:, None]
     return out.transpose(1, 2).reshape(gs.mu.shape[0], gs.classes, H, W)
 
-# %% ../../../nbs/11_gaussian_fields.ipynb #c010
+# %% ../../../nbs/11_gaussian_fields.ipynb #c012
 def render_normalised(gs: Gaussians, H: int, W: int, eps: float = 1e-3) -> torch.Tensor:
     "The normalised-sum alternative: sum_i a_i G_i / (sum_i G_i + eps), with a_i = sigmoid(alpha_i). B x C x H x W."
     q = pixel_grid(H, W, gs.mu.device, gs.mu.dtype).reshape(1, -1, 2).expand(gs.mu.shape[0], -1, -1)
@@ -73,7 +75,7 @@ def render_normalised(gs: Gaussians, H: int, W: int, eps: float = 1e-3) -> torch
     den = _eval(q, gs.mu, gs.log_s, gs.theta, torch.ones_like(gs.alpha[..., :1]))
     return (num / (den + eps)).transpose(1, 2).reshape(gs.mu.shape[0], gs.classes, H, W)
 
-# %% ../../../nbs/11_gaussian_fields.ipynb #c013
+# %% ../../../nbs/11_gaussian_fields.ipynb #c015
 def _boxes(gs: Gaussians) -> tuple[torch.Tensor, torch.Tensor]:
     "Half-widths of the 3-sigma boxes, B x N in x and in y (normalised units)."
     s2 = torch.exp(2 * gs.log_s); c2, sn2 = torch.cos(gs.theta) ** 2, torch.sin(gs.theta) ** 2
@@ -107,7 +109,7 @@ def render(gs: Gaussians, H: int, W: int, tile: int = 64, checkpointing: bool | 
         rows.append(torch.cat(cols, -1))
     return torch.cat(rows, -2)
 
-# %% ../../../nbs/11_gaussian_fields.ipynb #c020
+# %% ../../../nbs/11_gaussian_fields.ipynb #c022
 def init_gaussians(n: int, prior: torch.Tensor | None = None, classes: int = 1, scale: float | None = None,
                    seed: int = 0, device=None) -> Gaussians:
     "N primitives (batch 1): means uniform, or drawn from `prior` (H x W, non-negative) when given."

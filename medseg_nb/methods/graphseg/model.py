@@ -32,7 +32,9 @@ def expected_loglik(x, mu_s, logvar_s, mu_n, logvar_n, log_noise) -> torch.Tenso
 
 def kl_normal(mu, logvar, prior_var: float = 1.0) -> torch.Tensor:
     "KL(N(mu, e^logvar) || N(0, prior_var)) per item (B), elementwise closed form."
+    ### BEGIN SOLUTION
     return 0.5 * ((logvar.exp() + mu ** 2) / prior_var - 1 - logvar + math.log(prior_var)).flatten(1).sum(1)
+    ### END SOLUTION
 
 def grid_degree(H: int, W: int, device=None, dtype=torch.float32) -> torch.Tensor:
     "Number of 4-neighbours of every pixel of an H x W grid (2 in corners, 3 on borders, 4 inside)."
@@ -54,7 +56,7 @@ def kl_smooth(mu, logvar, lam: float = 10.0, eps: float = 0.01) -> torch.Tensor:
     quad = lam * ((mu.diff(dim=-1) ** 2).flatten(1).sum(1) + (mu.diff(dim=-2) ** 2).flatten(1).sum(1)) + eps * (mu ** 2).flatten(1).sum(1)
     return 0.5 * (tr + quad - C * H * W - C * grid_logdet(H, W, lam, eps) - logvar.flatten(1).sum(1))
 
-# %% ../../../nbs/21_graphseg.ipynb #c011
+# %% ../../../nbs/21_graphseg.ipynb #c013
 class Decomposer(nn.Module):
     "Gaussian posteriors of the structure (s) and degraded (n) components of a B x C x H x W image."
     def __init__(self, channels: int, width: int = 8, depth: int = 3, tau: float = 8.0):
@@ -95,7 +97,7 @@ def neg_elbo(out: SegOutput, log_noise, prior_var: float = 1.0, lam: float = 10.
                 kl_s=kl_normal(args[0], args[1], prior_var).mean() / P,
                 kl_n=kl_smooth(args[2], args[3], lam, eps).mean() / P)
 
-# %% ../../../nbs/21_graphseg.ipynb #c016
+# %% ../../../nbs/21_graphseg.ipynb #c018
 def vesselness(image: torch.Tensor, sigmas=(1.0, 2.0, 3.0), fov: torch.Tensor | None = None) -> torch.Tensor:
     "Multi-scale Hessian measure of dark lines on a brighter background, H x W in [0, 1], for a C x H x W image."
     if image.ndim != 3: raise ValueError(f"vesselness expects a C x H x W image, got shape {tuple(image.shape)}")
@@ -112,7 +114,7 @@ def vesselness(image: torch.Tensor, sigmas=(1.0, 2.0, 3.0), fov: torch.Tensor | 
     q = torch.quantile(best[inside][:: max(1, int(inside.sum()) // 100_000)], 0.99).clamp_min(1e-8)
     return (best / q).clamp(0, 1) * inside
 
-# %% ../../../nbs/21_graphseg.ipynb #c019
+# %% ../../../nbs/21_graphseg.ipynb #c021
 class DeformableGraph(nn.Module):
     "An atlas graph under an affine map and a smooth control-grid displacement (positions in atlas pixels)."
     def __init__(self, graph: VesselGraph, grid: int = 5):
@@ -140,7 +142,7 @@ class DeformableGraph(nn.Module):
         "N x 2 displacement of every node from its atlas position."
         return self.warp(self.points[:self.counts[0]]) - self.points[:self.counts[0]]
 
-# %% ../../../nbs/21_graphseg.ipynb #c021
+# %% ../../../nbs/21_graphseg.ipynb #c023
 def alignment_energy(rendered: torch.Tensor, target: torch.Tensor, dg: DeformableGraph, node_var: torch.Tensor,
                      w_smooth: float = 10.0, w_var: float = 0.05, var0: float | None = None) -> tuple[torch.Tensor, dict]:
     "The energy above and its three parts (floats), for a rendered map and a target map of the same shape."
@@ -187,7 +189,7 @@ def fit_prior(atlas: Atlas, image: torch.Tensor, fov: torch.Tensor | None = None
         R0 = render_graph(DeformableGraph(atlas.graph, grid)(), shape=(S, S))
     return dict(prior=prior, atlas_map=R, start_map=R0, target=t, graph=g, T=T, history=hist, model=dg)
 
-# %% ../../../nbs/21_graphseg.ipynb #c027
+# %% ../../../nbs/21_graphseg.ipynb #c029
 def prior_kl(logits: torch.Tensor, prior: torch.Tensor, base: float = 0.1, fov: torch.Tensor | None = None) -> torch.Tensor:
     "Mean over pixels (in `fov`) of KL(q || rho): q the predicted 2-class distribution, rho(vessel) = base + (1 - 2 base) prior."
     if logits.shape[1] != 2: raise ValueError(f"prior_kl is for 2 classes (background, vessel), got {logits.shape[1]}")
@@ -199,7 +201,7 @@ def prior_kl(logits: torch.Tensor, prior: torch.Tensor, base: float = 0.1, fov: 
     m = fov.float()
     return (kl * m).sum() / m.sum().clamp_min(1)
 
-# %% ../../../nbs/21_graphseg.ipynb #c030
+# %% ../../../nbs/21_graphseg.ipynb #c032
 class PriorDataset(torch.utils.data.Dataset):
     "Items of `ds` with a per-image `prior` map (H x W) added."
     def __init__(self, ds, priors: list[torch.Tensor]):
@@ -269,7 +271,7 @@ class GraphSeg(Supervised):
         parts['loss'] = loss
         return parts
 
-# %% ../../../nbs/21_graphseg.ipynb #c034
+# %% ../../../nbs/21_graphseg.ipynb #c036
 SHIFTS = {
     'none': dict(),
     'contrast': dict(contrast=0.55, gamma=1.4),

@@ -44,11 +44,13 @@ def soft_route(x: torch.Tensor, slots: torch.Tensor, scale: torch.Tensor | float
     """Dispatch and combine weights for tokens x (... x m x d) and slot embeddings (... x s x d), both l2-normalised:
     D = softmax over tokens (... x m x s, columns sum to 1), C = softmax over slots (rows sum to 1). `mask` (... x m)
     marks real tokens: padding gets no dispatch weight."""
+    ### BEGIN SOLUTION
     logits = scale * F.normalize(x, dim=-1) @ F.normalize(slots, dim=-1).transpose(-1, -2)
     lt = logits if mask is None else logits.masked_fill(~mask[..., None], float('-inf'))
     return lt.softmax(-2), logits.softmax(-1)
+    ### END SOLUTION
 
-# %% ../../../nbs/41_soft_moe.ipynb #c008
+# %% ../../../nbs/41_soft_moe.ipynb #c010
 class SoftMoE(nn.Module):
     "Soft MoE over B x m x d tokens with E experts of S slots (learned slot embeddings Phi)."
     def __init__(self, d: int, experts: int = 4, slots: int = 2, mult: int = 2):
@@ -64,7 +66,7 @@ class SoftMoE(nn.Module):
         y = C @ out
         return (y, D, C) if return_weights else y
 
-# %% ../../../nbs/41_soft_moe.ipynb #c011
+# %% ../../../nbs/41_soft_moe.ipynb #c013
 class HoME(nn.Module):
     "Hierarchical soft MoE over B x L x d tokens: groups of `group` tokens (level 1), then all groups' slots (level 2)."
     def __init__(self, d: int, group: int = 256, experts: int = 4, slots: int = 4, experts2: int = 8, slots2: int = 1, mult: int = 2):

@@ -57,11 +57,13 @@ def pair_scores(da: Diagram, Ma: torch.Tensor, db: Diagram, Mb: torch.Tensor, si
 def match_pairs(S: torch.Tensor, one_to_one: float = 0.10, many: float = 0.02) -> list[tuple[int, int]]:
     "Hungarian matches with score >= `one_to_one`, plus pairs >= `many` for features the assignment left unmatched."
     if S.numel() == 0: return []
+    ### BEGIN SOLUTION
     r, c = linear_sum_assignment((1 - S).numpy())
     pairs = [(i, j) for i, j in zip(r.tolist(), c.tolist()) if S[i, j] >= one_to_one]
     mi, mj = {i for i, _ in pairs}, {j for _, j in pairs}
     extra = [(i, j) for i, j in torch.nonzero(S >= many).tolist() if (i, j) not in pairs and (i not in mi or j not in mj)]
     return pairs + extra
+    ### END SOLUTION
 
 def reliable_features(feats: list[tuple[Diagram, torch.Tensor]], sigma: float = 0.1, one_to_one: float = 0.10,
                       many: float = 0.02) -> list[torch.Tensor]:
@@ -85,7 +87,7 @@ def reliable_features(feats: list[tuple[Diagram, torch.Tensor]], sigma: float = 
         ok[comp == c] = len(members) == T and len(np.unique(members)) == T
     return [torch.from_numpy(ok[off[t]:off[t + 1]]) for t in range(T)]
 
-# %% ../../../nbs/31_match.ipynb #c012
+# %% ../../../nbs/31_match.ipynb #c014
 def topo_loss(p: torch.Tensor, dg: Diagram, reliable: torch.Tensor) -> torch.Tensor:
     "Squared error pushing reliable features of p to (1, 0) and the rest to the diagonal (their fixed midpoint); summed."
     if len(dg) == 0: return p.sum() * 0
@@ -105,7 +107,7 @@ def match_loss(probs: list[torch.Tensor], min_persistence: float = 0.03, sigma: 
     loss = topo_loss(probs[0], feats[0][0], rel[0])
     return loss, dict(features=len(feats[0][0]), reliable=int(rel[0].sum()))
 
-# %% ../../../nbs/31_match.ipynb #c020
+# %% ../../../nbs/31_match.ipynb #c022
 @register_method
 class Match(MeanTeacher):
     "Mean teacher + topo-consistency: persistence features matched across dropout passes and teacher snapshots."

@@ -88,6 +88,7 @@ def transition_matrix(codes: torch.Tensor, eps: float = 0.9, T: float = 1.0) -> 
 def qpm(indices: torch.Tensor, codes: torch.Tensor, eps: float = 0.9, T: float = 1.0,
         generator: torch.Generator | None = None) -> torch.Tensor:
     "Perturbed code indices: each token keeps its code with probability eps, else moves to j != i with p ~ exp(-d_ij / T)."
+    ### BEGIN SOLUTION
     P = transition_matrix(codes, eps, T)
     off = (P - eps * torch.eye(len(codes), device=P.device)).clamp_min(0)            # the moves, rows sum to 1 - eps
     flat = indices.reshape(-1)
@@ -96,3 +97,4 @@ def qpm(indices: torch.Tensor, codes: torch.Tensor, eps: float = 0.9, T: float =
     if move.any():
         out[move] = torch.multinomial(off[flat[move]], 1, generator=generator)[:, 0]
     return out.view(indices.shape)
+    ### END SOLUTION

@@ -1,0 +1,107 @@
+"""Course assignments: every course notebook builds; graded by the real grader (fresh kernel, nbgrader's Execute and
+determine_grade), the reference solution scores full marks, the untouched student copy scores zero, and a planted
+common mistake loses exactly the points of the test it should fail. Plus submissions that crash, hang or are not
+notebooks: a score and a message, never a hang."""
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from medseg_nb.assignments import ASSIGNMENTS, BEGIN, build, grade
+
+NBS = Path(__file__).parents[1] / 'nbs'
+
+# (exact text in the reference solution, the mistake, the score it should keep)
+MISTAKES = {
+    '11_gaussian_fields': ('v = (-s * d[..., 0]', 'v = (s * d[..., 0]', 1.0),                    # rotation sign
+    '21_graphseg': (' - 1 - logvar + math.log(prior_var))', ' - 1 - logvar)', 1.0),               # forgets the prior's variance
+    '31_match': (' if S[i, j] >= one_to_one]', ']', 1.0),                                            # keeps weak assignment pairs
+    '41_soft_moe': ('return lt.softmax(-2), logits.softmax(-1)', 'return lt.softmax(-1), logits.softmax(-1)', 1.0),  # dispatch over slots
+    '50_lomix': ('zip(convs, maps)]).softmax(0)', 'zip(convs, maps)])', 1.0),                        # raw weights, no softmax
+    '60_nsda': ('c[..., -1:].expand(*c.shape[:-1], r)', 'c.new_zeros(*c.shape[:-1], r)', 1.0),      # wrong right border
+    '70_vector_quantization': ('torch.multinomial(off[flat[move]]', 'torch.multinomial(P[flat[move]]', 3.0),  # may keep its own code
+    '80_stratified_sampling': ('k = quota.floor().long().clamp_min(1)', 'k = quota.floor().long()', 1.0),   # empty strata
+}
+
+
+@pytest.fixture(scope='module')
+def course(tmp_path_factory):
+    out = tmp_path_factory.mktemp('course')
+    rows = {r['assignment']: r for r in build([NBS / f'{n}.ipynb' for n in ASSIGNMENTS], out)}
+    jobs = {}
+    for name, r in rows.items():
+        src = nbformat.read(r['source'], as_version=4)
+        old, new, _ = MISTAKES[name]
+        cells = [c for c in src.cells if BEGIN in c.source and old in c.source]
+        assert len(cells) == 1, f'{name}: the planted mistake must edit one solution cell'
+        cells[0].source = cells[0].source.replace(old, new)
+        wrong = out / f'{name}_mistake.ipynb'; nbformat.write(src, wrong)
+        jobs[(name, 'reference')] = (r['source'], r['source'])
+        jobs[(name, 'stub')] = (r['student'], None)
+        jobs[(name, 'mistake')] = (wrong, r['source'])
+    with ThreadPoolExecutor(2) as ex:       # each grade runs its own kernel in a child process
+        futs = {k: ex.submit(grade, nb, src, 300, 120) for k, (nb, src) in jobs.items()}
+        return rows, {k: f.result() for k, f in futs.items()}
+
+
+def test_every_family_has_an_assignment(course):
+    rows, _ = course
+    assert set(rows) == set(ASSIGNMENTS) == set(MISTAKES)
+    for r in rows.values():
+        stu = Path(r['student']).read_text()
+        assert 'NotImplementedError' in stu and 'BEGIN HIDDEN TESTS' not in stu
+        assert 'BEGIN HIDDEN TESTS' in Path(r['source']).read_text() or r['assignment'] == ''
+
+
+@pytest.mark.parametrize('name', list(ASSIGNMENTS))
+def test_reference_full_stub_zero_mistake_partial(course, name):
+    _, res = course
+    ref, stub, bad = (res[(name, k)] for k in ('reference', 'stub', 'mistake'))
+    assert ref['status'] == 'ok' and ref['score'] == ref['max_score'] > 0, ref
+    assert stub['score'] == 0 and stub['max_score'] == ref['max_score'], stub
+    assert all('NotImplementedError' in c['message'] for c in stub['cells']), stub
+    assert bad['score'] == MISTAKES[name][2], bad
+    assert 0 < bad['score'] < bad['max_score']
+
+
+def _demo(tmp_path, solution: str):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(f"def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"),
+        nbformat.v4.new_code_cell("# grade: double 2\nassert double(3) == 6")])
+    nbformat.write(nb, tmp_path / 'demo.ipynb')
+    r = build([tmp_path / 'demo.ipynb'], tmp_path / 'course')[0]
+    stu = nbformat.read(r['student'], as_version=4)
+    stu.cells[0].source = solution
+    nbformat.write(stu, tmp_path / 'sub.ipynb')
+    return tmp_path / 'sub.ipynb'
+
+
+@pytest.mark.parametrize('solution,status,expect', [
+    ('def double(x):\n    return x + x', 'ok', 2.0),
+    ('import os\nos._exit(1)', 'ok', 0.0),                                             # kills its kernel
+    ('def double(x):\n    while True: pass', 'ok', 0.0),                              # endless: the cell timeout ends it
+    ('import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ndef double(x):\n    while True: pass', 'ok', 0.0),   # ignores interrupts
+    ('import sys\nsys.stderr.write("noise")\ndef double(x): return 2 * x', 'ok', 2.0),  # stderr outside a test cell is fine
+])
+def test_bad_submissions_get_a_score_and_a_message(tmp_path, solution, status, expect):
+    t = time.time()
+    rep = grade(_demo(tmp_path, solution), timeout=60, cell_timeout=5)
+    assert time.time() - t < 70
+    assert rep['score'] == expect and rep['max_score'] == 2.0, rep
+    if expect == 0: assert rep['cells'][0]['message'] or rep['message'], rep
+
+
+def test_unreadable_and_cli_json(tmp_path):
+    bad = tmp_path / 'x.ipynb'; bad.write_text('{not json')
+    rep = grade(bad)
+    assert rep['status'] == 'unreadable' and rep['score'] == 0
+    sub = _demo(tmp_path, 'def double(x):\n    return 2 * x')
+    r = subprocess.run([sys.executable, '-m', 'medseg_nb.cli', 'assignment', 'grade', str(sub), '--json'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout.strip().splitlines()[-1])
+    assert rep['score'] == 2.0 and rep['cells'][0]['id'] == 'double'
