@@ -4,11 +4,12 @@ PIP ?= $(PY) -m pip
 NB_WORKERS ?= 2
 OUT ?= tour_out
 
-.PHONY: help install export sync nbtest pytest test tour gallery readme clean
+.PHONY: help install export sync nbtest pytest test tour gallery readme clean site browser assets
 
 help:
 	@echo "make tour   - install, then run the main job on built-in phantoms (writes $(OUT)/)"
-	@echo "make test   - install, export, check medseg_nb/ is in step with nbs/, nbdev_test, pytest"
+	@echo "make test   - install, export, check medseg_nb/ is in step with nbs/, nbdev_test, build the site (fast), browser, pytest"
+	@echo "make site   - execute every notebook and render the tutorials into site/ (offline: assets from npm)"
 
 install:
 	$(PIP) install -q -e ".[dev]"
@@ -30,7 +31,25 @@ nbtest:
 pytest:
 	$(PY) -m pytest -q tests
 
-test: install sync nbtest pytest
+# require.js, the widget renderer and MathJax for offline pages (npm registry); build/ is not committed
+JS := build/js/node_modules
+assets: $(JS)/requirejs
+$(JS)/requirejs:
+	mkdir -p build/js && cd build/js && npm install --silent --no-audit --no-fund requirejs@2 @jupyter-widgets/html-manager@1 mathjax@2.7.7
+
+SITE_FLAGS ?=
+site: install assets
+	OMP_NUM_THREADS=1 medseg-nb site --out site --assets $(JS) --workers $(NB_WORKERS) $(SITE_FLAGS)
+
+# Debian's chromium for the browser tests (as root, or with sudo); they skip, saying why, where none can be installed
+browser:
+	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo -n apt-get install -y -qq chromium >/dev/null; fi; } || echo "no browser could be installed: the browser tests will skip"
+
+test: install sync nbtest
+	$(MAKE) site SITE_FLAGS=--fast
+	$(MAKE) browser
+	$(MAKE) pytest
 
 tour: install
 	medseg-nb tour --out $(OUT)
@@ -43,4 +62,4 @@ readme:
 	$(PY) -m jupyter nbconvert --to markdown --execute nbs/index.ipynb --output-dir . --output README
 
 clean:
-	rm -rf _docs _proc tour_out .pytest_cache
+	rm -rf _docs _proc tour_out .pytest_cache site

@@ -237,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument('student'); q.add_argument('--source', default=None, help="instructor's version (default: recorded at build)")
     q.add_argument('--timeout', type=float, default=600, help='seconds for the whole notebook')
     q.add_argument('--cell-timeout', type=float, default=120, help='seconds per cell'); q.add_argument('--json', action='store_true')
+    p = sub.add_parser('site', help='execute every notebook and render the tutorials as a static, offline site')
+    p.add_argument('--nbs', default='nbs'); p.add_argument('--out', default='site')
+    p.add_argument('--assets', default='build/js/node_modules', help='npm folder with requirejs, @jupyter-widgets/html-manager, mathjax')
+    p.add_argument('--only', default=None, help='comma-separated notebook names'); p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--fast', action='store_true', help="the notebooks' test sizes (MEDSEG_FAST=1), as CI builds it")
+    p.add_argument('--json', action='store_true')
     p = sub.add_parser('gallery', help='phantoms and datasets at a glance')
     p.add_argument('--out', default='gallery_out'); p.add_argument('--data-root', default=None); p.add_argument('--json', action='store_true')
     return ap
@@ -255,6 +261,9 @@ def _run(a) -> dict:
         r = tour(a.out, a.seconds, a.methods.split(',') if a.methods else None, a.seed, progress=not a.json)
         if not a.json: print('\n' + format_table(r['rows']) + f"\n\nreport: {r['report']}")
         return r
+    if a.command == 'site':
+        from medseg_nb.site import build_site
+        return build_site(a.nbs, a.out, a.assets, a.only.split(',') if a.only else None, a.fast, a.workers, progress=not a.json)
     if a.command == 'assignment':
         from medseg_nb.assignments import ASSIGNMENTS, build, format_report, grade
         if a.action == 'build':
@@ -284,11 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"medseg-nb {a.command}: interrupted" + (f"; resume with --resume {Path(a.out) / 'last.pt'}" if a.command == 'train' else ''), file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, KeyError, TypeError) as e:
+    except (FileNotFoundError, ValueError, KeyError, TypeError, RuntimeError) as e:
         print(f'medseg-nb {a.command}: error: {e}', file=sys.stderr); return 2
     if int(os.environ.get('RANK', 0)) != 0: return 0
     if a.json: print(json.dumps(json_safe(res)))
-    elif a.command in ('train', 'eval', 'gallery'):
+    elif a.command in ('train', 'eval', 'gallery', 'site'):
         for k, v in res.items():
             if k not in ('per_item',): print(f'{k}: {v}')
     return 0
