@@ -16,9 +16,11 @@ from pathlib import Path
 import nbformat
 
 # %% auto #0
-__all__ = ['MAIN_GUARD', 'ASSET_FILES', 'URLS', 'page_info', 'copy_assets', 'execute', 'render', 'index_html', 'build_site']
+__all__ = ['PLOTLY_MATHJAX', 'MAIN_GUARD', 'ASSET_FILES', 'URLS', 'page_info', 'copy_assets', 'execute', 'render', 'index_html',
+           'build_site']
 
 # %% ../nbs/91_site.ipynb #c005
+PLOTLY_MATHJAX = re.compile(r'<script src="https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/[^"]*"></script>')
 MAIN_GUARD = re.compile(r"^if __name__ == ['\"]__main__['\"]", re.M)
 ASSET_FILES = {                 # npm package file -> site path
     'requirejs/require.js': 'assets/require.min.js',
@@ -46,6 +48,9 @@ def copy_assets(node_modules: str | Path, out: Path):
     if missing:
         raise FileNotFoundError(f"{nm} lacks {missing}: install them with `npm install requirejs@2 @jupyter-widgets/html-manager@1 "
                                 f"mathjax@2.7.7` (`make site` does) and pass that node_modules folder")
+    if not (out / 'favicon.ico').exists():          # browsers ask for one; a 404 is a console error
+        from PIL import Image
+        Image.new('RGB', (16, 16), (40, 90, 160)).save(out / 'favicon.ico')
     for k, dst in ASSET_FILES.items():
         src, d = nm / k, out / dst
         if d.exists(): continue
@@ -53,15 +58,33 @@ def copy_assets(node_modules: str | Path, out: Path):
         shutil.copytree(src, d) if src.is_dir() else shutil.copy2(src, d)
 
 # %% ../nbs/91_site.ipynb #c007
-def execute(nb, cwd: str | Path, timeout: int = 900):
-    "Run every cell of `nb` in a fresh kernel (cwd `cwd`), storing widget state; raise naming the failing cell."
+def _kernel_lock():
+    import fcntl, tempfile
+    f = open(Path(tempfile.gettempdir()) / 'medseg-site-kernels.lock', 'w'); fcntl.flock(f, fcntl.LOCK_EX)
+    return f
+
+def _client_class():
     from nbclient import NotebookClient
+    class OneAtATime(NotebookClient):
+        "Kernels started side by side pick free TCP ports at the same moment and can cross wires (a client then waits forever on another kernel's socket): start one at a time, each until it answers."
+        async def async_start_new_kernel(self, **kw):
+            self._lock = _kernel_lock()
+            await super().async_start_new_kernel(**kw)
+        async def async_start_new_kernel_client(self):
+            try: return await super().async_start_new_kernel_client()
+            finally:
+                if getattr(self, '_lock', None): self._lock.close(); self._lock = None
+    return OneAtATime
+
+def execute(nb, cwd: str | Path, timeout: int = 600):
+    "Run every cell of `nb` in a fresh kernel (cwd `cwd`), storing widget state; raise naming the failing cell."
     from nbclient.exceptions import CellExecutionError
+    _OneAtATime = _client_class()
     skipped = {}
     for i, c in enumerate(nb.cells):
         if c.cell_type == 'code' and MAIN_GUARD.search(c.source): skipped[i] = c.source; c.source = ''
-    client = NotebookClient(nb, timeout=timeout, kernel_name='python3', store_widget_state=True,
-                            resources={'metadata': {'path': str(cwd)}})
+    client = _OneAtATime(nb, timeout=timeout, kernel_name='python3', store_widget_state=True,
+                         resources={'metadata': {'path': str(cwd)}})
     try:
         client.execute()
     except CellExecutionError as e:
@@ -74,7 +97,8 @@ def render(nb, resources: dict | None = None) -> str:
     "nbconvert's lab template with local require.js, widget renderer and MathJax."
     from nbconvert import HTMLExporter
     body, _ = HTMLExporter(template_name='lab', **URLS).from_notebook_node(nb, resources=resources or {})
-    return body
+    # plotly's notebook renderer adds a MathJax 3 <script> from a CDN to every figure; the page has MathJax locally
+    return PLOTLY_MATHJAX.sub('', body)
 
 def _build_one(path: str, out: str, fast: bool, threads: int = 1) -> dict:
     os.environ.update(PLOTLY_RENDERER='notebook', MPLBACKEND='module://matplotlib_inline.backend_inline')
@@ -95,7 +119,7 @@ def index_html(pages: list[dict]) -> str:
     items = '\n'.join(f'<li><a href="{html.escape(p["file"])}">{html.escape(p["title"])}</a>'
                       f'<span class="sum">{html.escape(p["summary"])}</span></li>' for p in pages)
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>medseg_nb tutorials</title>
+<html lang="en"><head><meta charset="utf-8"><title>medseg_nb tutorials</title><link rel="icon" href="data:,">
 <style>body{{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}}
 li{{margin:.5em 0}} .sum{{display:block;color:#555;font-size:.9em}}</style></head>
 <body><h1>medseg_nb tutorials</h1>

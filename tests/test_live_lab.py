@@ -21,6 +21,7 @@ def lab(tmp_path):
     shutil.copy(NB, tmp_path / NB.name)
     port = free_port()
     env = dict(os.environ, MEDSEG_FAST='1', JUPYTER_RUNTIME_DIR=str(tmp_path / 'runtime'), JUPYTER_CONFIG_DIR=str(tmp_path / 'config'))
+    env.pop('MPLBACKEND', None)           # a live kernel draws with the inline backend (CI and conftest set Agg)
     log = open(tmp_path / 'lab.log', 'w')
     proc = subprocess.Popen([sys.executable, '-m', 'jupyter', 'lab', '--no-browser', '--allow-root', '--ip', '127.0.0.1',
                              f'--port={port}', '--ServerApp.port_retries=0', '--IdentityProvider.token=', '--ServerApp.password=',
@@ -52,7 +53,12 @@ def test_run_all_and_move_a_slider(lab):
         handle = page.locator('.widget-slider .noUi-handle').first
         handle.wait_for(timeout=180000)
         img = page.locator('.widget-output img').first
-        img.wait_for(timeout=60000)
+        try:
+            img.wait_for(timeout=60000)
+        except Exception:
+            page.screenshot(path='/tmp/lab_fail.png')
+            print(page.evaluate("() => ({outs: document.querySelectorAll('.widget-output').length, imgs: document.querySelectorAll('.widget-output img').length, html: [...document.querySelectorAll('.widget-output')].map(e => e.innerHTML.slice(0, 300))})"))
+            raise
         before = img.get_attribute('src')
         box = handle.bounding_box()
         page.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2); page.mouse.down()

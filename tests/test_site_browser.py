@@ -21,7 +21,7 @@ DRAWN = """() => {
   const imgs = [...document.images];
   const badImgs = imgs.filter(i => !(i.complete && i.naturalWidth > 0 && i.naturalHeight > 0)).map(i => (i.src || '').slice(0, 60));
   const plots = [...document.querySelectorAll('.js-plotly-plot')];
-  const badPlots = plots.filter(p => { const s = p.querySelector('svg.main-svg'); return !s || s.getBoundingClientRect().width < 10 || !p.querySelector('.plot *'); }).length;
+  const badPlots = plots.filter(p => { const s = p.querySelector('svg.main-svg'); return !s || s.getBoundingClientRect().width < 10 || !(p.data || []).length || !p.querySelector('.trace, image'); }).length;
   const canvases = [...document.querySelectorAll('canvas')].filter(c => c.width === 0 || c.height === 0).length;
   const views = document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length;
   const widgets = document.querySelectorAll('.jupyter-widgets.widget-container, .jupyter-widgets.widget-inline-hbox, .jupyter-widgets.widget-slider, .widget-output').length;
