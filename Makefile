@@ -47,7 +47,7 @@ browser:
 	  else sudo -n apt-get install -y -qq chromium >/dev/null; fi; } || echo "no browser could be installed: the browser tests will skip"
 
 test: install sync nbtest
-	$(MAKE) site SITE_FLAGS=--fast
+	$(MAKE) site SITE_FLAGS="--fast --cell-timeout 150"
 	$(MAKE) browser
 	$(MAKE) pytest
 

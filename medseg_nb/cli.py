@@ -241,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--nbs', default='nbs'); p.add_argument('--out', default='site')
     p.add_argument('--assets', default='build/js/node_modules', help='npm folder with requirejs, @jupyter-widgets/html-manager, mathjax')
     p.add_argument('--only', default=None, help='comma-separated notebook names'); p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--cell-timeout', type=int, default=600, help='seconds per cell (a timed-out notebook is retried once)')
     p.add_argument('--fast', action='store_true', help="the notebooks' test sizes (MEDSEG_FAST=1), as CI builds it")
     p.add_argument('--json', action='store_true')
     p = sub.add_parser('gallery', help='phantoms and datasets at a glance')
@@ -263,7 +264,8 @@ def _run(a) -> dict:
         return r
     if a.command == 'site':
         from medseg_nb.site import build_site
-        return build_site(a.nbs, a.out, a.assets, a.only.split(',') if a.only else None, a.fast, a.workers, progress=not a.json)
+        return build_site(a.nbs, a.out, a.assets, a.only.split(',') if a.only else None, a.fast, a.workers, progress=not a.json,
+                          cell_timeout=a.cell_timeout)
     if a.command == 'assignment':
         from medseg_nb.assignments import ASSIGNMENTS, build, format_report, grade
         if a.action == 'build':

@@ -88,7 +88,8 @@ def execute(nb, cwd: str | Path, timeout: int = 600):
     try:
         client.execute()
     except CellExecutionError as e:
-        raise RuntimeError(str(e).strip().splitlines()[-1][:500]) from None
+        msg = str(e).strip().splitlines()[-1][:500]
+        raise (TimeoutError if 'CellTimeoutError' in msg else RuntimeError)(msg) from None
     finally:
         for i, s in skipped.items(): nb.cells[i].source = s; nb.cells[i].outputs = []
     return nb
@@ -100,16 +101,20 @@ def render(nb, resources: dict | None = None) -> str:
     # plotly's notebook renderer adds a MathJax 3 <script> from a CDN to every figure; the page has MathJax locally
     return PLOTLY_MATHJAX.sub('', body)
 
-def _build_one(path: str, out: str, fast: bool, threads: int = 1) -> dict:
+def _build_one(path: str, out: str, fast: bool, threads: int = 1, cell_timeout: int = 600) -> dict:
     os.environ.update(PLOTLY_RENDERER='notebook', MPLBACKEND='module://matplotlib_inline.backend_inline')
     os.environ.setdefault('OMP_NUM_THREADS', str(threads))        # kernels side by side must not oversubscribe the cores
     if fast: os.environ['MEDSEG_FAST'] = '1'
     path, t = Path(path), time.time()
-    nb = nbformat.read(path, as_version=4)
-    try:
-        execute(nb, path.parent)
-    except Exception as e:
-        return dict(name=path.stem, error=f'{type(e).__name__}: {e}')
+    for attempt in (1, 2):
+        nb = nbformat.read(path, as_version=4)
+        try:
+            execute(nb, path.parent, cell_timeout); break
+        except Exception as e:
+            # a cell over its time limit, or a dead kernel, gets one more try in a fresh kernel: now and then a client
+            # never hears a reply the kernel sent (kernels side by side); a real error fails at once
+            if attempt == 2 or not re.search(r'Timeout|DeadKernel|Kernel died', f'{type(e).__name__}: {e}'):
+                return dict(name=path.stem, error=f'{type(e).__name__}: {e}')
     name = 'readme' if path.stem == 'index' else path.stem            # index.html is the site's own index
     (Path(out) / f'{name}.html').write_text(render(nb))
     return dict(name=name, file=f'{name}.html', seconds=round(time.time() - t, 1), **page_info(nb))
@@ -130,7 +135,8 @@ li{{margin:.5em 0}} .sum{{display:block;color:#555;font-size:.9em}}</style></hea
 """
 
 def build_site(nbs: str | Path = 'nbs', out: str | Path = 'site', assets: str | Path | None = None,
-               only: list[str] | None = None, fast: bool = False, workers: int = 2, progress: bool = True) -> dict:
+               only: list[str] | None = None, fast: bool = False, workers: int = 2, progress: bool = True,
+               cell_timeout: int = 600) -> dict:
     "Execute and render the notebooks of `nbs` into `out` (index.html, one page each, assets/); raise if any fails."
     nbs, out = Path(nbs), Path(out)
     paths = sorted(p for p in nbs.glob('*.ipynb') if not p.name.startswith('_'))
@@ -143,7 +149,7 @@ def build_site(nbs: str | Path = 'nbs', out: str | Path = 'site', assets: str | 
     pages, failed = [], []
     import multiprocessing as mp
     with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as ex:   # forked workers can hang in jupyter_client
-        futs = [ex.submit(_build_one, str(p), str(out), fast, max(1, (os.cpu_count() or 1) // workers)) for p in paths]
+        futs = [ex.submit(_build_one, str(p), str(out), fast, max(1, (os.cpu_count() or 1) // workers), cell_timeout) for p in paths]
         for f in tqdm(futs, desc='site', disable=not progress):
             r = f.result(); (failed if 'error' in r else pages).append(r)
     if only and (out / 'pages.json').exists():      # a partial build keeps the pages built before
