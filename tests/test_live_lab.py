@@ -43,7 +43,7 @@ def lab(tmp_path):
     log.close()
 
 
-def test_run_all_and_move_a_slider(lab):
+def test_run_all_and_move_a_slider(lab, tmp_path):
     with chromium() as ctx:
         page = ctx.new_page()
         page.goto(f'{lab}/lab/tree/{NB.name}')
@@ -56,7 +56,7 @@ def test_run_all_and_move_a_slider(lab):
         try:
             img.wait_for(timeout=60000)
         except Exception:
-            page.screenshot(path='/tmp/lab_fail.png')
+            page.screenshot(path=str(tmp_path / 'lab_fail.png'))          # what the page showed, for the log
             print(page.evaluate("() => ({outs: document.querySelectorAll('.widget-output').length, imgs: document.querySelectorAll('.widget-output img').length, html: [...document.querySelectorAll('.widget-output')].map(e => e.innerHTML.slice(0, 300))})"))
             raise
         before = img.get_attribute('src')
