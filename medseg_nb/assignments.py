@@ -5,7 +5,6 @@
 # %% ../nbs/90_assignments.ipynb #c003
 from __future__ import annotations
 import copy
-import json
 import os
 import re
 import signal

@@ -58,38 +58,19 @@ def copy_assets(node_modules: str | Path, out: Path):
         shutil.copytree(src, d) if src.is_dir() else shutil.copy2(src, d)
 
 # %% ../nbs/91_site.ipynb #c007
-def _kernel_lock():
-    import fcntl, tempfile
-    f = open(Path(tempfile.gettempdir()) / 'medseg-site-kernels.lock', 'w'); fcntl.flock(f, fcntl.LOCK_EX)
-    return f
-
-def _client_class():
-    from nbclient import NotebookClient
-    class OneAtATime(NotebookClient):
-        "Kernels started side by side pick free TCP ports at the same moment and can cross wires (a client then waits forever on another kernel's socket): start one at a time, each until it answers."
-        async def async_start_new_kernel(self, **kw):
-            self._lock = _kernel_lock()
-            await super().async_start_new_kernel(**kw)
-        async def async_start_new_kernel_client(self):
-            try: return await super().async_start_new_kernel_client()
-            finally:
-                if getattr(self, '_lock', None): self._lock.close(); self._lock = None
-    return OneAtATime
-
 def execute(nb, cwd: str | Path, timeout: int = 600):
     "Run every cell of `nb` in a fresh kernel (cwd `cwd`), storing widget state; raise naming the failing cell."
+    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    _OneAtATime = _client_class()
     skipped = {}
     for i, c in enumerate(nb.cells):
         if c.cell_type == 'code' and MAIN_GUARD.search(c.source): skipped[i] = c.source; c.source = ''
-    client = _OneAtATime(nb, timeout=timeout, kernel_name='python3', store_widget_state=True,
-                         resources={'metadata': {'path': str(cwd)}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name='python3', store_widget_state=True,
+                            resources={'metadata': {'path': str(cwd)}})
     try:
         client.execute()
     except CellExecutionError as e:
-        msg = str(e).strip().splitlines()[-1][:500]
-        raise (TimeoutError if 'CellTimeoutError' in msg else RuntimeError)(msg) from None
+        raise RuntimeError(str(e).strip().splitlines()[-1][:500]) from None      # a timeout raises CellTimeoutError itself
     finally:
         for i, s in skipped.items(): nb.cells[i].source = s; nb.cells[i].outputs = []
     return nb
@@ -111,8 +92,8 @@ def _build_one(path: str, out: str, fast: bool, threads: int = 1, cell_timeout: 
         try:
             execute(nb, path.parent, cell_timeout); break
         except Exception as e:
-            # a cell over its time limit, or a dead kernel, gets one more try in a fresh kernel: now and then a client
-            # never hears a reply the kernel sent (kernels side by side); a real error fails at once
+            # a cell over its time limit, or a dead kernel, gets one more try in a fresh kernel: with kernels side by side
+            # a client now and then never hears a reply its idle kernel sent (cause not found); a real error fails at once
             if attempt == 2 or not re.search(r'Timeout|DeadKernel|Kernel died', f'{type(e).__name__}: {e}'):
                 return dict(name=path.stem, error=f'{type(e).__name__}: {e}')
     name = 'readme' if path.stem == 'index' else path.stem            # index.html is the site's own index
