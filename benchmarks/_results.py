@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 RESULTS = Path(__file__).with_name('RESULTS.md')
@@ -52,11 +53,33 @@ def run_json(cmd: list[str]) -> dict:
 
 # --- grids of runs that can be split over several processes (one GPU, many small runs) -------------------------------
 def grid_args(ap, default_json: Path):
-    "Add --json, --shard I/N, --merge and --table-only to a benchmark's argument parser."
+    "Add --json, --shard I/N, --merge, --table-only and --section to a benchmark's argument parser."
     ap.add_argument('--json', type=Path, default=default_json, help='where finished runs are appended (resumable)')
-    ap.add_argument('--shard', default='0/1', metavar='I/N', help='run only jobs I, I+N, I+2N, ... (several processes at once)')
+    ap.add_argument('--shard', default='0/1', metavar='I/N', help='run only jobs I, I+N, I+2N, ... of those not yet done (several processes at once)')
     ap.add_argument('--merge', type=Path, nargs='*', default=[], help="other shards' JSON files to read before writing the table")
     ap.add_argument('--table-only', action='store_true', help='run nothing; write the table from the JSON files')
+    ap.add_argument('--section', default=default_json.stem,
+                    help='the RESULTS.md section of the table: a second budget gets its own, with its own --json (say --steps 1000 '
+                         '--json benchmarks/lomix_long.json --section lomix_long)')
+
+
+def listed(values) -> str:
+    "Sorted distinct values as text: '300' or '150, 300'."
+    return ', '.join(str(v) for v in sorted(set(values)))
+
+
+def mean_sd(values, fmt='{:.3f}') -> str:
+    "'mean ± sd' over seeds, or the one value alone (a standard deviation of one run says nothing)."
+    v = np.asarray(list(values), float)
+    return fmt.format(v.mean()) + (f' ± {fmt.format(v.std())}' if v.size > 1 else '')
+
+
+def finite_mean(values, fmt='{:.1f}') -> str:
+    "The mean of the finite values, and how many were infinite (HD95 of a run where a structure was missed in some volume)."
+    v = np.asarray(list(values), float)
+    ok = np.isfinite(v)
+    text = fmt.format(v[ok].mean()) if ok.any() else '∞'
+    return text + (f' ({(~ok).sum()} of {v.size} ∞)' if 0 < (~ok).sum() < v.size else '')
 
 
 def grid_state(a, key) -> dict:
@@ -73,7 +96,7 @@ def grid_state(a, key) -> dict:
 
 
 def shard(jobs: list, spec: str) -> list:
-    "Jobs i, i+n, ... of `jobs` for --shard 'i/n'."
+    "Jobs i, i+n, ... of `jobs` (the runs not yet done) for --shard 'i/n'."
     try:
         i, n = map(int, spec.split('/'))
         assert 0 <= i < n

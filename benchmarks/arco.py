@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import grid_args, grid_state, machine, machines, save_json, shard, write_section  # noqa: E402
+from _results import mean_sd, grid_args, grid_state, listed, machine, machines, save_json, shard, write_section  # noqa: E402
 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -41,9 +41,8 @@ def main():
     done = {(r['label'], r['patients'], r['seed']) for r in state['runs']}
     jobs = [(p, s, label) for s in a.seeds for p in a.patients for label in RUNS]      # seed-major: a cut-short grid keeps whole seeds
     with tempfile.TemporaryDirectory() as tmp:
-        for p, s, label in ([] if a.table_only else shard(jobs, a.shard)):
+        for p, s, label in ([] if a.table_only else shard([j for j in jobs if (j[2], j[0], j[1]) not in done], a.shard)):
                     method, opts = RUNS[label]
-                    if (label, p, s) in done: continue
                     out = Path(tmp) / f'{method}_{opts.get("sampler", "")}_{p}_{s}'
                     t0 = time.time()
                     train(method, 'acdc', out, root, steps=a.steps, seed=s, labeled_patients=p, method_options=opts, progress=False,
@@ -58,22 +57,23 @@ def main():
                     save_json(a.json, state)
     if a.merge: save_json(a.json, state)                  # the merged shards, in one file
     rows = []
-    for p in a.patients:
+    for p in sorted({r['patients'] for r in state['runs']}):
         for label in RUNS:
             rr = [r for r in state['runs'] if r['label'] == label and r['patients'] == p]
             if not rr: continue
             per = {k: np.mean([r['per_class'][k] for r in rr]) for k in rr[0]['per_class']}
-            rows.append(f"| {p} | {label} | {np.mean([r['dice'] for r in rr]):.3f} ± {np.std([r['dice'] for r in rr]):.3f} | "
+            rows.append(f"| {p} | {label} | {mean_sd(r['dice'] for r in rr)} | "
                         + ' | '.join(f'{per.get(str(k + 1), float("nan")):.3f}' for k in range(3)) + f' | {len(rr)} |')
-    body = f"""## ARCO on ACDC slices (`benchmarks/arco.py`)
+    steps = listed(r.get('steps', a.steps) for r in state['runs'])
+    body = f"""## ARCO on ACDC slices, {steps} steps (`benchmarks/arco.py`)
 
-Machine: {machines(state['runs'])}. {sorted({r.get('steps', a.steps) for r in state['runs']})} steps, batch 8 labeled + 8 unlabeled 128² slices, same seeds for every method;
+Machine: {machines(state['runs'])}. {steps} steps, batch 8 labeled + 8 unlabeled 128² slices, same seeds for every method;
 final models on the 20 validation volumes.
 
 | labeled patients | method | mean Dice (± sd) | RV | myo | LV | seeds |
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}"""
-    write_section('arco', body)
+    write_section(a.section, body)
     print(body)
 
 

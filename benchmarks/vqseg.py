@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import grid_args, grid_state, machine, machines, save_json, shard, write_section  # noqa: E402
+from _results import mean_sd, grid_args, grid_state, listed, machine, machines, save_json, shard, write_section  # noqa: E402
 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -63,8 +63,7 @@ def main():
     k = 2 * len(a.patients) * len(MAIN)                     # the ablation after two whole seeds of the main grid
     jobs = main_jobs[:k] + abl + main_jobs[k:]
     with tempfile.TemporaryDirectory() as tmp:
-        for label, method, opts, p, s in ([] if a.table_only else shard(jobs, a.shard)):
-            if (label, p, s) in done: continue
+        for label, method, opts, p, s in ([] if a.table_only else shard([j for j in jobs if (j[0], j[3], j[4]) not in done], a.shard)):
             state['runs'].append(run(label, method, opts, p, s, a.steps, root, tmp)); state['machine'] = machine()
             save_json(a.json, state)
     if a.merge: save_json(a.json, state)                  # the merged shards, in one file
@@ -76,20 +75,20 @@ def main():
                 if not rr: continue
                 per = {k: np.mean([r['per_class'][k] for r in rr]) for k in rr[0]['per_class']}
                 perp = [r['perplexity'] for r in rr if r['perplexity'] is not None]
-                rows.append(f"| {title} | {p} | {label} | {np.mean([r['dice'] for r in rr]):.3f} ± {np.std([r['dice'] for r in rr]):.3f} | "
+                rows.append(f"| {title} | {p} | {label} | {mean_sd(r['dice'] for r in rr)} | "
                             + ', '.join(f'{STRUCT[int(k) - 1]} {v:.3f}' for k, v in per.items())
                             + f" | {np.mean(perp):.1f} | {len(rr)} |" if perp else
-                            f"| {title} | {p} | {label} | {np.mean([r['dice'] for r in rr]):.3f} ± {np.std([r['dice'] for r in rr]):.3f} | "
+                            f"| {title} | {p} | {label} | {mean_sd(r['dice'] for r in rr)} | "
                             + ', '.join(f'{STRUCT[int(k) - 1]} {v:.3f}' for k, v in per.items()) + f" | - | {len(rr)} |")
     body = f"""## VQ-Seg on ACDC slices (`benchmarks/vqseg.py`)
 
-Machine: {machines(state['runs'])}. {sorted({r.get('steps', a.steps) for r in state['runs']})} steps, batch 8 labeled + 8 unlabeled 128² slices, the same seeds for every
+Machine: {machines(state['runs'])}. {listed(r.get('steps', a.steps) for r in state['runs'])} steps, batch 8 labeled + 8 unlabeled 128² slices, the same seeds for every
 method; final models on the 20 validation volumes. Perplexity: the codebook's effective number of codes at the end.
 
 | part | labeled patients | method | mean Dice (± sd) | Dice per structure | perplexity | seeds |
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}"""
-    write_section('vqseg', body)
+    write_section(a.section, body)
     print(body)
 
 

@@ -1,0 +1,28 @@
+"The helpers the benchmark grids share (benchmarks/_results.py): sharding the runs not yet done, and table cells."
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / 'benchmarks'))
+from _results import finite_mean, listed, mean_sd, shard  # noqa: E402
+
+
+def test_shards_split_the_remaining_runs_once_each():
+    jobs = [(m, s) for s in range(3) for m in 'abcd']
+    done = {('a', 0), ('b', 0), ('c', 1), ('d', 2)}
+    todo = [j for j in jobs if j not in done]
+    parts = [shard(todo, f'{i}/5') for i in range(5)]
+    assert sorted(j for p in parts for j in p) == sorted(todo)              # all of them, none twice
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1                 # even
+    with pytest.raises(SystemExit, match='I/N'): shard(todo, '5/5')
+
+
+def test_table_cells():
+    assert listed([300, 300, 1000]) == '300, 1000'
+    assert mean_sd([0.25]) == '0.250'                                      # one seed: no spread shown
+    assert mean_sd([0.2, 0.4]) == '0.300 ± 0.100'
+    assert finite_mean([90.0, 100.0, math.inf]) == '95.0 (1 of 3 ∞)'
+    assert finite_mean([math.inf, math.inf]) == '∞'
+    assert finite_mean([1.0, 3.0]) == '2.0'
