@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -58,8 +59,9 @@ def copy_assets(node_modules: str | Path, out: Path):
         shutil.copytree(src, d) if src.is_dir() else shutil.copy2(src, d)
 
 # %% ../nbs/91_site.ipynb #c007
-def execute(nb, cwd: str | Path, timeout: int = 600):
-    "Run every cell of `nb` in a fresh kernel (cwd `cwd`), storing widget state; raise naming the failing cell."
+def execute(nb, cwd: str | Path, timeout: int = 600, kernel_log=None):
+    """Run every cell of `nb` in a fresh kernel (cwd `cwd`), storing widget state; raise naming the failing cell. The
+    kernel process's own output (not the cells') goes to the open file `kernel_log` if given."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
     skipped = {}
@@ -68,7 +70,7 @@ def execute(nb, cwd: str | Path, timeout: int = 600):
     client = NotebookClient(nb, timeout=timeout, kernel_name='python3', store_widget_state=True,
                             resources={'metadata': {'path': str(cwd)}})
     try:
-        client.execute()
+        client.execute(**(dict(stdout=kernel_log, stderr=kernel_log) if kernel_log else {}))
     except CellExecutionError as e:
         raise RuntimeError(str(e).strip().splitlines()[-1][:500]) from None      # a timeout raises CellTimeoutError itself
     finally:
@@ -86,19 +88,25 @@ def _build_one(path: str, out: str, fast: bool, threads: int = 1, cell_timeout: 
     os.environ.update(PLOTLY_RENDERER='notebook', MPLBACKEND='module://matplotlib_inline.backend_inline')
     os.environ.setdefault('OMP_NUM_THREADS', str(threads))        # kernels side by side must not oversubscribe the cores
     if fast: os.environ['MEDSEG_FAST'] = '1'
-    path, t = Path(path), time.time()
-    for attempt in (1, 2):
-        nb = nbformat.read(path, as_version=4)
-        try:
-            execute(nb, path.parent, cell_timeout); break
-        except Exception as e:
-            # a cell over its time limit, or a dead kernel, gets one more try in a fresh kernel: with kernels side by side
-            # a client now and then never hears a reply its idle kernel sent (cause not found); a real error fails at once
-            if attempt == 2 or not re.search(r'Timeout|DeadKernel|Kernel died', f'{type(e).__name__}: {e}'):
-                return dict(name=path.stem, error=f'{type(e).__name__}: {e}')
+    path, t, retried = Path(path), time.time(), {}
+    log = Path(out) / 'logs' / f'{path.stem}.log'                     # the kernels' own messages, kept out of the console
+    log.parent.mkdir(exist_ok=True)
+    with open(log, 'w') as klog:
+        for attempt in (1, 2):
+            nb = nbformat.read(path, as_version=4)
+            try:
+                execute(nb, path.parent, cell_timeout, klog); break
+            except Exception as e:
+                # a cell over its time limit, or a dead kernel, gets one more try in a fresh kernel: with kernels side by side
+                # a client now and then never hears a reply its idle kernel sent (cause not found); a real error fails at once
+                err = f'{type(e).__name__}: {e}'
+                if attempt == 2 or not re.search(r'Timeout|DeadKernel|Kernel died', err):
+                    return dict(name=path.stem, error=f'{err} (kernel log: {log})')
+                retried = dict(retried=err[:300])                          # said in pages.json and by build_site
+                klog.write(f'--- attempt 1 failed: {err[:300]}; a fresh kernel ---\n'); klog.flush()
     name = 'readme' if path.stem == 'index' else path.stem            # index.html is the site's own index
     (Path(out) / f'{name}.html').write_text(render(nb))
-    return dict(name=name, file=f'{name}.html', seconds=round(time.time() - t, 1), **page_info(nb))
+    return dict(name=name, file=f'{name}.html', seconds=round(time.time() - t, 1), **retried, **page_info(nb))
 
 # %% ../nbs/91_site.ipynb #c009
 def index_html(pages: list[dict]) -> str:
@@ -141,4 +149,6 @@ def build_site(nbs: str | Path = 'nbs', out: str | Path = 'site', assets: str | 
     (out / 'pages.json').write_text(json.dumps(pages, indent=1))
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(paths)} notebooks failed: " + '; '.join(f"{r['name']}: {r['error']}" for r in failed))
-    return dict(out=str(out), pages=len(pages), seconds=sum(p['seconds'] for p in pages))
+    retried = [f"{p['name']} ({p['retried']})" for p in pages if 'retried' in p]
+    if retried: print(f"site: built on a second try in a fresh kernel: {'; '.join(retried)}", file=sys.stderr)
+    return dict(out=str(out), pages=len(pages), seconds=sum(p['seconds'] for p in pages), retried=len(retried))
