@@ -17,8 +17,8 @@ from pathlib import Path
 import nbformat
 
 # %% auto #0
-__all__ = ['PLOTLY_MATHJAX', 'MAIN_GUARD', 'ASSET_FILES', 'URLS', 'page_info', 'copy_assets', 'execute', 'render', 'index_html',
-           'build_site']
+__all__ = ['PLOTLY_MATHJAX', 'MAIN_GUARD', 'ASSET_FILES', 'URLS', 'page_info', 'copy_assets', 'sliced', 'execute', 'render',
+           'index_html', 'build_site']
 
 # %% ../nbs/91_site.ipynb #c005
 PLOTLY_MATHJAX = re.compile(r'<script src="https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/[^"]*"></script>')
@@ -59,6 +59,19 @@ def copy_assets(node_modules: str | Path, out: Path):
         shutil.copytree(src, d) if src.is_dir() else shutil.copy2(src, d)
 
 # %% ../nbs/91_site.ipynb #c007
+def sliced(get_msg, step: float = 1.0):
+    "A channel's async `get_msg(timeout)` that waits in slices of `step` s, looking again after each; same result."
+    from queue import Empty
+    async def get(timeout: float | None = None):
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = step if end is None else max(0.0, min(step, end - time.monotonic()))
+            try: return await get_msg(timeout=left)
+            except Empty:
+                if end is not None and time.monotonic() >= end: raise
+    return get
+
+# %% ../nbs/91_site.ipynb #c009
 def execute(nb, cwd: str | Path, timeout: int = 600, kernel_log=None):
     """Run every cell of `nb` in a fresh kernel (cwd `cwd`), storing widget state; raise naming the failing cell. The
     kernel process's own output (not the cells') goes to the open file `kernel_log` if given."""
@@ -67,8 +80,13 @@ def execute(nb, cwd: str | Path, timeout: int = 600, kernel_log=None):
     skipped = {}
     for i, c in enumerate(nb.cells):
         if c.cell_type == 'code' and MAIN_GUARD.search(c.source): skipped[i] = c.source; c.source = ''
-    client = NotebookClient(nb, timeout=timeout, kernel_name='python3', store_widget_state=True,
-                            resources={'metadata': {'path': str(cwd)}})
+    class Client(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            for ch in (kc.shell_channel, kc.iopub_channel): ch.get_msg = sliced(ch.get_msg)
+            return kc
+    client = Client(nb, timeout=timeout, kernel_name='python3', store_widget_state=True,
+                    resources={'metadata': {'path': str(cwd)}})
     try:
         client.execute(**(dict(stdout=kernel_log, stderr=kernel_log) if kernel_log else {}))
     except CellExecutionError as e:
@@ -108,7 +126,7 @@ def _build_one(path: str, out: str, fast: bool, threads: int = 1, cell_timeout: 
     (Path(out) / f'{name}.html').write_text(render(nb))
     return dict(name=name, file=f'{name}.html', seconds=round(time.time() - t, 1), **retried, **page_info(nb))
 
-# %% ../nbs/91_site.ipynb #c009
+# %% ../nbs/91_site.ipynb #c011
 def index_html(pages: list[dict]) -> str:
     items = '\n'.join(f'<li><a href="{html.escape(p["file"])}">{html.escape(p["title"])}</a>'
                       f'<span class="sum">{html.escape(p["summary"])}</span></li>' for p in pages)
