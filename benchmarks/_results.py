@@ -95,8 +95,10 @@ def grid_state(a, key) -> dict:
     return state
 
 
-def shard(jobs: list, spec: str) -> list:
-    "Jobs i, i+n, ... of `jobs` (the runs not yet done) for --shard 'i/n'."
+def shard(jobs: list, spec: str, done=frozenset(), key=None) -> list:
+    """For --shard 'i/n': jobs i, i+n, ... of those whose `key(job)` (the job itself by default) is not in `done`, so n
+    processes split what is left evenly."""
+    jobs = [j for j in jobs if (key(j) if key else j) not in done]
     try:
         i, n = map(int, spec.split('/'))
         assert 0 <= i < n

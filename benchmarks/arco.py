@@ -39,22 +39,22 @@ def main():
     if root is None: sys.exit('set MEDSEG_DATA (ACDC)')
     state = grid_state(a, lambda r: (r['label'], r['patients'], r['seed']))
     done = {(r['label'], r['patients'], r['seed']) for r in state['runs']}
-    jobs = [(p, s, label) for s in a.seeds for p in a.patients for label in RUNS]      # seed-major: a cut-short grid keeps whole seeds
+    jobs = [(label, p, s) for s in a.seeds for p in a.patients for label in RUNS]      # seed-major: a cut-short grid keeps whole seeds
     with tempfile.TemporaryDirectory() as tmp:
-        for p, s, label in ([] if a.table_only else shard([j for j in jobs if (j[2], j[0], j[1]) not in done], a.shard)):
-                    method, opts = RUNS[label]
-                    out = Path(tmp) / f'{method}_{opts.get("sampler", "")}_{p}_{s}'
-                    t0 = time.time()
-                    train(method, 'acdc', out, root, steps=a.steps, seed=s, labeled_patients=p, method_options=opts, progress=False,
-                          train_options=dict(val_items=1))
-                    secs = time.time() - t0
-                    _, model, st = model_from_checkpoint(out / 'last.pt')
-                    mean, reps = evaluate_model(model, get_dataset('acdc', root, 'val'), val_patch(st['config']), ('dice',))
-                    r = dict(label=label, patients=p, seed=s, steps=a.steps, seconds=round(secs, 1), dice=mean['dice_mean'], per_class=per_class(reps, 'dice'),
-                             machine=machine())
-                    print(json.dumps(r), flush=True)
-                    state['runs'].append(r); state['machine'] = machine()
-                    save_json(a.json, state)
+        for label, p, s in ([] if a.table_only else shard(jobs, a.shard, done)):
+            method, opts = RUNS[label]
+            out = Path(tmp) / f'{method}_{opts.get("sampler", "")}_{p}_{s}'
+            t0 = time.time()
+            train(method, 'acdc', out, root, steps=a.steps, seed=s, labeled_patients=p, method_options=opts, progress=False,
+                  train_options=dict(val_items=1))
+            secs = time.time() - t0
+            _, model, st = model_from_checkpoint(out / 'last.pt')
+            mean, reps = evaluate_model(model, get_dataset('acdc', root, 'val'), val_patch(st['config']), ('dice',))
+            r = dict(label=label, patients=p, seed=s, steps=a.steps, seconds=round(secs, 1), dice=mean['dice_mean'], per_class=per_class(reps, 'dice'),
+                     machine=machine())
+            print(json.dumps(r), flush=True)
+            state['runs'].append(r); state['machine'] = machine()
+            save_json(a.json, state)
     if a.merge: save_json(a.json, state)                  # the merged shards, in one file
     rows = []
     for p in sorted({r['patients'] for r in state['runs']}):

@@ -58,7 +58,7 @@ def main():
     if settings != a.settings: print('MEDSEG_DATA not set: skipping', sorted(set(a.settings) - set(settings)))
     jobs = [(m, st, seed) for seed in a.seeds for st in settings for m in METHODS]      # seed-major
     with tempfile.TemporaryDirectory() as tmp:
-        for m, setting, seed in ([] if a.table_only else shard([j for j in jobs if j not in done], a.shard)):
+        for m, setting, seed in ([] if a.table_only else shard(jobs, a.shard, done)):
             state['runs'].append(one_run(m, setting, seed, a.steps, root, tmp)); state['machine'] = machine()
             save_json(a.json, state)
     rows, summary = [], []
@@ -68,11 +68,13 @@ def main():
             if not rr: continue
             names = NAMES[SETTINGS[setting][0]]
             per = {k: float(np.mean([r['per_class'][k] for r in rr])) for k in rr[0]['per_class']}
+            hd = np.array([r['hd95'] for r in rr], float)               # inf: a structure missed in some volume
             s = dict(setting=setting, method=m, n=len(rr), dice=float(np.mean([r['dice'] for r in rr])), dice_sd=float(np.std([r['dice'] for r in rr])),
-                     hd95=float(np.mean([r['hd95'] for r in rr])), per_class=per, seconds=float(np.mean([r['seconds'] for r in rr])))
+                     hd95=float(np.mean(hd[np.isfinite(hd)])) if np.isfinite(hd).any() else None,
+                     hd95_infinite=int((~np.isfinite(hd)).sum()), per_class=per, seconds=float(np.mean([r['seconds'] for r in rr])))
             summary.append(s)
             rows.append(f"| {setting} | {m} | {mean_sd(r['dice'] for r in rr)} | " + ', '.join(f'{names[int(k) - 1]} {v:.3f}' for k, v in per.items())
-                        + f" | {finite_mean(r['hd95'] for r in rr)} | {s['seconds']:.0f} | {s['n']} |")
+                        + f" | {finite_mean(hd)} | {s['seconds']:.0f} | {s['n']} |")
     state['summary'] = summary
     save_json(a.json, state)
     steps = listed(r.get('steps', a.steps) for r in state['runs'])

@@ -63,7 +63,7 @@ def main():
     k = 2 * len(a.patients) * len(MAIN)                     # the ablation after two whole seeds of the main grid
     jobs = main_jobs[:k] + abl + main_jobs[k:]
     with tempfile.TemporaryDirectory() as tmp:
-        for label, method, opts, p, s in ([] if a.table_only else shard([j for j in jobs if (j[0], j[3], j[4]) not in done], a.shard)):
+        for label, method, opts, p, s in ([] if a.table_only else shard(jobs, a.shard, done, key=lambda j: (j[0], j[3], j[4]))):
             state['runs'].append(run(label, method, opts, p, s, a.steps, root, tmp)); state['machine'] = machine()
             save_json(a.json, state)
     if a.merge: save_json(a.json, state)                  # the merged shards, in one file
@@ -77,9 +77,7 @@ def main():
                 perp = [r['perplexity'] for r in rr if r['perplexity'] is not None]
                 rows.append(f"| {title} | {p} | {label} | {mean_sd(r['dice'] for r in rr)} | "
                             + ', '.join(f'{STRUCT[int(k) - 1]} {v:.3f}' for k, v in per.items())
-                            + f" | {np.mean(perp):.1f} | {len(rr)} |" if perp else
-                            f"| {title} | {p} | {label} | {mean_sd(r['dice'] for r in rr)} | "
-                            + ', '.join(f'{STRUCT[int(k) - 1]} {v:.3f}' for k, v in per.items()) + f" | - | {len(rr)} |")
+                            + f" | {f'{np.mean(perp):.1f}' if perp else '-'} | {len(rr)} |")
     body = f"""## VQ-Seg on ACDC slices (`benchmarks/vqseg.py`)
 
 Machine: {machines(state['runs'])}. {listed(r.get('steps', a.steps) for r in state['runs'])} steps, batch 8 labeled + 8 unlabeled 128² slices, the same seeds for every

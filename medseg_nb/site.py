@@ -15,10 +15,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 # %% auto #0
-__all__ = ['PLOTLY_MATHJAX', 'MAIN_GUARD', 'ASSET_FILES', 'URLS', 'page_info', 'copy_assets', 'sliced', 'execute', 'render',
-           'index_html', 'build_site']
+__all__ = ['PLOTLY_MATHJAX', 'MAIN_GUARD', 'ASSET_FILES', 'URLS', 'page_info', 'copy_assets', 'sliced', 'SlicedClient', 'execute',
+           'render', 'index_html', 'build_site']
 
 # %% ../nbs/91_site.ipynb #c005
 PLOTLY_MATHJAX = re.compile(r'<script src="https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/[^"]*"></script>')
@@ -71,22 +73,22 @@ def sliced(get_msg, step: float = 1.0):
                 if end is not None and time.monotonic() >= end: raise
     return get
 
-# %% ../nbs/91_site.ipynb #c009
+# %% ../nbs/91_site.ipynb #c010
+class SlicedClient(NotebookClient):
+    "nbclient's client, waiting on the kernel's shell and iopub channels through `sliced`."
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        for ch in (kc.shell_channel, kc.iopub_channel): ch.get_msg = sliced(ch.get_msg)
+        return kc
+
 def execute(nb, cwd: str | Path, timeout: int = 600, kernel_log=None):
     """Run every cell of `nb` in a fresh kernel (cwd `cwd`), storing widget state; raise naming the failing cell. The
     kernel process's own output (not the cells') goes to the open file `kernel_log` if given."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
     skipped = {}
     for i, c in enumerate(nb.cells):
         if c.cell_type == 'code' and MAIN_GUARD.search(c.source): skipped[i] = c.source; c.source = ''
-    class Client(NotebookClient):
-        async def async_start_new_kernel_client(self):
-            kc = await super().async_start_new_kernel_client()
-            for ch in (kc.shell_channel, kc.iopub_channel): ch.get_msg = sliced(ch.get_msg)
-            return kc
-    client = Client(nb, timeout=timeout, kernel_name='python3', store_widget_state=True,
-                    resources={'metadata': {'path': str(cwd)}})
+    client = SlicedClient(nb, timeout=timeout, kernel_name='python3', store_widget_state=True,
+                          resources={'metadata': {'path': str(cwd)}})
     try:
         client.execute(**(dict(stdout=kernel_log, stderr=kernel_log) if kernel_log else {}))
     except CellExecutionError as e:
@@ -115,8 +117,8 @@ def _build_one(path: str, out: str, fast: bool, threads: int = 1, cell_timeout: 
             try:
                 execute(nb, path.parent, cell_timeout, klog); break
             except Exception as e:
-                # a cell over its time limit, or a dead kernel, gets one more try in a fresh kernel: with kernels side by side
-                # a client now and then never hears a reply its idle kernel sent (cause not found); a real error fails at once
+                # a cell over its time limit, or a dead kernel, gets one more try in a fresh kernel (a backstop: the missed
+                # replies that caused most such timeouts are handled by `sliced`); a real error fails at once
                 err = f'{type(e).__name__}: {e}'
                 if attempt == 2 or not re.search(r'Timeout|DeadKernel|Kernel died', err):
                     return dict(name=path.stem, error=f'{err} (kernel log: {log})')
@@ -126,7 +128,7 @@ def _build_one(path: str, out: str, fast: bool, threads: int = 1, cell_timeout: 
     (Path(out) / f'{name}.html').write_text(render(nb))
     return dict(name=name, file=f'{name}.html', seconds=round(time.time() - t, 1), **retried, **page_info(nb))
 
-# %% ../nbs/91_site.ipynb #c011
+# %% ../nbs/91_site.ipynb #c012
 def index_html(pages: list[dict]) -> str:
     items = '\n'.join(f'<li><a href="{html.escape(p["file"])}">{html.escape(p["title"])}</a>'
                       f'<span class="sum">{html.escape(p["summary"])}</span></li>' for p in pages)

@@ -16,6 +16,10 @@ def test_shards_split_the_remaining_runs_once_each():
     parts = [shard(todo, f'{i}/5') for i in range(5)]
     assert sorted(j for p in parts for j in p) == sorted(todo)              # all of them, none twice
     assert max(map(len, parts)) - min(map(len, parts)) <= 1                 # even
+    test_done = [shard(jobs, f'{i}/5', done) for i in range(5)]              # the same split, done runs left out by shard
+    assert test_done == parts
+    keyed = shard([(s, m) for m, s in jobs], '0/1', done, key=lambda j: (j[1], j[0]))
+    assert sorted((m, s) for s, m in keyed) == sorted(todo)
     with pytest.raises(SystemExit, match='I/N'): shard(todo, '5/5')
 
 
