@@ -20,7 +20,7 @@ from _results import mean_sd, grid_args, grid_state, listed, machine, machines, 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.datasets import get_dataset  # noqa: E402
-from medseg_nb.train import evaluate_model, val_patch  # noqa: E402
+from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('arco.json')
 RUNS = {'mean teacher': ('mean_teacher', {}), 'ARCO-NS': ('arco', dict(sampler='ns')), 'ARCO-SG': ('arco', dict(sampler='sg')),
@@ -49,7 +49,7 @@ def main():
                   train_options=dict(val_items=1))
             secs = time.time() - t0
             _, model, st = model_from_checkpoint(out / 'last.pt')
-            mean, reps = evaluate_model(model, get_dataset('acdc', root, 'val'), val_patch(st['config']), ('dice',))
+            mean, reps = evaluate_model(model, get_dataset('acdc', root, 'val'), metrics=('dice',), **geometry(st['config']))
             r = dict(label=label, patients=p, seed=s, steps=a.steps, seconds=round(secs, 1), dice=mean['dice_mean'], per_class=per_class(reps, 'dice'),
                      machine=machine())
             print(json.dumps(r), flush=True)

@@ -43,7 +43,9 @@ Machine: {machine()}. Command (steps done: {s['steps']}, stopped by {s['stopped'
     {' '.join(train[:7])} --data-root DIR --out RUN --max-minutes {a.minutes:g} --steps {a.steps}
     medseg-nb eval --checkpoint RUN/best.pt --dataset drive --data-root DIR --split val --json
 
-Validation = DRIVE training images 37-40, full resolution, inside the field of view (best.pt at step {e['step']}).
+Validation = DRIVE training images 37-40, full resolution, inside the field of view (best.pt at step {e['step']}). Since
+issue 18: shuffled epochs, and inference tiles of the training patch (96 px, the context the network trained on; before,
+256 px tiles); DRIVE keeps its native pixels (one camera, one scale).
 
 | image | Dice | clDice | abs. Betti-0 error | HD95 (px) |
 |---|---|---|---|---|

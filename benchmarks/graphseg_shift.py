@@ -26,7 +26,7 @@ from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.datasets import get_dataset, DomainShifted  # noqa: E402
 from medseg_nb.data.phantoms import random_domain  # noqa: E402
 from medseg_nb.methods.graphseg.model import SHIFTS  # noqa: E402
-from medseg_nb.train import evaluate_model, val_patch  # noqa: E402
+from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('graphseg_shift.json')
 METHODS = ('unet', 'graphseg')
@@ -51,7 +51,7 @@ def one_run(method, dataset, seed, steps, root, tmp):
     _, model, st = model_from_checkpoint(out / 'last.pt')
     res = {}
     for name, ds in shifted_sets(dataset, root).items():
-        mean, _ = evaluate_model(model, ds, val_patch(st['config']), METRICS)
+        mean, _ = evaluate_model(model, ds, metrics=METRICS, **geometry(st['config']))
         res[name] = dict(dice=mean['dice_mean'], cldice=mean['cldice_mean'],
                          betti=mean['betti_error_b0'] + mean['betti_error_b1'])
         print(f'  {dataset} {method} seed {seed} {name:<16} ' + ' '.join(f'{k} {v:.3f}' for k, v in res[name].items()), flush=True)

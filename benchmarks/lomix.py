@@ -22,7 +22,7 @@ from _results import mean_sd, finite_mean, grid_args, grid_state, listed, machin
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.datasets import get_dataset  # noqa: E402
-from medseg_nb.train import evaluate_model, val_patch  # noqa: E402
+from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('lomix.json')
 METHODS = ('single', 'deep', 'additive', 'lomix')
@@ -37,7 +37,7 @@ def one_run(method, setting, seed, steps, root, tmp):
     train(method, ds, out, root, steps=steps, seed=seed, labeled_patients=pats, progress=False, train_options=dict(val_items=1))
     secs = time.time() - t0
     _, model, st = model_from_checkpoint(out / 'last.pt')
-    mean, reps = evaluate_model(model, get_dataset(ds, root, 'val'), val_patch(st['config']), ('dice', 'hd95'))
+    mean, reps = evaluate_model(model, get_dataset(ds, root, 'val'), metrics=('dice', 'hd95'), **geometry(st['config']))
     r = dict(method=method, setting=setting, seed=seed, steps=steps, machine=machine(), seconds=round(secs, 1), dice=mean['dice_mean'], hd95=mean['hd95_mean'],
              per_class=per_class(reps, 'dice'))
     print(json.dumps(r), flush=True)

@@ -28,21 +28,21 @@ def run(method, dataset, steps, n_val, width, q):
     from medseg_nb.cli import per_class
     from medseg_nb.core import get_method, load_methods
     from medseg_nb.data.datasets import get_dataset
-    from medseg_nb.train import Trainer, evaluate_model
+    from medseg_nb.train import Trainer, evaluate_model, geometry
     load_methods()
     opts = dict(width=width) if method == 'unet' else {}
     m = get_method(method, **opts)
     if dataset == 'acdc':
         tr, va = get_dataset('acdc', None, 'train', dim=3), get_dataset('acdc', None, 'val')
-        cfg = dict(patch=(8, 96, 96), batch_size=2); vp = (8, 192, 192)
+        cfg = dict(size=(128, 128), patch=(8, 96, 96), batch_size=2)     # the acdc-3d defaults of the command line
     else:
         tr, va = get_dataset(dataset, None, 'train'), get_dataset(dataset, None, 'val')
-        cfg = dict(patch=(32, 32, 32), batch_size=2); vp = (48, 48, 48)
+        cfg = dict(patch=(32, 32, 32), batch_size=2)
     t = Trainer(m, tr, None, None, dict(cfg, steps=steps, progress=False, val_every=10 ** 9, seed=0))
     t0 = time.time(); t.fit(); secs = time.time() - t0
     sub = torch.utils.data.Subset(va, range(min(n_val, len(va))))
     sub.num_classes = va.num_classes
-    mean, reps = evaluate_model(t.model, sub, vp, ('dice',))
+    mean, reps = evaluate_model(t.model, sub, metrics=('dice',), **geometry(t.cfg))   # the training context
     q.put(dict(method=method, dataset=dataset, steps=steps, params=t.n_params(), s_per_step=secs / steps,
                dice=per_class(reps, 'dice'), dice_mean=mean['dice_mean'],
                peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))

@@ -23,7 +23,7 @@ from _results import machine, save_json, write_section  # noqa: E402
 from medseg_nb.cli import model_from_checkpoint, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.datasets import get_dataset  # noqa: E402
-from medseg_nb.train import evaluate_model, val_patch  # noqa: E402
+from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('match_glas.json')
 METHODS = ('mean_teacher', 'match')
@@ -38,7 +38,7 @@ def one_run(method, dataset, labeled, seed, steps, root, tmp):
     s = train(method, dataset, out, root, steps=steps, labeled=labeled, seed=seed, progress=False, train_options=dict(val_items=1))
     secs = time.time() - t0
     _, model, st = model_from_checkpoint(out / 'last.pt')
-    mean, _ = evaluate_model(model, get_dataset(dataset, root, 'val'), val_patch(st['config']), ('dice', 'object_f1', 'betti_error'))
+    mean, _ = evaluate_model(model, get_dataset(dataset, root, 'val'), metrics=('dice', 'object_f1', 'betti_error'), **geometry(st['config']))
     r = dict(dice=mean['dice_mean'], object_f1=mean['object_f1_mean'], betti=mean['betti_error_b0'] + mean['betti_error_b1'])
     print(f'{dataset} {labeled} {method} seed {seed}: ' + ' '.join(f'{k} {v:.3f}' for k, v in r.items()) + f' ({secs:.0f} s)', flush=True)
     return dict(method=method, dataset=dataset, labeled=labeled, seed=seed, steps=s['steps'], train_seconds=round(secs, 1), **r)

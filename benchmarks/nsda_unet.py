@@ -19,7 +19,7 @@ from _results import machine, save_json, write_section  # noqa: E402
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.datasets import get_dataset  # noqa: E402
-from medseg_nb.train import evaluate_model, val_patch  # noqa: E402
+from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('nsda_unet.json')
 
@@ -45,7 +45,7 @@ def main():
                     train(m, ds, out, root, steps=steps, seed=seed, progress=False, train_options=dict(val_items=1))
                     secs = time.time() - t0
                     _, model, st = model_from_checkpoint(out / 'last.pt')
-                    mean, reps = evaluate_model(model, get_dataset(ds, root, 'val'), val_patch(st['config']), ('dice', 'cldice') if ds == 'drive' else ('dice',))
+                    mean, reps = evaluate_model(model, get_dataset(ds, root, 'val'), metrics=('dice', 'cldice') if ds == 'drive' else ('dice',), **geometry(st['config']))
                     r = dict(method=m, dataset=ds, seed=seed, steps=steps, seconds=round(secs, 1), dice=mean['dice_mean'], per_class=per_class(reps, 'dice'))
                     print(json.dumps(r), flush=True)
                     state['runs'].append(r); state['machine'] = machine()

@@ -21,7 +21,7 @@ from _results import mean_sd, grid_args, grid_state, listed, machine, machines, 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.datasets import get_dataset  # noqa: E402
-from medseg_nb.train import evaluate_model, val_patch  # noqa: E402
+from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('vqseg.json')
 MAIN = {'supervised': ('unet', {}), 'mean teacher + dropout': ('mean_teacher', dict(dropout=0.5)), 'VQ-Seg (QPM)': ('vqseg', {})}
@@ -39,7 +39,7 @@ def run(label, method, opts, patients, seed, steps, root, tmp):
     hist = json.loads((out / 'history.json').read_text())
     perp = [r['perplexity'] for r in hist if 'perplexity' in r]
     _, model, st = model_from_checkpoint(out / 'last.pt')
-    mean, reps = evaluate_model(model, get_dataset('acdc', root, 'val'), val_patch(st['config']), ('dice',))
+    mean, reps = evaluate_model(model, get_dataset('acdc', root, 'val'), metrics=('dice',), **geometry(st['config']))
     r = dict(label=label, patients=patients, seed=seed, steps=steps, machine=machine(), seconds=round(secs, 1), dice=mean['dice_mean'], per_class=per_class(reps, 'dice'),
              perplexity=perp[-1] if perp else None, perplexity_curve=perp[:: max(1, len(perp) // 20)])
     print(json.dumps({k: v for k, v in r.items() if k != 'perplexity_curve'}), flush=True)

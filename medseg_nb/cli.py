@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from .core import Config, data_root, get_method, load_methods, METHODS, in_test
 from .data.datasets import get_dataset, split_labeled, acdc_labeled_split, DATASETS
 from .data.phantoms import fundus_phantom, gland_phantom, organ_phantom3d, ORGAN_CLASSES
-from .train import Trainer, TRAIN_DEFAULTS, load_checkpoint, evaluate_model, predict, val_patch
+from .train import Trainer, TRAIN_DEFAULTS, load_checkpoint, evaluate_model, predict, val_patch, geometry
 from .viz import HTMLReport, montage, overlay, volume_figure
 
 # %% auto #0
@@ -23,11 +23,14 @@ __all__ = ['DATASET_DEFAULTS', 'train', 'model_from_checkpoint', 'per_class', 'e
 
 # %% ../nbs/99_cli.ipynb #c006
 DATASET_DEFAULTS = {
-    'drive': dict(patch=(96, 96), batch_size=8, val_patch=(256, 256), val_every=250),
+    # one scale per dataset: DRIVE and GlaS keep their native pixels (one magnification) and are tiled at the training
+    # patch; ACDC (154-428 px slices) and Kvasir (photographs of many sizes) are resized in-plane to one `size`
+    'drive': dict(patch=(96, 96), batch_size=8, val_every=250),
     'glas': dict(patch=(128, 128), batch_size=8, val_every=250),
-    'kvasir': dict(patch=(192, 192), batch_size=6, val_every=250, metrics=('dice', 'hd95')),
-    'acdc': dict(patch=(128, 128), batch_size=8, val_patch=(256, 256), val_every=500, metrics=('dice', 'hd95')),
-    'acdc-3d': dict(patch=(8, 96, 96), batch_size=2, val_patch=(8, 192, 192), val_every=500, metrics=('dice', 'hd95')),   # 3-D methods
+    'kvasir': dict(size=(192, 192), patch=(192, 192), batch_size=6, val_every=250, metrics=('dice', 'hd95')),
+    'acdc': dict(size=(128, 128), patch=(128, 128), batch_size=16, lr=1e-3, steps=600, val_every=100,
+                 metrics=('dice', 'hd95')),
+    'acdc-3d': dict(size=(128, 128), patch=(8, 96, 96), batch_size=2, val_every=500, metrics=('dice', 'hd95')),   # 3-D methods
     'folder': dict(patch=(128, 128), batch_size=8),
     'phantom-vessels': dict(patch=(64, 64), batch_size=8, val_every=100),
     'phantom-glands': dict(patch=(64, 64), batch_size=8, val_every=100, metrics=('dice', 'cldice', 'betti_error', 'hd95', 'object_f1')),
@@ -74,6 +77,7 @@ def train(method: str, dataset: str, out: str | Path, data_root_: str | Path | N
         st = load_checkpoint(resume)
         cfg = dict(st['config'], **{k: cfg[k] for k in ('steps', 'max_minutes', 'progress') if k in cfg})
         cfg['patch'] = tuple(cfg['patch']); cfg['metrics'] = tuple(cfg['metrics'])
+        if cfg.get('size'): cfg['size'] = tuple(cfg['size'])
         m = get_method(st['method'], **st.get('method_config', {}))
     t = Trainer(m, tr, va, out, cfg, labeled_idx=lab_idx, unlabeled_idx=unl_idx if m.semi_supervised else None,
                 extra=dict(dataset=dataset, labeled=labeled, labeled_patients=labeled_patients))
@@ -108,7 +112,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root_=None, s
     "Per-class and mean metrics of a checkpoint on a dataset split, at full resolution."
     m, model, st = model_from_checkpoint(checkpoint, torch.device('cuda' if torch.cuda.is_available() else 'cpu'))
     ds = get_dataset(dataset, data_root_, split)
-    mean, reports = evaluate_model(model, ds, val_patch(st['config']), metrics, progress=progress)
+    mean, reports = evaluate_model(model, ds, metrics=metrics, progress=progress, **geometry(st['config']))
     return dict(checkpoint=str(checkpoint), method=st['method'], dataset=dataset, split=split, items=len(ds), step=st['step'],
                 per_class={k: per_class(reports, k) for k in metrics}, mean=mean,
                 per_item=[{k: v for k, v in r.items() if isinstance(v, (float, str))} for r in reports])
@@ -142,7 +146,7 @@ def tour(out: str | Path = 'tour_out', seconds: float = 15.0, methods: list[str]
                          steps=s['steps'], dice=s['val_dice_mean'], cldice=s['val_cldice_mean'],
                          betti_error=s['val_betti_error_b0'] + s['val_betti_error_b1'], hd95=s['val_hd95_mean'],
                          seconds=round(time.time() - t0, 1)))
-        smp = va[0]; pred = predict(model, smp['image'], st['config']['patch']).argmax(0)
+        smp = va[0]; pred = predict(model, smp['image'], **geometry(st['config'])).argmax(0)
         if 'fov' in smp: pred = pred * smp['fov']                 # scored inside the field of view only
         hist = st['history']
         fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))

@@ -17,13 +17,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .core import Config, Method, SegOutput, get_device, seed_everything, unwrap
-from .data.datasets import PatchDataset
+from .data.datasets import EpochBatches, PatchDataset, Resized, resize_inplane
 from .metrics import evaluate, mean_of
 from .viz import atomic_write_bytes
 
 # %% auto #0
 __all__ = ['TRAIN_DEFAULTS', 'save_checkpoint', 'load_checkpoint', 'lr_at', 'EMATeacher', 'sliding_window', 'predict',
-           'evaluate_model', 'val_patch', 'Trainer']
+           'evaluate_model', 'val_patch', 'geometry', 'Trainer']
 
 # %% ../nbs/06_train.ipynb #c006
 def save_checkpoint(path: str | Path, state: dict) -> Path:
@@ -117,27 +117,36 @@ def sliding_window(fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tens
 # %% ../nbs/06_train.ipynb #c019
 @torch.no_grad()
 def predict(model: nn.Module, image: torch.Tensor, patch: Sequence[int] | None = None, overlap: float = 0.5,
-            batch_size: int = 8, device=None) -> torch.Tensor:
+            batch_size: int = 8, device=None, size: Sequence[int] | None = None) -> torch.Tensor:
     "Logits K x *spatial for one image C x *spatial (a 2-D model on a C x D x H x W volume goes slice by slice)."
     m = unwrap(model); dim = getattr(m, 'dim', image.ndim - 1)
     device = device or next(m.parameters()).device
     x = image.to(device)[None].float()
+    native = tuple(x.shape[-2:])
+    if size is not None: x = resize_inplane(x, size)                       # the training geometry
     slices = x.ndim - 2 == dim + 1
     if slices: x = x[0].movedim(1, 0)                                     # D x C x H x W: slices as the batch
     call = lambda t: (lambda o: o.logits if isinstance(o, SegOutput) else o)(model(t))
+    if patch is not None and tuple(patch) == tuple(x.shape[2:]): patch = None   # one tile is the whole image
     if patch is None: y = torch.cat([call(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
     else: y = torch.cat([sliding_window(call, x[i:i + 1], patch, overlap, batch_size) for i in range(len(x))])
-    return y.movedim(0, 1) if slices else y[0]
+    y = y.movedim(0, 1) if slices else y[0]
+    if size is not None and tuple(y.shape[-2:]) != native:               # back to the native grid
+        lead = y.shape[:-2]
+        y = F.interpolate(y.float().reshape(1, -1, *y.shape[-2:]), size=native, mode='bilinear',
+                          align_corners=False).reshape(*lead, *native)
+    return y
 
 def evaluate_model(model: nn.Module, ds, patch: Sequence[int] | None = None,
-                   metrics=('dice', 'cldice', 'betti_error', 'hd95'), progress: bool = False, device=None) -> tuple[dict, list[dict]]:
-    "Mean report and per-item reports of `model` on every item of `ds` (full resolution, sliding windows)."
+                   metrics=('dice', 'cldice', 'betti_error', 'hd95'), progress: bool = False, device=None,
+                   size: Sequence[int] | None = None) -> tuple[dict, list[dict]]:
+    "Mean report and per-item reports of `model` on every item of `ds`, scored on each item's native grid."
     was = unwrap(model).training; model.eval()
     reports = []
     try:
         for i in tqdm(range(len(ds)), desc='evaluate', disable=not progress, leave=False):
             s = ds[i]
-            pred = predict(model, s['image'], patch, device=device).argmax(0).cpu()
+            pred = predict(model, s['image'], patch, device=device, size=size).argmax(0).cpu()
             classes = list(range(1, getattr(ds, 'num_classes', int(s['label'].max()) + 1)))
             r = evaluate(pred, s['label'], metrics=metrics, classes=classes or [1], fov=s.get('fov'), spacing=s.get('spacing'))
             r['name'] = s.get('name', str(i)); reports.append(r)
@@ -149,12 +158,17 @@ def evaluate_model(model: nn.Module, ds, patch: Sequence[int] | None = None,
 TRAIN_DEFAULTS = Config(
     steps=1000, max_minutes=None, batch_size=8, unlabeled_batch_size=None, patch=(96, 96), fg_prob=0.5, augment=True,
     optimizer='adamw', lr=2e-3, weight_decay=1e-4, momentum=0.99, schedule='poly', warmup=0, grad_clip=12.0,
-    amp='auto', ema_decay=0.99, val_every=200, val_patch=None, val_overlap=0.5, val_items=None,
+    amp='auto', ema_decay=0.99, val_every=200, size=None, val_patch=None, val_overlap=0.5, val_items=None,
     metrics=('dice', 'cldice', 'betti_error', 'hd95'), log_every=10, seed=0, num_workers=0, device=None, progress=True)
 
 def val_patch(cfg: dict) -> tuple[int, ...]:
-    "The sliding-window tile for validation: `val_patch`, else twice the training patch (at most 256)."
-    return tuple(cfg.get('val_patch') or (min(2 * p, 256) for p in cfg['patch']))
+    "The sliding-window tile for validation: `val_patch`, else the training patch (the context seen in training)."
+    return tuple(cfg.get('val_patch') or cfg['patch'])
+
+def geometry(cfg: dict) -> dict:
+    "The inference geometry of a training config (a checkpoint's `config`): `patch` (the tile) and `size`."
+    size = cfg.get('size')
+    return dict(patch=val_patch(cfg), size=tuple(size) if size else None)
 
 def _collate(items: list[dict]) -> dict:
     out = {}
@@ -162,15 +176,6 @@ def _collate(items: list[dict]) -> dict:
         v = [it[k] for it in items]
         out[k] = torch.stack(v) if isinstance(v[0], torch.Tensor) else v
     return out
-
-class _StepBatches(torch.utils.data.Sampler):
-    "Index lists for steps start, start+1, ...: step s, rank r takes items (s * world + r) * B ... + B - 1."
-    def __init__(self, B, start, rank=0, world=1): self.B, self.start, self.rank, self.world = B, start, rank, world
-    def __iter__(self):
-        s = self.start
-        while True:
-            base = (s * self.world + self.rank) * self.B
-            yield list(range(base, base + self.B)); s += 1
 
 def _to(batch: dict, device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
@@ -196,16 +201,23 @@ class Trainer:
         unknown = set(cfg or {}) - set(TRAIN_DEFAULTS)
         if unknown: raise TypeError(f"unknown training options {sorted(unknown)}; expected some of {sorted(TRAIN_DEFAULTS)}")
         self.cfg = TRAIN_DEFAULTS.merged(cfg or {})
-        self.method, self.train_ds, self.val_ds, self.extra = method, train_ds, val_ds, dict(extra or {})
+        self.method, self.val_ds, self.extra = method, val_ds, dict(extra or {})
         self.out = Path(out) if out is not None else None
         self.dim = getattr(train_ds, 'dim', 2); self.num_classes = getattr(train_ds, 'num_classes', 2)
         self.in_channels = getattr(train_ds, 'in_channels', None) or train_ds[0]['image'].shape[0]
         if len(self.cfg.patch) != self.dim:
             raise ValueError(f"patch {tuple(self.cfg.patch)} has {len(self.cfg.patch)} axes but the data is {self.dim}-D")
+        if self.cfg.size is not None:                         # one geometry: every image resized in-plane to `size`
+            self.cfg['size'] = size = tuple(int(v) for v in self.cfg.size)
+            if len(size) != 2 or any(p > s for p, s in zip(self.cfg.patch[-2:], size)):
+                raise ValueError(f"size {size} must be an in-plane (H, W) at least as large as the patch's "
+                                 f"last two axes {tuple(self.cfg.patch[-2:])}")
+            train_ds = Resized(train_ds, size)
+            if unlabeled_ds is not None: unlabeled_ds = Resized(unlabeled_ds, size)
         if self.dim not in method.dims:
             raise ValueError(f"method {method.name!r} supports {method.dims}-D data; this dataset is {self.dim}-D")
         self.semi = method.semi_supervised and (unlabeled_ds is not None or unlabeled_idx is not None)
-        self.labeled_idx, self.unlabeled_idx, self.unlabeled_ds = labeled_idx, unlabeled_idx, unlabeled_ds
+        self.train_ds, self.labeled_idx, self.unlabeled_idx, self.unlabeled_ds = train_ds, labeled_idx, unlabeled_idx, unlabeled_ds
         # distributed: torchrun sets WORLD_SIZE, RANK, LOCAL_RANK
         self.world = int(os.environ.get('WORLD_SIZE', 1)); self.rank = int(os.environ.get('RANK', 0))
         if self.world > 1 and not dist.is_initialized():
@@ -238,9 +250,11 @@ class Trainer:
 
     # --- data -----------------------------------------------------------------------------------
     def _stream(self, ds, indices, batch, seed_offset):
-        pd = PatchDataset(ds, self.cfg.patch, length=2 ** 62, fg_prob=self.cfg.fg_prob, augment=self.cfg.augment,
-                          seed=self.cfg.seed + seed_offset, indices=indices)
-        dl = torch.utils.data.DataLoader(pd, batch_sampler=_StepBatches(batch, self.step, self.rank, self.world),
+        "Batches from shuffled epochs of `indices` (see `EpochBatches`), starting at the current step."
+        seed = self.cfg.seed + seed_offset
+        pd = PatchDataset(ds, self.cfg.patch, fg_prob=self.cfg.fg_prob, augment=self.cfg.augment, seed=seed, indices=indices)
+        sampler = EpochBatches(len(pd.indices), batch, start=self.step, seed=seed, rank=self.rank, world=self.world)
+        dl = torch.utils.data.DataLoader(pd, batch_sampler=sampler,
                                          collate_fn=_collate, num_workers=self.cfg.num_workers,
                                          generator=torch.Generator().manual_seed(self.cfg.seed))   # leaves the global RNG alone
         return iter(dl)
@@ -248,7 +262,8 @@ class Trainer:
     # --- checkpoints ----------------------------------------------------------------------------
     def state(self) -> dict:
         return dict(model=self.model.state_dict(), optimizer=self.opt.state_dict(), step=self.step,
-                    config=dict(self.cfg, patch=list(self.cfg.patch), metrics=list(self.cfg.metrics)),
+                    config=dict(self.cfg, patch=list(self.cfg.patch), metrics=list(self.cfg.metrics),
+                                size=list(self.cfg.size) if self.cfg.size else None),
                     method=self.method.name, method_config=dict(self.method.cfg), best=self.best,
                     teacher=self.teacher.model.state_dict() if self.teacher else None,
                     scaler=self.scaler.state_dict(), rng=_rng_state(), history=self.history,
@@ -281,7 +296,7 @@ class Trainer:
         ds = self.val_ds
         if self.cfg.val_items and self.cfg.val_items < len(ds):          # a quick look: the first `val_items` only
             ds = torch.utils.data.Subset(ds, range(self.cfg.val_items)); ds.num_classes = self.num_classes
-        mean, _ = evaluate_model(self.model, ds, val_patch(self.cfg), self.cfg.metrics, device=self.device)
+        mean, _ = evaluate_model(self.model, ds, metrics=self.cfg.metrics, device=self.device, **geometry(self.cfg))
         return {f'val_{k}': v for k, v in mean.items()}
 
     # --- the loop -------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from .phantoms import PhantomDataset, apply_domain, _as_domain
 # %% auto #0
 __all__ = ['ACDC_CLASSES', 'DATASETS', 'read_image', 'read_mask', 'SegDataset', 'DRIVE', 'ImageMaskFolder', 'GlaS', 'KvasirSEG',
            'ACDC', 'NiftiVolumes', 'split_labeled', 'acdc_labeled_split', 'sample_patch', 'augment', 'PatchDataset',
-           'DomainShifted', 'get_dataset']
+           'EpochBatches', 'resize_inplane', 'Resized', 'DomainShifted', 'get_dataset']
 
 # %% ../../nbs/02_datasets.ipynb #c006
 def _need_dir(path: Path, what: str) -> Path:
@@ -383,10 +383,82 @@ class PatchDataset(torch.utils.data.Dataset):
         self.length = length or len(self.indices); self.epoch = 0
     def set_epoch(self, e: int): self.epoch = e
     def __len__(self): return self.length
-    def __getitem__(self, i):
-        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, i)) % 2**63)
-        s = sample_patch(self.ds[self.indices[i % len(self.indices)]], self.size, g, self.fg_prob)
+    def __getitem__(self, i: int | tuple[int, int]):
+        k, draw = i if isinstance(i, tuple) else (i % len(self.indices), i)
+        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, draw)) % 2**63)
+        s = sample_patch(self.ds[self.indices[k]], self.size, g, self.fg_prob)
         return augment(s, g) if self.aug else s
+
+# %% ../../nbs/02_datasets.ipynb #c101
+class EpochBatches(torch.utils.data.Sampler):
+    "Batches of `(item, draw)` pairs for steps `start`, `start`+1, ...: a fresh permutation of `n` items each epoch."
+    def __init__(self, n: int, batch_size: int, start: int = 0, seed: int = 0, rank: int = 0, world: int = 1,
+                 shuffle: bool = True):
+        if n < 1 or batch_size < 1: raise ValueError(f"EpochBatches needs n >= 1 and batch_size >= 1, got {n}, {batch_size}")
+        if not 0 <= rank < world: raise ValueError(f"rank {rank} is outside 0..{world - 1}")
+        self.n, self.batch_size, self.start, self.seed = n, batch_size, start, seed
+        self.rank, self.world, self.shuffle = rank, world, shuffle
+        self._epoch, self._perm = None, None
+
+    def permutation(self, epoch: int) -> list[int]:
+        "The order of the items in `epoch`: a function of `(seed, epoch)` alone."
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = torch.randperm(self.n, generator=g).tolist() if self.shuffle else list(range(self.n))
+            self._epoch = epoch
+        return self._perm
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        "The `(item, draw)` pairs of this rank at `step`; `draw` is the position in the stream."
+        first = (step * self.world + self.rank) * self.batch_size
+        out = []
+        for draw in range(first, first + self.batch_size):
+            epoch, k = divmod(draw, self.n)
+            out.append((self.permutation(epoch)[k], draw))
+        return out
+
+    def __iter__(self):
+        step = self.start
+        while True:
+            yield self.batch(step)
+            step += 1
+
+# %% ../../nbs/02_datasets.ipynb #c104
+def resize_inplane(x: torch.Tensor, size: Sequence[int], label: bool = False) -> torch.Tensor:
+    "Resize the last two axes of `x` (... x H x W) to `size`: images bilinear with antialiasing, `label` maps nearest."
+    size = tuple(int(v) for v in size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"in-plane size {size}; expected two positive integers (H, W)")
+    if x.ndim < 2: raise ValueError(f"cannot resize a tensor of shape {tuple(x.shape)}; expected ... x H x W")
+    if tuple(x.shape[-2:]) == size: return x
+    lead, flat = x.shape[:-2], x.reshape(1, -1, *x.shape[-2:]).float()
+    if label or x.dtype in (torch.bool, torch.int64, torch.int32, torch.uint8):
+        y = F.interpolate(flat, size=size, mode='nearest-exact')
+    else:
+        y = F.interpolate(flat, size=size, mode='bilinear', align_corners=False, antialias=True)
+    return y.to(x.dtype).reshape(*lead, *size)
+
+class Resized(torch.utils.data.Dataset):
+    "The items of `ds` with image and maps resized in-plane to `size`; `native` keeps each item's own H x W."
+    def __init__(self, ds, size: Sequence[int], cache: bool = True):
+        self.ds, self.size, self.cache, self._cache = ds, tuple(int(v) for v in size), cache, {}
+        resize_inplane(torch.zeros(1, 1), self.size)                     # validates `size`
+        for k in ('dim', 'num_classes', 'in_channels', 'classes', 'name', 'records'):
+            if hasattr(ds, k): setattr(self, k, getattr(ds, k))
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, i: int) -> dict:
+        if i in self._cache: return self._cache[i]
+        s = dict(self.ds[i]); hw = tuple(s['image'].shape[-2:])
+        s['native'] = hw
+        s['image'] = resize_inplane(s['image'], self.size)
+        for k in _SPATIAL:
+            if isinstance(s.get(k), torch.Tensor): s[k] = resize_inplane(s[k], self.size, label=True)
+        if isinstance(s.get('boxes'), torch.Tensor) and len(s['boxes']):
+            scale = torch.tensor([self.size[1] / hw[1], self.size[0] / hw[0]] * 2)
+            s['boxes'] = s['boxes'] * scale
+        if self.cache: self._cache[i] = s
+        return s
+    def __repr__(self): return f"Resized({self.ds!r}, size={self.size})"
 
 # %% ../../nbs/02_datasets.ipynb #c033
 class DomainShifted(torch.utils.data.Dataset):

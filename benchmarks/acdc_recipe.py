@@ -1,0 +1,170 @@
+"""The ACDC training recipe: learning curves of the U-Net with 1, 3, 7 and all 70 labeled patients, and the mean
+teacher against the U-Net at 3 and 7 labeled patients, on this CPU, at equal step budgets.
+
+    python benchmarks/acdc_recipe.py [--steps 500] [--seeds 0 1 2] [--table-only]
+
+Every run uses the `acdc` defaults of `medseg_nb.cli.DATASET_DEFAULTS` (slices resized to 128 x 128 for training and
+inference, batch 16, AdamW 1e-3 with poly decay, Dice + CE, flips, quarter turns, intensity jitter) and validates on
+the 20 `val.list` volumes every `--val-every` steps, scored on each volume's native grid. Runs are appended to
+benchmarks/acdc_recipe.json as they finish (an interrupted grid resumes where it stopped); the curves go to
+benchmarks/acdc_recipe.png and the tables to the `acdc_recipe` section of RESULTS.md.
+
+The jobs run in this order, so that a grid cut short keeps what matters first: the U-Net's curves (seed 0), the mean
+teacher at 3 and 7 patients (seed 0), then the other seeds of both.
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import grid_args, grid_state, listed, machine, machines, mean_sd, save_json, shard, write_section  # noqa: E402
+
+from medseg_nb.cli import DATASET_DEFAULTS, train  # noqa: E402
+from medseg_nb.core import data_root  # noqa: E402
+
+OUT = Path(__file__).with_name('acdc_recipe.json')
+PLOT = Path(__file__).with_name('acdc_recipe.png')
+ALL = 70                                   # "all labeled": every training patient
+STRUCT = ('RV', 'myo', 'LV')
+
+
+def jobs_in_order(seeds, patients, compare):
+    "(method, patients, seed) jobs: U-Net curves first, then the mean-teacher comparison, seed by seed."
+    first, rest = seeds[0], seeds[1:]
+    jobs = [('unet', p, first) for p in patients]
+    jobs += [('mean_teacher', p, first) for p in compare]
+    for s in rest:
+        jobs += [('unet', p, s) for p in compare] + [('mean_teacher', p, s) for p in compare]
+    return jobs
+
+
+def run_one(method, patients, seed, steps, val_every, root, tmp) -> dict:
+    out = Path(tmp) / f'{method}_{patients}_{seed}'
+    t0 = time.time()
+    s = train(method, 'acdc', out, root, steps=steps, seed=seed, progress=False,
+              labeled_patients=None if patients == ALL else patients, train_options=dict(val_every=val_every))
+    hist = json.loads((out / 'history.json').read_text())
+    curve = [(r['step'], r['val_dice_mean']) for r in hist if 'val_dice_mean' in r]
+    last = [r for r in hist if 'val_dice_mean' in r][-1]
+    per = {name: last.get(f'val_dice_{k + 1}') for k, name in enumerate(STRUCT)}
+    secs = time.time() - t0
+    return dict(method=method, patients=patients, seed=seed, steps=s['steps'], seconds=round(secs, 1),
+                steps_per_s=round(s['steps'] / max(s['seconds'], 1e-9), 3), dice=s['val_dice_mean'],
+                hd95=s.get('val_hd95_mean'), per_class=per, curve=curve, machine=machine())
+
+
+def converged(curve) -> float:
+    "Change of validation Dice over the last fifth of training (points of Dice x 100)."
+    steps = np.array([c[0] for c in curve], float)
+    dice = np.array([c[1] for c in curve], float)
+    tail = dice[steps >= 0.8 * steps.max()]
+    return float(100 * (tail.max() - tail.min())) if len(tail) > 1 else float('nan')
+
+
+def paired(a: dict, b: dict):
+    "Mean and 95 % t-interval of b - a over the seeds both have."
+    from scipy import stats
+    seeds = sorted(set(a) & set(b))
+    d = np.array([b[s] - a[s] for s in seeds])
+    if len(d) < 2: return (float(d.mean()) if len(d) else float('nan')), None, len(d)
+    h = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return float(d.mean()), (float(d.mean() - h), float(d.mean() + h)), len(d)
+
+
+def plot(runs):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colours = {1: 'tab:red', 3: 'tab:orange', 7: 'tab:green', ALL: 'tab:blue'}
+    for r in sorted(runs, key=lambda r: (r['method'], r['patients'], r['seed'])):
+        x, y = zip(*r['curve'])
+        label = f"{r['method']}, {r['patients'] if r['patients'] != ALL else 'all 70'} patients" if r['seed'] == min(
+            q['seed'] for q in runs if q['method'] == r['method'] and q['patients'] == r['patients']) else None
+        ax.plot(x, y, '-' if r['method'] == 'unet' else '--', color=colours.get(r['patients'], 'k'), alpha=0.8, label=label)
+    ax.set_xlabel('step'); ax.set_ylabel('validation mean Dice (20 volumes)'); ax.set_ylim(0, 1); ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc='lower right'); ax.set_title('ACDC: U-Net (solid) and mean teacher (dashed)')
+    fig.tight_layout(); fig.savefig(PLOT, dpi=110); plt.close(fig)
+
+
+def table(state, a) -> str:
+    runs = state['runs']
+    rows = []
+    for p in sorted({r['patients'] for r in runs}):
+        for m in ('unet', 'mean_teacher'):
+            rr = [r for r in runs if r['method'] == m and r['patients'] == p]
+            if not rr: continue
+            per = ' | '.join(f"{np.mean([r['per_class'][k] for r in rr]):.3f}" for k in STRUCT)
+            conv = max(converged(r['curve']) for r in rr)
+            rows.append(f"| {p if p != ALL else 'all 70'} | {m} | {mean_sd(r['dice'] for r in rr)} | {per} | "
+                        f"{np.mean([r['steps_per_s'] for r in rr]):.2f} | {conv:.1f} | {len(rr)} |")
+    comp = []
+    for p in sorted({r['patients'] for r in runs if r['method'] == 'mean_teacher'}):
+        u = {r['seed']: r['dice'] for r in runs if r['method'] == 'unet' and r['patients'] == p}
+        t = {r['seed']: r['dice'] for r in runs if r['method'] == 'mean_teacher' and r['patients'] == p}
+        d, ci, n = paired(u, t)
+        comp.append(f"| {p} | {d:+.3f} | {'[%+.3f, %+.3f]' % ci if ci else 'n/a (one seed)'} | {n} |")
+    unet0 = {r['patients']: r['dice'] for r in runs if r['method'] == 'unet' and r['seed'] == min(a.seeds)}
+    ordered = [unet0[p] for p in sorted(unet0)]
+    mono = all(x < y for x, y in zip(ordered, ordered[1:])) if len(ordered) > 1 else None
+    steps = listed(r['steps'] for r in runs)
+    return f"""## The ACDC recipe: learning curves and the semi-supervised sanity rows (`benchmarks/acdc_recipe.py`)
+
+Machine: {machines(runs)}. Every run: the `acdc` defaults (slices resized to 128 x 128 for training and inference,
+batch 16, AdamW 1e-3, poly decay, Dice + CE, flips, quarter turns, intensity jitter; shuffled epochs), {steps} steps,
+validated every {a.val_every} steps on the 20 `val.list` volumes, scored on each volume's native grid. The mean teacher
+draws a second batch of 16 unlabeled slices each step (about twice the cost per step); budgets are equal in steps.
+"tail" is the largest change of validation Dice over the last fifth of training (Dice points; < 1 = converged by the
+experiments issue's rule), the largest over seeds.
+
+| labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | tail | seeds |
+|---|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Mean teacher minus U-Net (paired by seed, 95 % t-interval over seeds):
+
+| labeled patients | difference in mean Dice | 95 % interval | seeds |
+|---|---|---|---|
+{chr(10).join(comp) or '| (not run yet) | | | |'}
+
+Sanity: U-Net Dice grows with the number of labeled patients (seed {min(a.seeds)}): **{'yes' if mono else 'no' if mono is False else 'not measured'}**
+({', '.join(f'{p}: {d:.3f}' for p, d in sorted(unet0.items()))}).
+
+![validation curves](acdc_recipe.png)"""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--steps', type=int, default=DATASET_DEFAULTS['acdc']['steps'])
+    ap.add_argument('--val-every', type=int, default=DATASET_DEFAULTS['acdc']['val_every'])
+    ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    ap.add_argument('--patients', type=int, nargs='+', default=[ALL, 3, 1, 7], help=f'labeled patients ({ALL} = all)')
+    ap.add_argument('--compare', type=int, nargs='+', default=[3, 7], help='patients at which the mean teacher is compared')
+    grid_args(ap, OUT)
+    a = ap.parse_args()
+    root = data_root()
+    if root is None and not a.table_only: sys.exit('set MEDSEG_DATA to the folder holding ACDC (see ../shared/data)')
+    key = lambda r: (r['method'], r['patients'], r['seed'], r['steps'])
+    state = grid_state(a, key)
+    done = {key(r) for r in state['runs']}
+    jobs = [(m, p, s, a.steps) for m, p, s in jobs_in_order(a.seeds, a.patients, a.compare)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for method, p, s, steps in ([] if a.table_only else shard(jobs, a.shard, done)):
+            print(f'[acdc_recipe] {method}, {p} labeled patients, seed {s}, {steps} steps', flush=True)
+            r = run_one(method, p, s, steps, a.val_every, root, tmp)
+            print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
+            state['runs'].append(r); state['machine'] = machine()
+            save_json(a.json, state)
+            plot([q for q in state['runs'] if q['steps'] == a.steps]); write_section(a.section, table(state, a))
+    if a.merge: save_json(a.json, state)
+    if state['runs']:
+        plot(state['runs']); body = table(state, a); write_section(a.section, body); print(body)
+
+
+if __name__ == '__main__':
+    main()
