@@ -83,4 +83,51 @@ def test_infonce_and_method():
     m = METHODS['vqseg'](width=4, depth=3, num_codes=16, code_dim=8)
     t = Trainer(m, tr, None, None, dict(steps=2, batch_size=2, patch=(32, 32), progress=False, log_every=1), labeled_idx=lab, unlabeled_idx=unl)
     t.fit()
-    assert all(k in t.history[-1] for k in ('pseudo', 'recon', 'vq', 'align'))
+    h, c = t.history[-1], m.cfg
+    total = h['sup'] + h['w_unsup'] * h['pseudo'] + c.w_recon * h['recon'] + h['vq'] + c.w_align * h['align']
+    assert h['loss'] == pytest.approx(total, rel=1e-5) and 0 <= h['confident'] <= 1 and h['align'] > 0
+
+
+def test_transition_uses_squared_distance():
+    "Codes on a line at 0, 1, 2, 3: from code 0 the moves go as exp(-1), exp(-4), exp(-9) (squared distances)."
+    codes = torch.tensor([[0.], [1.], [2.], [3.]])
+    P = transition_matrix(codes, eps=0.5, T=1.0)
+    expected = 0.5 * torch.softmax(-torch.tensor([1., 4., 9.]), 0)
+    assert torch.allclose(P[0, 1:], expected, atol=1e-6), P[0]
+
+
+def test_move_distance_grows_with_temperature():
+    book = torch.randn(128, 32, generator=torch.Generator().manual_seed(1)) * 1.5
+    dist = torch.cdist(book, book)
+    moves = [(transition_matrix(book, 0.0, T) * dist).sum(1).mean().item() for T in (0.5, 2, 8, 32, 128)]
+    assert all(a < b for a, b in zip(moves, moves[1:])), moves
+    nearest = dist.masked_fill(torch.eye(128, dtype=torch.bool), float('inf')).min(1).values.mean().item()
+    assert moves[0] < 1.2 * nearest            # a cold QPM moves to the nearest codes
+
+
+def test_reconstruction_reads_the_clean_codes():
+    "Perturbing every token changes the segmentation pass but neither the reconstruction nor the aligned features."
+    torch.manual_seed(0)
+    net = VQSegNet(1, 3, width=8, num_codes=16, code_dim=8, eps=0.0).eval()
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        a, b = net(x), net(x, perturb=torch.ones(2, dtype=torch.bool))
+    assert not torch.allclose(a.logits, b.logits, atol=1e-4)
+    assert torch.allclose(a.features['recon'], b.features['recon'], atol=1e-6)
+    assert torch.allclose(a.features['quantised'], b.features['quantised'], atol=1e-6)
+
+
+def test_teacher_predicts_in_eval_mode():
+    from medseg_nb.train import EMATeacher
+    m = METHODS['vqseg'](width=4, depth=3, num_codes=16, code_dim=8)
+    student = m.build_model(1, 2).train()
+    teacher = EMATeacher(student).model
+    seen = []
+    teacher.register_forward_pre_hook(lambda mod, inp: seen.append(mod.training))
+    before = {k: v.clone() for k, v in teacher.named_buffers()}
+    batch = lambda: dict(image=torch.rand(2, 1, 32, 32), label=torch.randint(0, 2, (2, 32, 32)))
+    m.setup(10)
+    m.losses(student, batch(), dict(image=torch.rand(2, 1, 32, 32)), teacher, step=3)
+    assert seen and not any(seen), 'the teacher ran in train mode'
+    assert teacher.training, 'the teacher is put back in the mode it was in'
+    assert all(torch.equal(before[k], v) for k, v in teacher.named_buffers()), "the teacher's codebook moved"

@@ -4,6 +4,7 @@
 
 # %% ../../../nbs/71_vqseg.ipynb #c003
 from __future__ import annotations
+from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,7 +16,7 @@ from ..baselines import MeanTeacher
 from .vector_quantization import VectorQuantizer, qpm
 
 # %% auto #0
-__all__ = ['VQSegNet', 'patch_infonce', 'VQSeg']
+__all__ = ['VQSegNet', 'patch_infonce', 'eval_mode', 'VQSeg']
 
 # %% ../../../nbs/71_vqseg.ipynb #c006
 class VQSegNet(nn.Module):
@@ -40,6 +41,7 @@ class VQSegNet(nn.Module):
         xp, sp = self.unet._pad(x)
         skips = self.unet.encode(xp)
         zq, info = self.vq(self.pre(skips[-1]))
+        clean = zq                                                                # reconstruction and alignment read these
         if perturb is not None and bool(perturb.any()):
             zp = zq[perturb]
             if self.perturb == 'qpm':
@@ -55,7 +57,7 @@ class VQSegNet(nn.Module):
         k = len(logits)
         crop = lambda t, s=1: t[(slice(None), slice(None)) + tuple(slice(0, -(-n // s)) for n in sp)]
         return SegOutput(crop(logits[-1]), [crop(a, 2 ** (k - 1 - i)) for i, a in enumerate(logits[:-1])],
-                         dict(quantised=zq, recon=crop(self.recon(zq)), vq_loss=info['loss'], perplexity=info['perplexity'],
+                         dict(quantised=clean, recon=crop(self.recon(clean)), vq_loss=info['loss'], perplexity=info['perplexity'],
                               usage=info['usage'], indices=info['indices']))
 
 # %% ../../../nbs/71_vqseg.ipynb #c009
@@ -71,6 +73,14 @@ def patch_infonce(student: torch.Tensor, target: torch.Tensor, positions: int = 
     return F.cross_entropy(logits.flatten(0, 1), torch.arange(k, device=s.device).repeat(s.shape[0]))
 
 # %% ../../../nbs/71_vqseg.ipynb #c012
+@contextmanager
+def eval_mode(model: nn.Module):
+    "Run `model` in eval mode inside the block (no dropout, no batch statistics, no codebook update), then restore it."
+    was = model.training
+    model.eval()
+    try: yield model
+    finally: model.train(was)
+
 @register_method
 class VQSeg(MeanTeacher):
     "VQ-Seg: quantised bottleneck, QPM perturbation of the student's unlabeled pass, teacher pseudo-labels, reconstruction, alignment."
@@ -92,9 +102,11 @@ class VQSeg(MeanTeacher):
         with torch.no_grad():
             if self.extractor is not None: return self.extractor(x)
             t = unwrap(teacher)
-            return t.pre(t.unet.encode(t.unet._pad(x)[0])[-1])
+            with eval_mode(t): return t.pre(t.unet.encode(t.unet._pad(x)[0])[-1])
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
+        """L = L_sup + lambda(t) L_pseudo + w_rec |x_hat - x|_1 + L_VQ + w_al L_InfoNCE (labeled only: L_sup + w_rec L_rec + L_VQ);
+        the student's unlabeled pass is QPM-perturbed, the teacher's pseudo-labels come from its clean, eval-mode pass."""
         c = self.cfg
         if unlabeled is None or teacher is None:
             out = model(labeled['image'])
@@ -108,7 +120,7 @@ class VQSeg(MeanTeacher):
         out = model(x, perturb=pert)
         out_l, out_u = out.split(n)
         parts = self.seg_loss(out_l, labeled)
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(teacher):                            # the teacher predicts as at inference
             conf, pseudo = teacher(unlabeled['image']).logits.float().softmax(1).max(1)
         keep = conf >= c.threshold
         parts['pseudo'] = DiceCELoss(c.w_dice, c.w_ce)(out_u.logits, pseudo, keep) if keep.any() else out_u.logits.sum() * 0

@@ -76,18 +76,18 @@ class VectorQuantizer(nn.Module):
 
 # %% ../../../nbs/70_vector_quantization.ipynb #c011
 def transition_matrix(codes: torch.Tensor, eps: float = 0.9, T: float = 1.0) -> torch.Tensor:
-    "K x K probabilities of QPM moves: eps on the diagonal, (1 - eps) softmax(-d/T) over the other codes."
+    "K x K probabilities of QPM moves: eps on the diagonal, (1 - eps) softmax(-||e_i - e_j||^2 / T) over the other codes."
     if not 0 <= eps <= 1: raise ValueError(f"eps is a keep probability in [0, 1], got {eps}")
     if T <= 0: raise ValueError(f"temperature T must be > 0, got {T}")
     K = len(codes)
     if K < 2: raise ValueError("the QPM needs at least 2 codes")
-    d = torch.cdist(codes.float(), codes.float())
+    d = code_distances(codes.float(), codes.float())                         # d_ij = ||e_i - e_j||^2
     logits = (-d / T).masked_fill(torch.eye(K, dtype=torch.bool, device=codes.device), float('-inf'))
     return (1 - eps) * logits.softmax(1) + eps * torch.eye(K, device=codes.device)
 
 def qpm(indices: torch.Tensor, codes: torch.Tensor, eps: float = 0.9, T: float = 1.0,
         generator: torch.Generator | None = None) -> torch.Tensor:
-    "Perturbed code indices: each token keeps its code with probability eps, else moves to j != i with p ~ exp(-d_ij / T)."
+    "Perturbed code indices: each token keeps its code with probability eps, else moves to j != i with p ~ exp(-||e_i - e_j||^2 / T)."
     ### BEGIN SOLUTION
     P = transition_matrix(codes, eps, T)
     off = (P - eps * torch.eye(len(codes), device=P.device)).clamp_min(0)            # the moves, rows sum to 1 - eps
