@@ -57,9 +57,10 @@ class ARCO(MeanTeacher):
         return ARCONet(UNet(in_channels, num_classes, dim, width=c.width, depth=c.depth, norm=c.norm, dropout=c.dropout), c.proj_dim)
 
     def _draw(self, mask):
-        fn = SAMPLERS[self.cfg.sampler]
-        if self.cfg.sampler == 'ns': return fn(mask, self.cfg.anchors)
-        return fn(mask, max(self.cfg.anchors, self.cfg.groups), groups=self.cfg.groups)
+        "Anchors of one (image, class) mask: the same count for every sampler (SG and SAG need one per stratum)."
+        fn, n = SAMPLERS[self.cfg.sampler], max(self.cfg.anchors, self.cfg.groups)
+        if self.cfg.sampler == 'ns': return fn(mask, n)
+        return fn(mask, n, groups=self.cfg.groups)
 
     def contrast(self, proj: torch.Tensor, t_proj: torch.Tensor, labels: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
         "The weighted contrastive estimate, averaged over (image, class) groups; updates the memory queues."

@@ -61,25 +61,16 @@ def _stratified(mask, n, groups, kind, generator, antithetic):
     order = elig[torch.argsort(sid[elig], stable=True)]                          # eligible pixels grouped by stratum
     sizes = torch.bincount(sid[elig])
     starts = torch.cumsum(sizes, 0) - sizes
-    k = allocate(sizes.cpu(), n).to(mask.device)
-    if antithetic: k = 2 * ((k + 1) // 2)                                          # whole pairs
+    k = allocate(sizes.cpu(), n).to(mask.device)                                  # n_m, summing to n
     m_of = torch.repeat_interleave(torch.arange(len(sizes), device=mask.device), k)
     u = torch.rand(len(m_of), generator=generator).to(mask.device)
-    pick = order[starts[m_of] + (u * sizes[m_of]).long().clamp(max=sizes[m_of] - 1)]
     if antithetic:
-        # the second of each pair: the first one's reflection about its stratum's centre (when eligible, else its own draw)
-        first = torch.arange(len(m_of), device=mask.device)
-        first = first[(first - (torch.cumsum(k, 0) - k)[m_of]) % 2 == 0]
-        coords = torch.stack(torch.unravel_index(order, mask.shape), -1).float()
-        seg = torch.repeat_interleave(torch.arange(len(sizes), device=mask.device), sizes)
-        lo = torch.full((len(sizes), mask.ndim), float('inf'), device=mask.device).scatter_reduce(0, seg[:, None].expand(-1, mask.ndim), coords, 'amin')
-        hi = torch.full((len(sizes), mask.ndim), -float('inf'), device=mask.device).scatter_reduce(0, seg[:, None].expand(-1, mask.ndim), coords, 'amax')
-        p = torch.stack(torch.unravel_index(pick[first], mask.shape), -1).float()
-        refl = (lo[m_of[first]] + hi[m_of[first]] - p).round().long()
-        flat = torch.zeros(len(refl), dtype=torch.long, device=mask.device)
-        for ax, s in enumerate(mask.shape): flat = flat * s + refl[:, ax]
-        ok = mask.reshape(-1)[flat] & (sid[flat] == m_of[first])
-        pick[first + 1] = torch.where(ok, flat, pick[first + 1])
+        # pairs (u, 1 - u) within each stratum: draws j = 1, 3, 5, ... of a stratum mirror draw j - 1 in its pixel list;
+        # an odd n_m leaves the last draw of the stratum unpaired
+        j = torch.arange(len(m_of), device=mask.device) - (torch.cumsum(k, 0) - k)[m_of]
+        second = (j % 2 == 1)
+        u = torch.where(second, 1 - u.roll(1), u)
+    pick = order[starts[m_of] + (u * sizes[m_of]).long().clamp(max=sizes[m_of] - 1)]
     w = (sizes.double() / sizes.sum() / k)[m_of].to(torch.float32)
     return pick, w
 
@@ -88,7 +79,7 @@ def sample_sg(mask: torch.Tensor, n: int, groups: int = 16, kind: str = 'blocks'
     return _stratified(mask, n, groups, kind, generator, antithetic=False)
 
 def sample_sag(mask: torch.Tensor, n: int, groups: int = 16, kind: str = 'blocks', generator: torch.Generator | None = None):
-    "Stratified antithetic sampling: pairs of a draw and its reflection about its stratum's centre (bounding box)."
+    "Stratified antithetic sampling: pairs at positions a and N_m - 1 - a of each stratum's pixel list (u and 1 - u)."
     return _stratified(mask, n, groups, kind, generator, antithetic=True)
 
 SAMPLERS = {'ns': sample_ns, 'sg': sample_sg, 'sag': sample_sag}
