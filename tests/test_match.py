@@ -83,8 +83,30 @@ def test_loss_raises_trusted_gland_and_removes_spurious_blob():
     first = (0.05 + gland + blob).requires_grad_(True)
     loss, stats = match_loss([first, 0.05 + gland * 1.02, 0.05 + gland * 0.97])
     loss.backward()
-    assert stats == dict(features=2, reliable=1)
+    assert (stats['features'], stats['reliable']) == (2, 1)
     assert first.grad[20, 20] < 0 < first.grad[45, 45]           # descent raises the gland, lowers the blob
+
+
+def test_noise_is_pushed_to_the_diagonal():
+    "A bump of persistence 0.02 (under min_persistence 0.03) is noise: it takes no part in matching, but is lowered."
+    gland, noise = 0.65 * _bump(20, 20, 6), 0.02 * _bump(45, 45, 2)
+    first = (0.05 + gland + noise).requires_grad_(True)
+    loss, stats = match_loss([first, 0.05 + gland, 0.05 + gland * 0.98])
+    loss.backward()
+    assert (stats['features'], stats['reliable']) == (1, 1) and stats['noise'] >= 1
+    assert first.grad[45, 45] > 0                                 # descent lowers the noise peak
+    _, quiet = match_loss([first.detach().requires_grad_(True), 0.05 + gland], push_noise=False)
+    assert quiet['noise'] >= 1
+
+
+def test_every_map_with_gradients_is_penalised():
+    gland, blob = 0.65 * _bump(20, 20, 6), 0.3 * _bump(45, 45, 3)
+    maps = [(0.05 + gland + blob).requires_grad_(True), (0.05 + gland + blob * 0.9).requires_grad_(True), 0.05 + gland]
+    loss, _ = match_loss(maps, grad_maps=2)
+    loss.backward()
+    assert maps[1].grad is not None and maps[1].grad[45, 45] > 0 and maps[1].grad[20, 20] < 0
+    with pytest.raises(ValueError, match='grad_maps'):
+        match_loss(maps, grad_maps=4)
 
 
 def test_reliability_needs_every_pass():
@@ -101,13 +123,40 @@ def test_reliability_needs_every_pass():
 def test_match_pairs_thresholds():
     assert match_pairs(torch.tensor([[0.09]])) == [(0, 0)]          # below one-to-one, caught by the many pass
     assert match_pairs(torch.tensor([[0.01]])) == []
+    # the many-to-many pass joins two leftovers only: a leftover never joins a feature the assignment matched
+    assert match_pairs(torch.tensor([[0.9, 0.05], [0.3, 0.0]])) == [(0, 0)]
+    assert match_pairs(torch.tensor([[0.9, 0.0, 0.0], [0.0, 0.05, 0.03]])) == [(0, 0), (1, 1), (1, 2)]
+    S = torch.tensor([[0.8, 0.0, 0.04], [0.0, 0.7, 0.0], [0.03, 0.0, 0.0]])
+    assert match_pairs(S) == [(0, 0), (1, 1)]                       # row 2 and column 2 are leftovers, but not paired
+
+
+def test_fragment_does_not_make_a_gland_unreliable():
+    "Saturated gland maps with a little jitter: every gland stays reliable across three predictions."
+    glands = [(14, 14), (14, 46), (46, 14), (46, 46), (30, 30), (30, 54)]
+    base = sum(_bump(cy, cx, 3.5) for cy, cx in glands).clamp(max=1.0)
+    maps = [(0.02 + 0.96 * base + 1e-3 * torch.rand(64, 64, generator=torch.Generator().manual_seed(s))).clamp(0, 1)
+            for s in range(3)]
+    rel = reliable_features([features(m) for m in maps])
+    assert all(int(r.sum()) >= 6 for r in rel), [int(r.sum()) for r in rel]
+
+
+def test_no_snapshot_and_no_topology_before_warm_up():
+    "An untrained teacher's snapshot would flatten real glands: snapshots and the topological term wait for `topo_start`."
+    m = METHODS['match'](width=4, depth=2, snapshot_every=5, passes=1, topo_start=0.2)
+    m.setup(100)
+    net = m.build_model(3, 2); teacher = m.build_model(3, 2)
+    lab = dict(image=torch.rand(2, 3, 32, 32), label=torch.randint(0, 2, (2, 32, 32)))
+    parts = m.losses(net, lab, dict(image=torch.rand(2, 3, 32, 32)), teacher, step=0)
+    assert len(m.snaps) == 0 and float(parts['topo'].detach()) == 0.0
+    parts = m.losses(net, lab, dict(image=torch.rand(2, 3, 32, 32)), teacher, step=20)
+    assert len(m.snaps) == 1 and 'reliable_frac' in parts
 
 
 def test_match_method_trains(tmp_path):
     from medseg_nb.data.datasets import get_dataset, split_labeled
     from medseg_nb.train import Trainer
     assert 'match' in METHODS
-    m = METHODS['match'](width=8, depth=2, snapshot_every=1, snapshots=2, passes=1)
+    m = METHODS['match'](width=8, depth=2, snapshot_every=1, snapshots=2, passes=1, topo_start=0.0)
     tr = get_dataset('phantom-glands', None, 'train', n=6)
     lab, unl = split_labeled(len(tr), 0.5, 0)
     t = Trainer(m, tr, None, tmp_path, dict(steps=3, batch_size=2, patch=(48, 48), progress=False, log_every=1),

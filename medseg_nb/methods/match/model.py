@@ -19,18 +19,24 @@ from ..baselines import MeanTeacher
 from .persistence import Diagram, persistence
 
 # %% auto #0
-__all__ = ['features', 'pair_scores', 'match_pairs', 'reliable_features', 'topo_loss', 'match_loss', 'Match']
+__all__ = ['valid_features', 'features', 'pair_scores', 'match_pairs', 'reliable_features', 'topo_loss', 'match_loss', 'Match']
 
 # %% ../../../nbs/31_match.ipynb #c006
 _K8 = np.ones((3, 3), int)
 
+def valid_features(dg: Diagram, min_persistence: float = 0.03, max_features: int | None = None) -> torch.Tensor:
+    "Which features of `dg` are valid: persistence > `min_persistence`, and among the `max_features` most persistent."
+    keep = dg.persistence.detach() > min_persistence
+    if max_features is not None and int(keep.sum()) > max_features:
+        score = dg.persistence.detach().masked_fill(~keep, -1.0)
+        keep = torch.zeros_like(keep).index_fill_(0, score.topk(max_features).indices, True)
+    return keep
+
 def features(p: torch.Tensor, min_persistence: float = 0.03, backend: str = 'gudhi',
-             max_features: int | None = None) -> tuple[Diagram, torch.Tensor]:
-    "The valid 0-dim features of an H x W probability map (at most `max_features`, most persistent first) and their component masks (F x H x W)."
-    dg = persistence(p, backend).of_dim(0)
-    dg = dg.select(dg.persistence.detach() > min_persistence)
-    if max_features is not None and len(dg) > max_features:
-        dg = dg.select(torch.zeros(len(dg), dtype=torch.bool, device=dg.dim.device).index_fill_(0, dg.persistence.detach().topk(max_features).indices, True))
+             max_features: int | None = None, dg: Diagram | None = None) -> tuple[Diagram, torch.Tensor]:
+    "The valid 0-dim features of an H x W probability map and their component masks (F x H x W); `dg`: its 0-dim diagram, if known."
+    dg = persistence(p, backend).of_dim(0) if dg is None else dg
+    dg = dg.select(valid_features(dg, min_persistence, max_features))
     a = p.detach().float().cpu().numpy()
     H, W = a.shape
     fin = ~dg.essential
@@ -55,13 +61,13 @@ def pair_scores(da: Diagram, Ma: torch.Tensor, db: Diagram, Mb: torch.Tensor, si
     return iou * (pa / pa.max())[:, None] * (pb / pb.max())[None] * torch.exp(-dist / (sigma * (H ** 2 + W ** 2) ** 0.5))
 
 def match_pairs(S: torch.Tensor, one_to_one: float = 0.10, many: float = 0.02) -> list[tuple[int, int]]:
-    "Hungarian matches with score >= `one_to_one`, plus pairs >= `many` for features the assignment left unmatched."
+    "Hungarian matches with score >= `one_to_one`, plus pairs >= `many` between features the assignment left both unmatched."
     if S.numel() == 0: return []
     ### BEGIN SOLUTION
     r, c = linear_sum_assignment((1 - S).numpy())
     pairs = [(i, j) for i, j in zip(r.tolist(), c.tolist()) if S[i, j] >= one_to_one]
     mi, mj = {i for i, _ in pairs}, {j for _, j in pairs}
-    extra = [(i, j) for i, j in torch.nonzero(S >= many).tolist() if (i, j) not in pairs and (i not in mi or j not in mj)]
+    extra = [(i, j) for i, j in torch.nonzero(S >= many).tolist() if (i, j) not in pairs and i not in mi and j not in mj]
     return pairs + extra
     ### END SOLUTION
 
@@ -95,17 +101,31 @@ def topo_loss(p: torch.Tensor, dg: Diagram, reliable: torch.Tensor) -> torch.Ten
     b, d = flat[dg.birth_idx], flat[dg.death_idx]
     rel = reliable.to(p.device)
     m = (0.5 * (b + d)).detach()
+    # reliable: (b - 1)^2 + d^2;  the rest: (b - m)^2 + (d - m)^2 with m = sg((b + d) / 2)
     to_full = (b - 1) ** 2 + d ** 2
     to_diag = (b - m) ** 2 + (d - m) ** 2
     return torch.where(rel, to_full, to_diag).sum()
 
 def match_loss(probs: list[torch.Tensor], min_persistence: float = 0.03, sigma: float = 0.1, one_to_one: float = 0.10,
-               many: float = 0.02, backend: str = 'gudhi', max_features: int | None = None) -> tuple[torch.Tensor, dict]:
-    "MATCH's loss for one image: `probs` = T maps H x W, the first with gradients; returns the loss and statistics."
-    feats = [features(q, min_persistence, backend, max_features) for q in probs]
+               many: float = 0.02, backend: str = 'gudhi', max_features: int | None = None, grad_maps: int = 1,
+               push_noise: bool = True) -> tuple[torch.Tensor, dict]:
+    """MATCH's loss for one image: `probs` = T maps H x W, the first `grad_maps` of them with gradients and penalised
+    (summed); with `push_noise`, features under `min_persistence` go to the diagonal too. Returns the loss and statistics."""
+    if not 1 <= grad_maps <= len(probs): raise ValueError(f"grad_maps={grad_maps}; expected 1..{len(probs)} (the number of maps)")
+    diagrams = [persistence(q, backend).of_dim(0) for q in probs]
+    feats = [features(q, min_persistence, backend, max_features, dg) for q, dg in zip(probs, diagrams)]
     rel = reliable_features(feats, sigma, one_to_one, many)
-    loss = topo_loss(probs[0], feats[0][0], rel[0])
-    return loss, dict(features=len(feats[0][0]), reliable=int(rel[0].sum()))
+    loss = 0
+    for t in range(grad_maps):
+        keep = valid_features(diagrams[t], min_persistence, max_features)
+        if push_noise:                       # every feature of the map: the reliable ones up, all others to the diagonal
+            full = torch.zeros(len(diagrams[t]), dtype=torch.bool)
+            full[keep.nonzero()[:, 0].cpu()] = rel[t]
+            loss = loss + topo_loss(probs[t], diagrams[t], full)
+        else:
+            loss = loss + topo_loss(probs[t], feats[t][0], rel[t])
+    n0 = len(feats[0][0])
+    return loss, dict(features=n0, reliable=int(rel[0].sum()), noise=len(diagrams[0]) - n0)
 
 # %% ../../../nbs/31_match.ipynb #c022
 @register_method
@@ -115,21 +135,28 @@ class Match(MeanTeacher):
     description = 'MATCH: topological consistency across dropout passes and temporal snapshots (semi-supervised)'
     paper = 'MATCH: Multi-faceted Adaptive Topo-Consistency for Semi-Supervised Histopathology Segmentation, NeurIPS 2025'
     defaults = dict(MeanTeacher.defaults, dropout=0.2, passes=2, snapshots=2, snapshot_every=50, w_topo=0.05,
-                    min_persistence=0.03, sigma=0.1, one_to_one=0.10, many=0.02, backend='auto', max_topo_images=4, max_features=32)
+                    min_persistence=0.03, sigma=0.1, one_to_one=0.10, many=0.02, backend='auto', max_topo_images=4, max_features=32,
+                    topo_start=0.2, penalise_passes=True, push_noise=True)
     tour = dict(dataset='phantom-glands')
 
     def setup(self, total_steps):
         super().setup(total_steps)
         self.snaps, self._snap_model = deque(maxlen=self.cfg.snapshots), None
 
+    def topo_started(self, step: int) -> bool:
+        "Whether the warm-up is over: the topological term and the snapshots start at `topo_start` of the run."
+        return step >= int(self.cfg.topo_start * self.total_steps)
+
     def predictions(self, model, teacher, x: torch.Tensor, student_probs: torch.Tensor, step: int) -> list[torch.Tensor]:
         "The T foreground maps (B x H x W each): the student's, `passes` dropout passes, and the teacher snapshots."
         out = [student_probs]
         m = unwrap(model)
-        with torch.no_grad():
+        with torch.set_grad_enabled(self.cfg.penalise_passes and torch.is_grad_enabled()):
             for _ in range(self.cfg.passes): out.append(m(x).logits.float().softmax(1)[:, 1])
+        with torch.no_grad():
             if teacher is not None:
-                if step % self.cfg.snapshot_every == 0:
+                start = int(self.cfg.topo_start * self.total_steps)
+                if step >= start and (step - start) % self.cfg.snapshot_every == 0:
                     self.snaps.append({k: v.detach().clone() for k, v in teacher.state_dict().items()})
                 if self._snap_model is None: self._snap_model = copy.deepcopy(teacher).eval()
                 for st in self.snaps:
@@ -145,12 +172,21 @@ class Match(MeanTeacher):
         out_l, out_u = model(torch.cat([labeled['image'], self.perturb(unlabeled['image'])])).split(n)
         parts = self.seg_loss(out_l, labeled)
         u = self.unsupervised_losses(out_u, teacher, unlabeled, step)
-        probs = self.predictions(model, teacher, unlabeled['image'], out_u.logits.float().softmax(1)[:, 1], step)
-        k = min(len(probs[0]), c.max_topo_images)
+        if not self.topo_started(step):                                   # warm-up: the mean teacher alone
+            w = self.weight(step)
+            parts.update(u); parts['w_unsup'] = torch.tensor(w); parts['topo'] = out_u.logits.sum() * 0
+            parts['loss'] = parts['sup'] + w * sum(u.values())
+            return parts
+        k = min(len(out_u.logits), c.max_topo_images)
+        x = unlabeled['image'][:k]
+        probs = self.predictions(model, teacher, x, out_u.logits[:k].float().softmax(1)[:, 1], step)
+        grad_maps = 1 + (c.passes if c.penalise_passes else 0)
         topo, nf, nr = [], 0, 0
         for b in range(k):
-            l, st = match_loss([q[b] for q in probs], c.min_persistence, c.sigma, c.one_to_one, c.many, c.backend, c.max_features)
+            l, st = match_loss([q[b] for q in probs], c.min_persistence, c.sigma, c.one_to_one, c.many, c.backend, c.max_features,
+                               grad_maps=grad_maps, push_noise=c.push_noise)
             topo.append(l); nf += st['features']; nr += st['reliable']
+        # L_topo = (1/k) sum over tiles, over penalised maps t: sum_reliable [(b-1)^2 + d^2] + sum_rest [(b-m)^2 + (d-m)^2]
         u['topo'] = c.w_topo / c.consistency * torch.stack(topo).sum() / k if c.consistency else torch.stack(topo).sum() / k
         w = self.weight(step)
         parts.update(u); parts['w_unsup'] = torch.tensor(w); parts['reliable_frac'] = torch.tensor(nr / max(nf, 1))
