@@ -63,7 +63,8 @@ class Decomposer(nn.Module):
         super().__init__()
         self.tau = tau
         self.net = UNet(channels, 4 * channels, 2, width=width, depth=depth, norm='instance')
-        nn.init.zeros_(self.net.heads[-1].weight); nn.init.zeros_(self.net.heads[-1].bias)   # start: s = 0, n = x
+        # zero head at the start: mu_s = x - blur(x) (a fixed high-pass), mu_n = blur(x)
+        nn.init.zeros_(self.net.heads[-1].weight); nn.init.zeros_(self.net.heads[-1].bias)
         self.log_noise = nn.Parameter(torch.full((1, channels, 1, 1), math.log(0.02 ** 2)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -98,7 +98,7 @@ def mask_to_graph(mask, step: int = 4, min_length: float = 0.0) -> VesselGraph:
     jl, nj = ndi.label(junc, _K8)
     jpos = np.array(ndi.center_of_mass(junc, jl, range(1, nj + 1))).reshape(-1, 2) if nj else np.zeros((0, 2))
     ends = np.argwhere(end)
-    node_rc = np.concatenate([jpos, ends.astype(float)])                     # row, col
+    node_rc = np.concatenate([jpos, ends.astype(float)]) + 0.5               # row, col of pixel centres
     kinds = np.concatenate([np.ones(nj, int), np.zeros(len(ends), int)])
     end_id = -np.ones(m.shape, int); end_id[ends[:, 0], ends[:, 1]] = nj + np.arange(len(ends))
     seg = sk & ~junc
@@ -135,7 +135,7 @@ def mask_to_graph(mask, step: int = 4, min_length: float = 0.0) -> VesselGraph:
             line = np.concatenate([pts[:1] if end_id[pts[0][0], pts[0][1]] < 0 else pts[:0], inner,
                                    pts[-1:] if end_id[pts[-1][0], pts[-1][1]] < 0 and len(pts) > 1 else pts[:0]])
             if run[0] in loops: line = np.concatenate([line, pts[:1]])      # close the ring
-            edges.append(tuple(ends_ids)); lines.append(torch.tensor(line[:, ::-1].copy(), dtype=torch.float32))
+            edges.append(tuple(ends_ids)); lines.append(torch.tensor(line[:, ::-1] + 0.5, dtype=torch.float32))   # (x, y) of pixel centres
             radii.append(max(math.sqrt(0.5), float(dist[pts[:, 0], pts[:, 1]].mean()) - 0.5))   # see the note above
     g = VesselGraph(torch.tensor(node_rc[:, ::-1].copy(), dtype=torch.float32), torch.tensor(kinds), edges, lines,
                     torch.tensor(radii, dtype=torch.float32), tuple(m.shape))
@@ -197,14 +197,18 @@ def fov_circle(fov) -> tuple[torch.Tensor, float]:
     r, c = np.argwhere(f).mean(0)
     return torch.tensor([c + 0.5, r + 0.5], dtype=torch.float32), float(math.sqrt(f.sum() / math.pi))
 
-def atlas_transform(fov, disc: torch.Tensor, size: int = 128) -> torch.Tensor:
+def atlas_transform(fov, disc: torch.Tensor, size: int = 128, eye: str = 'auto') -> torch.Tensor:
     "3 x 3 matrix mapping image pixels (x, y, 1) to the atlas frame: FOV centred, radius 0.45 size, disc to the right."
+    if eye not in ('auto', 'right', 'left'): raise ValueError(f"eye must be 'auto', 'right' or 'left', got {eye!r}")
     c, r = fov_circle(fov)
     v = disc.float() - c
+    left = bool(v[0] < 0) if eye == 'auto' else eye == 'left'
+    M = torch.diag(torch.tensor([-1.0 if left else 1.0, 1.0]))                 # mirror a left eye first
+    v = M @ v
     ang = math.atan2(float(v[1]), float(v[0]))
     s = 0.45 * size / r
     R = torch.tensor([[math.cos(-ang), -math.sin(-ang)], [math.sin(-ang), math.cos(-ang)]])
-    A = s * R
+    A = s * R @ M
     T = torch.eye(3); T[:2, :2] = A; T[:2, 2] = torch.tensor([size / 2, size / 2]) - A @ c
     return T
 
