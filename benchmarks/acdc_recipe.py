@@ -24,8 +24,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import grid_args, grid_state, listed, machine, machines, mean_sd, save_json, shard, write_section  # noqa: E402
 
-from medseg_nb.cli import DATASET_DEFAULTS, train  # noqa: E402
+from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
+from medseg_nb.data.datasets import get_dataset  # noqa: E402
+from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('acdc_recipe.json')
 PLOT = Path(__file__).with_name('acdc_recipe.png')
@@ -50,9 +52,10 @@ def run_one(method, patients, seed, steps, val_every, root, tmp) -> dict:
               labeled_patients=None if patients == ALL else patients, train_options=dict(val_every=val_every))
     hist = json.loads((out / 'history.json').read_text())
     curve = [(r['step'], r['val_dice_mean']) for r in hist if 'val_dice_mean' in r]
-    last = [r for r in hist if 'val_dice_mean' in r][-1]
-    per = {name: last.get(f'val_dice_{k + 1}') for k, name in enumerate(STRUCT)}
     secs = time.time() - t0
+    _, model, st = model_from_checkpoint(out / 'last.pt')           # the final model, per structure
+    _, reps = evaluate_model(model, get_dataset('acdc', root, 'val'), metrics=('dice',), **geometry(st['config']))
+    per = {name: per_class(reps, 'dice').get(str(k + 1)) for k, name in enumerate(STRUCT)}
     return dict(method=method, patients=patients, seed=seed, steps=s['steps'], seconds=round(secs, 1),
                 steps_per_s=round(s['steps'] / max(s['seconds'], 1e-9), 3), dice=s['val_dice_mean'],
                 hd95=s.get('val_hd95_mean'), per_class=per, curve=curve, machine=machine())
@@ -99,7 +102,8 @@ def table(state, a) -> str:
         for m in ('unet', 'mean_teacher'):
             rr = [r for r in runs if r['method'] == m and r['patients'] == p]
             if not rr: continue
-            per = ' | '.join(f"{np.mean([r['per_class'][k] for r in rr]):.3f}" for k in STRUCT)
+            per = ' | '.join(f"{np.mean(v):.3f}" if (v := [r['per_class'][k] for r in rr if r['per_class'].get(k) is not None])
+                             else '–' for k in STRUCT)
             conv = max(converged(r['curve']) for r in rr)
             rows.append(f"| {p if p != ALL else 'all 70'} | {m} | {mean_sd(r['dice'] for r in rr)} | {per} | "
                         f"{np.mean([r['steps_per_s'] for r in rr]):.2f} | {conv:.1f} | {len(rr)} |")

@@ -40,7 +40,7 @@ def main():
 
 Machine: {machine()}. Command (steps done: {s['steps']}, stopped by {s['stopped']}, {s['seconds']:.0f} s of training):
 
-    {' '.join(train[:7])} --data-root DIR --out RUN --max-minutes {a.minutes:g} --steps {a.steps}
+    {' '.join(train[:6])} --data-root DIR --out RUN --max-minutes {a.minutes:g} --steps {a.steps}
     medseg-nb eval --checkpoint RUN/best.pt --dataset drive --data-root DIR --split val --json
 
 Validation = DRIVE training images 37-40, full resolution, inside the field of view (best.pt at step {e['step']}). Since
