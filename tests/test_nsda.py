@@ -72,3 +72,23 @@ def test_unet_with_nsda():
     assert sum(isinstance(m, NSDA) for m in b.modules()) == 9          # 4 encoder blocks + bottleneck + 4 decoder blocks
     assert b(torch.randn(1, 1, 32, 32)).logits.shape == (1, 3, 32, 32)
     assert 'nsda' in METHODS
+
+
+def test_inference_keeps_the_training_window(tmp_path):
+    "A U-Net + NSDA trained on 64 px inputs uses its 64 px windows on 128 px inputs, also after a checkpoint round trip."
+    net = nsda_unet(1, 2, width=4, depth=2).train()
+    net(torch.randn(2, 1, 64, 64))
+    blocks = [m for m in net.modules() if isinstance(m, NSDA)]
+    trained = [int(b.trained_window) for b in blocks]
+    assert trained[0] == default_window(64) and trained[1] == default_window(32)
+    seen = []
+    for b in blocks:
+        b.register_forward_hook(lambda mod, inp, out: seen.append(mod.current_window(inp[0])))
+    net.eval()
+    with torch.no_grad():
+        net(torch.randn(1, 1, 128, 128))
+    assert seen == trained
+    torch.save(net.state_dict(), tmp_path / 'w.pt')
+    again = nsda_unet(1, 2, width=4, depth=2)
+    again.load_state_dict(torch.load(tmp_path / 'w.pt', weights_only=True))
+    assert [int(b.trained_window) for b in again.modules() if isinstance(b, NSDA)] == trained

@@ -60,15 +60,26 @@ def nsda(x: torch.Tensor, window: int | None = None, unbiased: bool = True, retu
     return (out, a) if return_attention else out
 
 class NSDA(nn.Module):
-    "Neighbourhood self-dissimilarity attention (no parameters); `window=None` follows the feature size."
-    def __init__(self, window: int | None = None, unbiased: bool = True):
-        super().__init__(); self.window, self.unbiased = window, unbiased
+    """Neighbourhood self-dissimilarity attention (no parameters). `window=None`: the paper's window for the feature
+    size seen in training, recorded in the buffer `trained_window` (so in checkpoints) and kept at inference, whatever
+    the input size then; `follow_input=True` lets it follow every input instead."""
+    def __init__(self, window: int | None = None, unbiased: bool = True, follow_input: bool = False):
+        super().__init__(); self.window, self.unbiased, self.follow_input = window, unbiased, follow_input
+        self.register_buffer('trained_window', torch.zeros((), dtype=torch.long))      # 0: no training input seen yet
         self.last_attention = None; self.keep = False
+    def current_window(self, x: torch.Tensor) -> int:
+        "The window for input x: fixed, else recorded from training inputs, else the paper's rule for x's height."
+        if self.window: return self.window
+        if self.training or self.follow_input or int(self.trained_window) == 0:
+            w = default_window(x.shape[-2])
+            if self.training: self.trained_window.fill_(w)
+            return w
+        return int(self.trained_window)
     def forward(self, x):
-        out, a = nsda(x, self.window, self.unbiased, return_attention=True)
+        out, a = nsda(x, self.current_window(x), self.unbiased, return_attention=True)
         if self.keep: self.last_attention = a.detach()
         return out
-    def extra_repr(self): return f'window={self.window or "auto"}, unbiased={self.unbiased}'
+    def extra_repr(self): return f'window={self.window or "from training"}, unbiased={self.unbiased}'
 
 # %% ../../nbs/60_nsda.ipynb #c021
 def nsda_unet(in_channels: int, num_classes: int, dim: int = 2, unbiased: bool = True, **kw) -> UNet:
