@@ -68,3 +68,68 @@ def test_cli_train_gausam_on_kvasir(real_data, tmp_path):
     s = json.loads(r.stdout.strip().splitlines()[-1])
     assert s['steps'] == 2 and s['method'] == 'gausam' and 0 <= s['val_dice_mean'] <= 1
     assert (tmp_path / 'best.pt').exists()
+
+
+def _batch(n=2, size=64):
+    from medseg_nb.data.phantoms import gland_phantom
+    b = [gland_phantom(size, seed=i) for i in range(n)]
+    return dict(image=torch.stack([x['image'] for x in b]), label=torch.stack([x['label'] for x in b]))
+
+
+@pytest.mark.parametrize('name', ['gausam', 'sam'])
+def test_every_trainable_parameter_reaches_the_loss(name):
+    "Parameters marked trainable but never used by the head (hypernetworks, IoU head, mask down-scaling) are frozen."
+    torch.manual_seed(0)
+    m = get_method(name, box_prob=1.0)
+    net = m.build_model(3, 2)
+    m.losses(net, _batch())['loss'].backward()
+    unused = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
+    assert not unused, unused[:8]
+
+
+def test_vit_b_counts_what_learns():
+    vb = GauSAM(2, 'vit_b', n_gaussians=64, freeze_encoder=True, freeze_decoder=True)
+    assert 0.25e6 < vb.trainable_parameters() < 0.4e6
+
+
+def test_sam_head_maps_tokens_as_sam_does():
+    "head='sam': background logit 0, class k's logit = mask token k-1 (SAM's foreground mask)."
+    torch.manual_seed(0)
+    net = GauSAM(3, 'tiny', head='sam').eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        out = net(x)
+    assert out.logits.shape == (1, 3, 64, 64)
+    assert torch.equal(out.logits[:, 0], torch.zeros_like(out.logits[:, 0]))
+    masks = out.features['sam_masks']                       # tokens 0 and 1, over SAM's frame
+    assert masks.shape[1] == 2
+    up = net.sam.postprocess_masks(masks, input_size=(256, 256), original_size=(64, 64))     # SAM's own mapping back
+    assert torch.allclose(out.logits[:, 1:], up, atol=1e-4)
+    with pytest.raises(ValueError, match='foreground classes 1-4'):
+        GauSAM(6, 'tiny', head='sam')
+
+
+def test_encoder_sees_longest_side_resize_and_padding():
+    "A non-square image reaches SAM's encoder as SAM's own ResizeLongestSide + preprocess would give it."
+    from segment_anything.utils.transforms import ResizeLongestSide
+    from medseg_nb.methods.gausam.model import encode_image
+    torch.manual_seed(0)
+    sam = build_sam('tiny').eval()
+    img = torch.rand(1, 3, 60, 150)
+    with torch.no_grad():
+        hw = ResizeLongestSide.get_preprocess_shape(60, 150, 256)
+        ref = sam.image_encoder(sam.preprocess(torch.nn.functional.interpolate(
+            img * 255, hw, mode='bilinear', align_corners=False, antialias=True)))
+        assert torch.allclose(encode_image(sam, img), ref, atol=1e-4)
+
+
+def test_gaussian_scales_are_bounded():
+    torch.manual_seed(0)
+    net = GauSAM(2, 'tiny', n_gaussians=16).eval()
+    with torch.no_grad():
+        net.mlp[-1].bias[2:4] = 1e4                             # an exploding scale output
+        big = net(torch.rand(1, 3, 64, 64)).features['gaussians'].log_s
+        net.mlp[-1].bias[2:4] = -1e4
+        small = net(torch.rand(1, 3, 64, 64)).features['gaussians'].log_s
+    base = torch.log(torch.tensor(0.5 / 4.0))
+    assert (big <= base + 2.5 + 1e-4).all() and (small >= base - 2.5 - 1e-4).all()

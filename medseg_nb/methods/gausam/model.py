@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['SAM_CONFIGS', 'build_sam', 'load_sam_weights', 'encode_image', 'prompt_boxes', 'decode', 'boxes_from_labels',
-           'GauSAM', 'GauSAMMethod', 'SAMDecoderMethod', 'compare_heads']
+__all__ = ['SAM_CONFIGS', 'LOG_SCALE_RANGE', 'build_sam', 'load_sam_weights', 'letterbox', 'to_frame', 'from_frame',
+           'encode_image', 'prompt_boxes', 'decode', 'boxes_from_labels', 'GauSAM', 'GauSAMMethod', 'SAMDecoderMethod',
+           'compare_heads']
 
 # %% ../../../nbs/12_gausam.ipynb #c006
 SAM_CONFIGS = {
@@ -61,12 +62,31 @@ def load_sam_weights(sam: nn.Module, path: str | Path) -> nn.Module:
     return sam
 
 # %% ../../../nbs/12_gausam.ipynb #c013
+def letterbox(H: int, W: int, S: int) -> tuple[int, int]:
+    "Size of an H x W image in SAM's S x S frame: the longer side to S, the aspect ratio kept (SAM's ResizeLongestSide)."
+    scale = S / max(H, W)
+    return int(H * scale + 0.5), int(W * scale + 0.5)
+
+def to_frame(x: torch.Tensor, S: int, mode: str = 'bilinear') -> torch.Tensor:
+    "Resize B x C x H x W into SAM's frame (longest side S) and zero-pad bottom and right to S x S."
+    h, w = letterbox(*x.shape[-2:], S)
+    x = F.interpolate(x, size=(h, w), mode=mode, align_corners=False) if mode != 'nearest' else F.interpolate(x, size=(h, w))
+    return F.pad(x, (0, S - w, 0, S - h))
+
+def from_frame(masks: torch.Tensor, size: tuple[int, int], S: int, out_size: tuple[int, int] | None = None) -> torch.Tensor:
+    "Masks over SAM's frame (any resolution) back to an image of `size`: up to S x S, crop the image's part, resize."
+    h, w = letterbox(*size, S)
+    m = F.interpolate(masks, size=(S, S), mode='bilinear', align_corners=False)[..., :h, :w]
+    return F.interpolate(m, size=out_size or size, mode='bilinear', align_corners=False)
+
 def encode_image(sam: nn.Module, images: torch.Tensor, inject: torch.Tensor | None = None) -> torch.Tensor:
     "SAM image embedding B x P x h x w of images B x 3 x H x W in [0, 1]; `inject` (B x h x w x D) is added to the patch tokens."
     if images.ndim != 4 or images.shape[1] != 3: raise ValueError(f"expected B x 3 x H x W images, got {tuple(images.shape)}")
     enc = sam.image_encoder; S = enc.img_size
-    x = F.interpolate(images, size=(S, S), mode='bilinear', align_corners=False) * 255
-    x = enc.patch_embed((x - sam.pixel_mean) / sam.pixel_std)
+    h, w = letterbox(*images.shape[-2:], S)
+    x = F.interpolate(images, size=(h, w), mode='bilinear', align_corners=False, antialias=True) * 255   # as SAM's transform
+    x = F.pad((x - sam.pixel_mean) / sam.pixel_std, (0, S - w, 0, S - h))               # normalise, then pad with 0
+    x = enc.patch_embed(x)
     if enc.pos_embed is not None: x = x + enc.pos_embed
     if inject is not None: x = x + inject
     for blk in enc.blocks: x = blk(x)
@@ -77,7 +97,8 @@ def prompt_boxes(sam: nn.Module, boxes: torch.Tensor | None, size: tuple[int, in
     pe = sam.prompt_encoder; S = sam.image_encoder.img_size; H, W = size
     if boxes is not None:
         if boxes.shape != (batch, 4): raise ValueError(f"boxes must be B x 4 = ({batch}, 4), got {tuple(boxes.shape)}")
-        boxes = boxes.float() * boxes.new_tensor([S / W, S / H, S / W, S / H])
+        h, w = letterbox(H, W, S)
+        boxes = boxes.float() * boxes.new_tensor([w / W, h / H, w / W, h / H])              # into the frame
     sparse, dense = pe(points=None, boxes=boxes, masks=None)
     return sparse.expand(batch, -1, -1), dense.expand(batch, -1, -1, -1)
 
@@ -115,6 +136,8 @@ def boxes_from_labels(label: torch.Tensor, jitter: float = 0.0, generator: torch
         box = box + jitter * wh * (2 * torch.rand(box.shape, generator=generator).to(box) - 1)
     return torch.stack([box[:, 0].clamp(0, W), box[:, 1].clamp(0, H), box[:, 2].clamp(0, W), box[:, 3].clamp(0, H)], 1)
 
+LOG_SCALE_RANGE = 2.5     # a primitive's scale stays within e^-2.5 .. e^2.5 times 0.5 / sqrt(K) of the image
+
 class GauSAM(nn.Module):
     "SAM with a contour-prior adapter and a Gaussian-field head (or SAM's own mask head with head='sam')."
     def __init__(self, num_classes: int = 2, kind: str = 'tiny', n_gaussians: int = 64, head: str = 'gaussian',
@@ -122,7 +145,8 @@ class GauSAM(nn.Module):
                  freeze_decoder: bool | str = 'auto'):
         super().__init__()
         if head not in ('gaussian', 'sam'): raise ValueError(f"head must be 'gaussian' or 'sam', got {head!r}")
-        if head == 'sam' and num_classes > 4: raise ValueError(f"SAM's decoder has 4 mask tokens; {num_classes} classes is too many")
+        if head == 'sam' and num_classes > 5:
+            raise ValueError(f"SAM's decoder has 4 mask tokens (foreground classes 1-4); {num_classes} classes is too many")
         if n_gaussians > grid * grid: raise ValueError(f"{n_gaussians} Gaussians need a grid of at least that many cells, got {grid}x{grid}")
         self.sam, self.head_kind, self.C, self.K, self.grid = build_sam(kind, checkpoint), head, num_classes, n_gaussians, grid
         self.dim, self.in_channels, self.num_classes = 2, 3, num_classes
@@ -139,6 +163,17 @@ class GauSAM(nn.Module):
         with torch.no_grad(): self.mlp[-1].bias.zero_(); self.mlp[-1].bias[5:] = torch.tensor([-2.0] + [2.0] * (num_classes - 1))
         self.bias = nn.Linear(P, num_classes)
         with torch.no_grad(): self.bias.bias.copy_(torch.tensor([0.0] + [-2.0] * (num_classes - 1)))
+        self._freeze_unused()
+
+    def _freeze_unused(self):
+        "Freeze what this head never uses, so that every trainable parameter receives a gradient."
+        dec, pe = self.sam.mask_decoder, self.sam.prompt_encoder
+        used_masks = self.C - 1 if self.head_kind == 'sam' else 0             # hypernetwork MLPs the loss reaches
+        unused = [dec.iou_prediction_head, pe.mask_downscaling, pe.not_a_point_embed, pe.point_embeddings[0], pe.point_embeddings[1]]
+        unused += list(dec.output_hypernetworks_mlps)[used_masks:]
+        if self.head_kind == 'sam': unused += [self.mlp, self.bias]                # the Gaussian head
+        for m in unused:
+            for p in m.parameters(): p.requires_grad_(False)
 
     def anchors(self, prior: torch.Tensor, boxes: torch.Tensor | None, size) -> torch.Tensor:
         "K anchor positions (B x K x 2, normalised x, y): the strongest prior cells inside the (enlarged) box."
@@ -160,16 +195,22 @@ class GauSAM(nn.Module):
         B, _, H, W = x.shape; Ho, Wo = out_size or (H, W)
         with torch.no_grad(): prior = contour_prior(x)
         S = self.sam.image_encoder.img_size
-        inject = self.adapter(F.interpolate(prior, size=(S, S), mode='bilinear', align_corners=False)).permute(0, 2, 3, 1)
+        inject = self.adapter(to_frame(prior, S)).permute(0, 2, 3, 1)                           # the prior, letterboxed alike
         emb = encode_image(self.sam, x, inject)
-        d = decode(self.sam, emb, *prompt_boxes(self.sam, boxes, (H, W), B), n_masks=self.C if self.head_kind == 'sam' else 1)
+        d = decode(self.sam, emb, *prompt_boxes(self.sam, boxes, (H, W), B), n_masks=max(self.C - 1, 1))
         feats = dict(prior=prior, sam_masks=d['masks'], iou=d['iou'])
         if self.head_kind == 'sam':
-            return SegOutput(F.interpolate(d['masks'], size=(Ho, Wo), mode='bilinear', align_corners=False), [], feats)
+            # SAM's convention: mask token k-1 is the logit of foreground class k against a background logit of 0
+            fg = from_frame(d['masks'], (H, W), S, (Ho, Wo))
+            return SegOutput(torch.cat([torch.zeros_like(fg[:, :1]), fg], 1), [], feats)
         a = self.anchors(prior, boxes, (H, W))                                                  # B x K x 2
-        e = F.grid_sample(d['upscaled'], (2 * a - 1)[:, :, None], align_corners=False)[..., 0].transpose(1, 2)  # B x K x c
+        h_f, w_f = letterbox(H, W, S)
+        a_frame = a * a.new_tensor([w_f / S, h_f / S])                                         # image -> frame coordinates
+        e = F.grid_sample(d['upscaled'], (2 * a_frame - 1)[:, :, None], align_corners=False)[..., 0].transpose(1, 2)
         h = self.mlp(torch.cat([d['token'][:, None].expand(-1, self.K, -1), e, a], -1))
-        gs = Gaussians(mu=a + 0.1 * torch.tanh(h[..., :2]), log_s=math.log(0.5 / math.sqrt(self.K)) + h[..., 2:4],
+        # bounded scales: log s = log s_0 + b tanh(h / b), s_0 = 0.5 / sqrt(K), b = LOG_SCALE_RANGE
+        s0, b = math.log(0.5 / math.sqrt(self.K)), LOG_SCALE_RANGE
+        gs = Gaussians(mu=a + 0.1 * torch.tanh(h[..., :2]), log_s=s0 + b * torch.tanh(h[..., 2:4] / b),
                        theta=math.pi * h[..., 4], alpha=h[..., 5:], bias=self.bias(d['token']))
         feats['gaussians'] = gs
         return SegOutput(render(gs, Ho, Wo), [], feats)
