@@ -129,3 +129,32 @@ def test_cli_train_on_acdc_volumes(real_data, tmp_path):
     s = _cli(['--dataset', 'acdc', '--data-root', str(real_data), '--out', str(tmp_path), '--steps', '1', '--batch-size', '1',
               '--set', 'val_items=1', '--set', 'val_patch=8,96,96'])
     assert s['steps'] == 1 and s['labeled_items'] == 140 and 0 <= s['val_dice_mean'] <= 1
+
+
+def test_dynamic_slots_second_level_against_a_loop():
+    "The released second level, written as loops over segments, experts and slots: one slot per token, output replaces input."
+    import torch.nn.functional as F
+    from medseg_nb.methods.mamba_home.soft_moe import DynamicSlotsMoE, rms_norm
+    torch.manual_seed(0)
+    E, n, d = 3, 7, 8
+    m = DynamicSlotsMoE(d, experts=E)
+    x = torch.randn(2, n, d)
+    y = m(x)
+    segs = -(-n // E)
+    for b in range(2):
+        xn = rms_norm(x[b]) * m.gamma
+        means = torch.stack([xn[k * E:min((k + 1) * E, n)].mean(0) for k in range(segs)])      # segs x d
+        slots = [[rms_norm(m.to_slots(means[k]).view(E, d)[e]) for k in range(segs)] for e in range(E)]
+        logits = torch.stack([torch.stack([xn @ slots[e][k] for k in range(segs)], -1) for e in range(E)], 1)  # n x E x segs
+        D, C = logits.softmax(0), logits.flatten(1).softmax(-1)
+        outs = []
+        for e in range(E):
+            s_in = torch.einsum('nd,ns->sd', xn, D[:, e])
+            a, g = (s_in @ m.experts.w1[e] + m.experts.b1[e]).chunk(2, -1)
+            outs.append((a * F.gelu(g)) @ m.experts.w2[e] + m.experts.b2[e])
+        ref = C @ torch.cat(outs)
+        assert torch.allclose(y[b], ref, atol=1e-5)
+    home = HoME(8, group=4, experts=2, slots=2, experts2=3)
+    assert home.level2 == 'released' and not hasattr(home, 'experts2')
+    with pytest.raises(ValueError, match="'released' or 'pooled'"):
+        HoME(8, level2='flat')

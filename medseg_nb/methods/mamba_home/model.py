@@ -10,7 +10,7 @@ from torch import nn
 
 from ...core import register_method, SegOutput
 from ..baselines import Supervised
-from .selective_scan import Mamba, scan_orders
+from .selective_scan import MambaLayer3D
 from .soft_moe import HoME
 
 # %% auto #0
@@ -42,17 +42,14 @@ class MambaHoMEStage(nn.Module):
         self.conv = GatedConv3d(c)
         self.orders = orders
         self.n1 = nn.ModuleList([nn.LayerNorm(c) for _ in range(depth)]); self.n2 = nn.ModuleList([nn.LayerNorm(c) for _ in range(depth)])
-        self.mamba = nn.ModuleList([Mamba(c, d_state) for _ in range(depth)])
+        self.mamba = nn.ModuleList([MambaLayer3D(c, orders, d_state) for _ in range(depth)])
         self.home = nn.ModuleList([HoME(c, group, experts, slots, experts2, 1) for _ in range(depth)])
     def forward(self, x):
         x = self.conv(x)
         B, C = x.shape[:2]; shape = tuple(x.shape[2:])
         t = x.flatten(2).transpose(1, 2)                                          # B x L x C
-        perms = scan_orders(shape, self.orders, x.device)
         for n1, n2, mb, ho in zip(self.n1, self.n2, self.mamba, self.home):
-            h, m = n1(t), torch.zeros_like(t)
-            for p in perms: m[:, p] += mb(h[:, p])
-            t = t + m / len(perms)
+            t = t + mb.scan(n1(t), shape)                                        # Mamba over the voxels, several orders
             t = t + ho(n2(t))
         return t.transpose(1, 2).reshape(x.shape)
 

@@ -148,10 +148,12 @@ class MambaLayer3D(nn.Module):
         super().__init__()
         self.orders = orders
         self.mamba = Mamba(dim, d_state)
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, C = x.shape[:2]; shape = tuple(x.shape[2:])
-        seq = x.flatten(2).transpose(1, 2)                                    # B x L x C
+    def scan(self, seq: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+        "The same on a token sequence B x L x C of a D x H x W grid (L = D H W, raster order): B x L x C."
         out = torch.zeros_like(seq)
-        for p in scan_orders(shape, self.orders, x.device):
-            out[:, p] += self.mamba(seq[:, p])
-        return (out / self.orders).transpose(1, 2).reshape(x.shape)
+        perms = scan_orders(tuple(shape), self.orders, seq.device)
+        for p in perms: out[:, p] += self.mamba(seq[:, p])
+        return out / len(perms)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = x.flatten(2).transpose(1, 2)                                    # B x L x C
+        return self.scan(seq, tuple(x.shape[2:])).transpose(1, 2).reshape(x.shape)

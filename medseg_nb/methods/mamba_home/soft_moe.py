@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['rms_norm', 'GEGLU', 'Experts', 'soft_route', 'SoftMoE', 'HoME']
+__all__ = ['rms_norm', 'GEGLU', 'Experts', 'soft_route', 'SoftMoE', 'DynamicSlotsMoE', 'HoME']
 
 # %% ../../../nbs/41_soft_moe.ipynb #c006
 def rms_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -66,18 +66,48 @@ class SoftMoE(nn.Module):
         y = C @ out
         return (y, D, C) if return_weights else y
 
+# %% ../../../nbs/41_soft_moe.ipynb #c101
+class DynamicSlotsMoE(nn.Module):
+    "Soft MoE over B x n x d tokens with one slot per token: slots from means of consecutive segments of E tokens."
+    def __init__(self, d: int, experts: int = 8, mult: int = 2):
+        super().__init__()
+        self.E = experts
+        self.gamma = nn.Parameter(torch.ones(d))
+        self.to_slots = nn.Linear(d, d * experts, bias=False)
+        self.experts = Experts(experts, d, mult)
+    def forward(self, x: torch.Tensor, return_weights: bool = False):
+        B, n, d = x.shape; E = self.E
+        m = -(-n // E); pad = m * E - n
+        xn = rms_norm(x) * self.gamma
+        real = torch.ones(B, n, dtype=torch.bool, device=x.device)
+        if pad: xn, real = F.pad(xn, (0, 0, 0, pad)), F.pad(real, (0, pad), value=False)
+        seg = xn.view(B, m, E, d); seg_mask = real.view(B, m, E)
+        # one slot per expert from each segment's mean: B x E x m x d
+        mean = seg.sum(2) / seg_mask.sum(-1, keepdim=True).clamp_min(1)
+        slots = rms_norm(self.to_slots(mean).view(B, m, E, d)).transpose(1, 2)
+        logits = torch.einsum('bnd,besd->bnes', xn, slots)                          # B x n' x E x m
+        logits = logits.masked_fill(~real[:, :, None, None], float('-inf'))
+        D = logits.softmax(1)                                                        # over tokens
+        C = logits[:, :n].flatten(2).softmax(-1)                                     # over all E m slots
+        s_in = torch.einsum('bnd,bnes->besd', xn, D)                                 # B x E x m x d
+        y = C @ self.experts(s_in).flatten(1, 2)                                     # B x n x d
+        return (y, D[:, :n], C) if return_weights else y
+
 # %% ../../../nbs/41_soft_moe.ipynb #c013
 class HoME(nn.Module):
     "Hierarchical soft MoE over B x L x d tokens: groups of `group` tokens (level 1), then all groups' slots (level 2)."
-    def __init__(self, d: int, group: int = 256, experts: int = 4, slots: int = 4, experts2: int = 8, slots2: int = 1, mult: int = 2):
+    def __init__(self, d: int, group: int = 256, experts: int = 4, slots: int = 4, experts2: int = 8, slots2: int = 1, mult: int = 2,
+                 level2: str = 'released'):
         super().__init__()
-        self.d, self.K, self.E, self.S, self.E2, self.S2 = d, group, experts, slots, experts2, slots2
+        if level2 not in ('released', 'pooled'): raise ValueError(f"level2 must be 'released' or 'pooled', got {level2!r}")
+        self.d, self.K, self.E, self.S, self.E2, self.S2, self.level2 = d, group, experts, slots, experts2, slots2, level2
         self.slot_proj = nn.Linear(d, d * experts * slots)                           # dynamic level-1 slot embeddings
-        self.scale1, self.scale2 = nn.Parameter(torch.tensor(1.0)), nn.Parameter(torch.tensor(1.0))
+        self.scale1 = nn.Parameter(torch.tensor(1.0))
         self.experts1 = Experts(experts, d, mult)
         self.expert_gate = nn.Parameter(torch.ones(experts))
         self.group_gate = nn.Linear(d, 1)
-        self.experts2 = Experts(experts2, d, mult)
+        if level2 == 'released': self.moe2 = DynamicSlotsMoE(d, experts2, mult)
+        else: self.experts2, self.scale2 = Experts(experts2, d, mult), nn.Parameter(torch.tensor(1.0))
 
     def forward(self, x: torch.Tensor, return_weights: bool = False, mask: torch.Tensor | None = None):
         "Outputs B x L x d; `mask` (B x L, optional) marks real tokens, the others are treated as padding."
@@ -96,12 +126,16 @@ class HoME(nn.Module):
         s_out = self.experts1(s_in.view(B, G, self.E, self.S, d)) * self.expert_gate.view(1, 1, -1, 1, 1)
         gate = torch.sigmoid(self.group_gate(mean)).clamp(0.01, 1.0)                 # B x G x 1
         s_out = s_out.reshape(B, G * self.E * self.S, d) * gate.repeat_interleave(self.E * self.S, 1)
-        # level 2: soft MoE over every group's slot outputs, slots from means of consecutive ones
-        n2 = self.E2 * self.S2
-        slots2 = rms_norm(F.adaptive_avg_pool1d(s_out.transpose(1, 2), n2).transpose(1, 2))
-        D2, C2 = soft_route(s_out, slots2, self.scale2)
-        o2 = self.experts2((D2.transpose(-1, -2) @ s_out).view(B, self.E2, self.S2, d)).reshape(B, n2, d)
-        s_out = s_out + C2 @ o2
+        if self.level2 == 'released':
+            # level 2 (released): dynamic slots, one per slot output, from means of consecutive E2-segments; replaces them
+            s_out, D2, C2 = self.moe2(s_out, return_weights=True)
+        else:
+            # level 2 ('pooled', the earlier form): E2 S2 slots pooled from the slot outputs, added to them
+            n2 = self.E2 * self.S2
+            slots2 = rms_norm(F.adaptive_avg_pool1d(s_out.transpose(1, 2), n2).transpose(1, 2))
+            D2, C2 = soft_route(s_out, slots2, self.scale2)
+            o2 = self.experts2((D2.transpose(-1, -2) @ s_out).view(B, self.E2, self.S2, d)).reshape(B, n2, d)
+            s_out = s_out + C2 @ o2
         # back to tokens with the level-1 combine weights; padding removed
         y = (C @ s_out.view(B, G, self.E * self.S, d)).reshape(B, G * self.K, d)[:, :L]
         return (y, dict(dispatch=D, combine=C, dispatch2=D2, combine2=C2, mask=mg)) if return_weights else y
