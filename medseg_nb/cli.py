@@ -32,6 +32,7 @@ DATASET_DEFAULTS = {
                  metrics=('dice', 'hd95')),
     'acdc-3d': dict(size=(128, 128), patch=(8, 96, 96), batch_size=2, val_every=500, metrics=('dice', 'hd95')),   # 3-D methods
     'folder': dict(patch=(128, 128), batch_size=8),
+    'nifti': dict(patch=(32, 64, 64), batch_size=2, val_every=250, metrics=('dice', 'hd95')),     # 3-D CT / MR
     'phantom-vessels': dict(patch=(64, 64), batch_size=8, val_every=100),
     'phantom-glands': dict(patch=(64, 64), batch_size=8, val_every=100, metrics=('dice', 'cldice', 'betti_error', 'hd95', 'object_f1')),
     'phantom-organs3d': dict(patch=(32, 32, 32), batch_size=2, val_every=100, metrics=('dice', 'hd95')),
@@ -55,15 +56,16 @@ def _kv(pairs) -> dict:
 def train(method: str, dataset: str, out: str | Path, data_root_: str | Path | None = None, steps: int | None = None,
           max_minutes: float | None = None, labeled: float | None = None, labeled_patients: int | None = None,
           seed: int = 0, resume: str | Path | None = None, method_options: dict | None = None,
-          train_options: dict | None = None, progress: bool = True) -> dict:
+          train_options: dict | None = None, progress: bool = True, dataset_options: dict | None = None) -> dict:
     "Train `method` on `dataset`, writing checkpoints and logs to `out`; returns the run summary."
     load_methods()
     if labeled_patients is not None and dataset != 'acdc':
         raise ValueError(f"--labeled-patients applies to ACDC only, not {dataset!r}; use --labeled")
     m = get_method(method, **(method_options or {}))
     three_d = dataset == 'acdc' and 2 not in m.dims               # a 3-D-only method trains on ACDC frames as volumes
-    tr = get_dataset(dataset, data_root_, 'train', **(dict(dim=3) if three_d else {}))
-    try: va = get_dataset(dataset, data_root_, 'val')
+    dopts = dict(dataset_options or {})
+    tr = get_dataset(dataset, data_root_, 'train', **dopts, **(dict(dim=3) if three_d else {}))
+    try: va = get_dataset(dataset, data_root_, 'val', **dopts)
     except (FileNotFoundError, ValueError): va = None
     lab_idx = unl_idx = None
     if labeled_patients is not None:
@@ -80,7 +82,8 @@ def train(method: str, dataset: str, out: str | Path, data_root_: str | Path | N
         if cfg.get('size'): cfg['size'] = tuple(cfg['size'])
         m = get_method(st['method'], **st.get('method_config', {}))
     t = Trainer(m, tr, va, out, cfg, labeled_idx=lab_idx, unlabeled_idx=unl_idx if m.semi_supervised else None,
-                extra=dict(dataset=dataset, labeled=labeled, labeled_patients=labeled_patients))
+                extra=dict(dataset=dataset, labeled=labeled, labeled_patients=labeled_patients,
+                           dataset_options={k: list(v) if isinstance(v, tuple) else v for k, v in dopts.items()}))
     summary = t.fit(resume=resume)
     summary.update(out=str(out), dataset=dataset, labeled_items=len(lab_idx) if lab_idx is not None else len(tr))
     return summary
@@ -108,10 +111,12 @@ def per_class(reports: list[dict], metric: str) -> dict:
     return out
 
 def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root_=None, split: str = 'test',
-                        metrics=('dice', 'iou', 'hd95', 'assd', 'cldice', 'betti_error'), progress: bool = True) -> dict:
-    "Per-class and mean metrics of a checkpoint on a dataset split, at full resolution."
+                        metrics=('dice', 'iou', 'hd95', 'assd', 'cldice', 'betti_error'), progress: bool = True,
+                        dataset_options: dict | None = None) -> dict:
+    "Per-class and mean metrics of a checkpoint on a dataset split, at full resolution (the training's dataset options by default)."
     m, model, st = model_from_checkpoint(checkpoint, torch.device('cuda' if torch.cuda.is_available() else 'cpu'))
-    ds = get_dataset(dataset, data_root_, split)
+    dopts = dataset_options if dataset_options is not None else (st.get('extra') or {}).get('dataset_options') or {}
+    ds = get_dataset(dataset, data_root_, split, **{k: tuple(v) if isinstance(v, list) else v for k, v in dopts.items()})
     mean, reports = evaluate_model(model, ds, metrics=metrics, progress=progress, **geometry(st['config']))
     return dict(checkpoint=str(checkpoint), method=st['method'], dataset=dataset, split=split, items=len(ds), step=st['step'],
                 per_class={k: per_class(reports, k) for k in metrics}, mean=mean,
@@ -222,11 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--device', default=None); p.add_argument('--num-workers', type=int, default=None)
     p.add_argument('--opt', action='append', metavar='KEY=VALUE', help="a method option, e.g. --opt width=32")
     p.add_argument('--set', action='append', metavar='KEY=VALUE', help="a training option, e.g. --set schedule=cosine")
+    p.add_argument('--data-opt', action='append', metavar='KEY=VALUE',
+                   help="a dataset option, e.g. --data-opt spacing=1.5,1.5,1.5 --data-opt window=-160,240 (nifti)")
     p.add_argument('--no-progress', action='store_true'); p.add_argument('--json', action='store_true')
     p = sub.add_parser('eval', help='evaluate a checkpoint')
     p.add_argument('--checkpoint', required=True); p.add_argument('--dataset', required=True, choices=sorted(DATASETS))
     p.add_argument('--data-root', default=None); p.add_argument('--split', default='test')
     p.add_argument('--metrics', default='dice,iou,hd95,assd,cldice,betti_error')
+    p.add_argument('--data-opt', action='append', metavar='KEY=VALUE', help="a dataset option (default: the training run's)")
     p.add_argument('--json', action='store_true'); p.add_argument('--no-progress', action='store_true')
     p = sub.add_parser('tour', help='the main job: every method, briefly, on phantoms')
     p.add_argument('--out', default='tour_out'); p.add_argument('--seconds', type=float, default=15.0, help='training budget per method')
@@ -259,9 +267,10 @@ def _run(a) -> dict:
             if getattr(a, k) is not None: tr[k] = getattr(a, k)
         if a.patch: tr['patch'] = tuple(int(x) for x in a.patch.split(','))
         return train(a.method, a.dataset, a.out, a.data_root, a.steps, a.max_minutes, a.labeled, a.labeled_patients, a.seed,
-                     a.resume, _kv(a.opt), tr, progress=not (a.no_progress or a.json))
+                     a.resume, _kv(a.opt), tr, progress=not (a.no_progress or a.json), dataset_options=_kv(a.data_opt))
     if a.command == 'eval':
-        return evaluate_checkpoint(a.checkpoint, a.dataset, a.data_root, a.split, tuple(a.metrics.split(',')), progress=not (a.no_progress or a.json))
+        return evaluate_checkpoint(a.checkpoint, a.dataset, a.data_root, a.split, tuple(a.metrics.split(',')), progress=not (a.no_progress or a.json),
+                                   dataset_options=_kv(a.data_opt) if a.data_opt else None)
     if a.command == 'tour':
         r = tour(a.out, a.seconds, a.methods.split(',') if a.methods else None, a.seed, progress=not a.json)
         if not a.json: print('\n' + format_table(r['rows']) + f"\n\nreport: {r['report']}")

@@ -249,50 +249,78 @@ class ACDC(SegDataset):
         return dict(image=torch.from_numpy(img.astype(np.float32))[None], label=torch.from_numpy(lab.astype(np.int64)), name=r['name'])
 
 # %% ../../nbs/02_datasets.ipynb #c017
-def _read_nifti(path: Path):
+def _read_nifti(path: Path, canonical: bool = True):
     import nibabel as nib
     if not Path(path).is_file(): raise FileNotFoundError(f"NIfTI file {path} not found")
     try:
-        im = nib.load(str(path)); a = np.asarray(im.dataobj)
+        im = nib.load(str(path))
+        if canonical: im = nib.as_closest_canonical(im)                         # RAS+: one axis convention
+        a = np.asarray(im.dataobj)
     except Exception as e:
         raise ValueError(f"cannot read NIfTI file {path}: corrupt or not NIfTI ({type(e).__name__}: {e})") from None
     if a.ndim == 4 and a.shape[-1] == 1: a = a[..., 0]
     if a.ndim != 3: raise ValueError(f"NIfTI file {path} has shape {a.shape}; expected a 3-D volume")
     return np.ascontiguousarray(a.transpose(2, 1, 0)), tuple(float(z) for z in im.header.get_zooms()[:3][::-1])
 
+def _resample(a: np.ndarray, spacing, target, label: bool) -> np.ndarray:
+    "Resample a D x H x W array from `spacing` to `target` (mm): trilinear, or nearest for a label map."
+    size = [max(1, int(round(n * s / t))) for n, s, t in zip(a.shape, spacing, target)]
+    if list(a.shape) == size: return a
+    t = torch.from_numpy(np.ascontiguousarray(a)).float()[None, None]
+    out = F.interpolate(t, size=size, mode='nearest-exact') if label else F.interpolate(t, size=size, mode='trilinear', align_corners=False)
+    return out[0, 0].numpy()
+
 class NiftiVolumes(SegDataset):
-    "3-D image/label NIfTI pairs (lists of paths, or a folder with imagesTr/ and labelsTr/)."
+    "3-D image/label NIfTI pairs (lists of paths, or a folder with imagesTr/ and labelsTr/), canonical orientation."
     name, in_channels, dim = 'nifti', 1, 3
     def __init__(self, images: str | Path | Sequence, labels: Sequence | None = None, num_classes: int | None = None,
-                 window: tuple[float, float] | None = None, cache=False):
+                 window: tuple[float, float] | None = None, cache=False, spacing: Sequence[float] | None = None,
+                 split: str = 'all', canonical: bool = True):
+        if spacing is not None and (len(spacing) != 3 or min(spacing) <= 0):
+            raise ValueError(f"spacing {spacing!r}; expected three positive numbers (z, y, x) in mm")
+        if window is not None and (len(window) != 2 or window[1] <= window[0]):
+            raise ValueError(f"window {window!r}; expected (low, high) with low < high")
         if isinstance(images, (str, Path)):
             root = _need_dir(Path(images), "NIfTI folder (expected imagesTr/ and labelsTr/)")
             images = sorted((_need_dir(root / 'imagesTr', 'NIfTI images')).glob('*.nii*'))
+            if not images: raise FileNotFoundError(f"NIfTI folder {root / 'imagesTr'} holds no .nii or .nii.gz file")
             labels = [root / 'labelsTr' / p.name.replace('_0000', '') for p in images]
+            meta = root / 'dataset.json'
+            if num_classes is None and meta.is_file():
+                try: num_classes = len(json.loads(meta.read_text())['labels'])
+                except (json.JSONDecodeError, KeyError, TypeError) as e:
+                    raise ValueError(f"cannot read the labels of {meta} ({type(e).__name__}: {e}); expected {{\"labels\": {{...}}}}") from None
+            images, labels = _split_select(images, split), _split_select(labels, split)
         labels = labels if labels is not None else [None] * len(images)
         if len(labels) != len(images): raise ValueError(f"{len(images)} images but {len(labels)} labels; expected one label per image")
         recs = [dict(image=Path(i), label=None if l is None else Path(l), name=Path(i).name.split('.')[0]) for i, l in zip(images, labels)]
         for r in recs:
             if r['label'] is not None and not r['label'].is_file():
                 raise FileNotFoundError(f"NIfTI image {r['image']} has no label: expected {r['label']}")
-        self.window, self._k = window, num_classes
-        if num_classes: self.num_classes = num_classes
+        self.window, self._k, self.spacing, self.canonical = window, num_classes, spacing, canonical
         super().__init__(recs, cache)
+        if num_classes: self.num_classes = num_classes
+        elif all(r['label'] is not None for r in recs):                   # the largest label value found decides
+            self.num_classes = self._k = max(int(_read_nifti(r['label'], canonical)[0].max()) for r in recs) + 1
     def load(self, r):
-        img, spacing = _read_nifti(r['image'])
+        img, spacing = _read_nifti(r['image'], self.canonical)
         lo, hi = self.window or np.percentile(img, [0.5, 99.5])
         img = np.clip((img.astype(np.float32) - lo) / max(hi - lo, 1e-6), 0, 1)
-        s = dict(image=torch.from_numpy(img)[None], spacing=spacing, name=r['name'])
+        lab = None
         if r['label'] is not None:
-            lab, _ = _read_nifti(r['label'])
+            lab, _ = _read_nifti(r['label'], self.canonical)
             if lab.shape != img.shape:
                 raise ValueError(f"size mismatch: image {r['image']} is {img.shape} but label {r['label']} is {lab.shape}; expected the same")
             if np.any(lab != np.round(lab)) or lab.min() < 0:
                 raise ValueError(f"label {r['label']} holds non-integer or negative values; expected class ids 0..K-1")
-            lab = lab.astype(np.int64)
             if self._k and lab.max() >= self._k:
                 raise ValueError(f"label {r['label']} has class {int(lab.max())}; expected values below num_classes={self._k}")
-            s['label'] = torch.from_numpy(lab)
+        if self.spacing is not None:                                        # one voxel size for every volume
+            img = _resample(img, spacing, self.spacing, label=False)
+            if lab is not None: lab = _resample(lab, spacing, self.spacing, label=True)
+            spacing = tuple(float(v) for v in self.spacing)
+        s = dict(image=torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None], spacing=spacing, name=r['name'])
+        if lab is not None: s['label'] = torch.from_numpy(np.rint(lab).astype(np.int64))
         return s
 
 # %% ../../nbs/02_datasets.ipynb #c022
@@ -486,6 +514,7 @@ def _phantom(kind, n_train=24, size=None):
 DATASETS: dict[str, Callable] = {
     'drive': DRIVE, 'glas': GlaS, 'kvasir': KvasirSEG, 'acdc': ACDC,
     'folder': lambda root, split='all', **kw: ImageMaskFolder(root, split, **kw),
+    'nifti': lambda root, split='train', **kw: NiftiVolumes(root, split=split, **kw),
     'phantom-vessels': _phantom('vessels'), 'phantom-glands': _phantom('glands'), 'phantom-organs3d': _phantom('organs3d'),
 }
 
