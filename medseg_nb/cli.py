@@ -18,8 +18,8 @@ from .train import Trainer, TRAIN_DEFAULTS, load_checkpoint, evaluate_model, pre
 from .viz import HTMLReport, montage, overlay, volume_figure
 
 # %% auto #0
-__all__ = ['DATASET_DEFAULTS', 'train', 'model_from_checkpoint', 'per_class', 'evaluate_checkpoint', 'tour', 'format_table',
-           'gallery', 'build_parser', 'json_safe', 'main']
+__all__ = ['DATASET_DEFAULTS', 'train', 'model_from_checkpoint', 'predict_file', 'per_class', 'evaluate_checkpoint', 'tour',
+           'format_table', 'gallery', 'build_parser', 'json_safe', 'main']
 
 # %% ../nbs/99_cli.ipynb #c006
 DATASET_DEFAULTS = {
@@ -98,6 +98,21 @@ def model_from_checkpoint(path: str | Path, device=None):
     model = m.build_model(d['in_channels'], d['num_classes'], d['dim'])
     model.load_state_dict(st['model'])
     return m, model.to(device or 'cpu').eval(), st
+
+def predict_file(checkpoint: str | Path, image: str | Path, out: str | Path, device=None) -> dict:
+    "Label map of one 2-D image file (PNG/JPEG/TIFF) by a checkpoint, at the image's own size; written as an 8-bit PNG."
+    from PIL import Image
+    from .data.datasets import read_image
+    m, model, st = model_from_checkpoint(checkpoint, device)
+    d = st['data']
+    if d['dim'] != 2: raise ValueError(f"predict reads 2-D image files; checkpoint {checkpoint} is a {d['dim']}-D model")
+    x = read_image(image, channels=d['in_channels'])
+    label = predict(model, x, **geometry(st['config'])).argmax(0).to(torch.uint8).cpu().numpy()
+    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(label).save(out)
+    counts = np.bincount(label.reshape(-1), minlength=d['num_classes'])
+    return dict(image=str(image), out=str(out), size=list(label.shape), method=st['method'],
+                class_fractions=[round(float(c) / label.size, 4) for c in counts])
 
 def per_class(reports: list[dict], metric: str) -> dict:
     "Mean over reports of each class's value of `metric` (nan skipped)."
@@ -236,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--metrics', default='dice,iou,hd95,assd,cldice,betti_error')
     p.add_argument('--data-opt', action='append', metavar='KEY=VALUE', help="a dataset option (default: the training run's)")
     p.add_argument('--json', action='store_true'); p.add_argument('--no-progress', action='store_true')
+    p = sub.add_parser('predict', help='label map of one image file by a checkpoint (8-bit PNG of class ids)')
+    p.add_argument('--checkpoint', required=True); p.add_argument('--image', required=True)
+    p.add_argument('--out', required=True, help='output PNG'); p.add_argument('--json', action='store_true')
     p = sub.add_parser('tour', help='the main job: every method, briefly, on phantoms')
     p.add_argument('--out', default='tour_out'); p.add_argument('--seconds', type=float, default=15.0, help='training budget per method')
     p.add_argument('--methods', default=None, help='comma-separated subset'); p.add_argument('--seed', type=int, default=0)
@@ -271,6 +289,8 @@ def _run(a) -> dict:
     if a.command == 'eval':
         return evaluate_checkpoint(a.checkpoint, a.dataset, a.data_root, a.split, tuple(a.metrics.split(',')), progress=not (a.no_progress or a.json),
                                    dataset_options=_kv(a.data_opt) if a.data_opt else None)
+    if a.command == 'predict':
+        return predict_file(a.checkpoint, a.image, a.out)
     if a.command == 'tour':
         r = tour(a.out, a.seconds, a.methods.split(',') if a.methods else None, a.seed, progress=not a.json)
         if not a.json: print('\n' + format_table(r['rows']) + f"\n\nreport: {r['report']}")
@@ -312,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f'medseg-nb {a.command}: error: {e}', file=sys.stderr); return 2
     if int(os.environ.get('RANK', 0)) != 0: return 0
     if a.json: print(json.dumps(json_safe(res)))
-    elif a.command in ('train', 'eval', 'gallery', 'site'):
+    elif a.command in ('train', 'eval', 'gallery', 'site', 'predict'):
         for k, v in res.items():
             if k not in ('per_item',): print(f'{k}: {v}')
     return 0

@@ -225,3 +225,22 @@ def test_tour_covers_every_method(tmp_path):
     assert Path(r['report']).exists() and 'mean_teacher' in Path(r['report']).read_text()
     table = cli.format_table(r['rows'])
     assert 'betti_error' in table and 'unet' in table
+
+
+def test_predict_command_applies_the_checkpoint_geometry(tmp_path):
+    "A model trained at size 32 predicts a 48 x 40 image file at 48 x 40, through the same resize as in training."
+    import numpy as np
+    from PIL import Image
+    tr = get_dataset('phantom-glands', split='train', n=4, size=48)
+    t = Trainer(get_method('unet', width=4, depth=2), tr, None, tmp_path / 'run', dict(SMALL, size=(32, 32), patch=(32, 32), steps=2))
+    t.fit()
+    img = (np.random.default_rng(0).random((48, 40, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / 'x.png')
+    r = _cli('predict', '--checkpoint', str(tmp_path / 'run' / 'last.pt'), '--image', str(tmp_path / 'x.png'),
+             '--out', str(tmp_path / 'y.png'), '--json')
+    assert r.returncode == 0, r.stderr
+    out = np.asarray(Image.open(tmp_path / 'y.png'))
+    assert out.shape == (48, 40) and set(np.unique(out)) <= {0, 1}
+    x = torch.from_numpy(img).permute(2, 0, 1).float() / 255
+    ref = predict(t.model.eval(), x, size=(32, 32)).argmax(0).numpy()
+    assert (out == ref).mean() > 0.999
