@@ -295,3 +295,15 @@ def test_nifti_trains_and_evaluates_from_the_command_line(tmp_path):
             '--split', 'val', '--metrics', 'dice', '--json')
     assert e.returncode == 0, e.stderr[-2000:]
     assert json.loads(e.stdout.strip().splitlines()[-1])['items'] == 1
+
+
+def test_nifti_classes_come_from_the_whole_folder(tmp_path):
+    "A validation split whose one volume lacks class 2 still has the folder's three classes."
+    nib = pytest.importorskip('nibabel')
+    root = tmp_path / 'ct'; (root / 'imagesTr').mkdir(parents=True); (root / 'labelsTr').mkdir()
+    for k in range(5):
+        lab = np.zeros((8, 8, 4), np.uint8); lab[1:3, 1:3, 1:3] = 1
+        if k < 4: lab[5:7, 5:7, 1:3] = 2
+        nib.save(nib.Nifti1Image(lab.astype(np.float32), np.eye(4)), root / 'imagesTr' / f'c{k}_0000.nii.gz')
+        nib.save(nib.Nifti1Image(lab, np.eye(4)), root / 'labelsTr' / f'c{k}.nii.gz')
+    assert get_dataset('nifti', root, 'val').num_classes == get_dataset('nifti', root, 'train').num_classes == 3

@@ -290,6 +290,8 @@ class NiftiVolumes(SegDataset):
                 try: num_classes = len(json.loads(meta.read_text())['labels'])
                 except (json.JSONDecodeError, KeyError, TypeError) as e:
                     raise ValueError(f"cannot read the labels of {meta} ({type(e).__name__}: {e}); expected {{\"labels\": {{...}}}}") from None
+            if num_classes is None and all(p.is_file() for p in labels):      # decided on the whole folder, not one split
+                num_classes = max(int(_read_nifti(p, canonical)[0].max()) for p in labels) + 1
             images, labels = _split_select(images, split), _split_select(labels, split)
         labels = labels if labels is not None else [None] * len(images)
         if len(labels) != len(images): raise ValueError(f"{len(images)} images but {len(labels)} labels; expected one label per image")

@@ -40,7 +40,6 @@ class MambaHoMEStage(nn.Module):
     def __init__(self, c: int, depth: int, group: int, experts: int, experts2: int, slots: int, d_state: int, orders: int):
         super().__init__()
         self.conv = GatedConv3d(c)
-        self.orders = orders
         self.n1 = nn.ModuleList([nn.LayerNorm(c) for _ in range(depth)]); self.n2 = nn.ModuleList([nn.LayerNorm(c) for _ in range(depth)])
         self.mamba = nn.ModuleList([MambaLayer3D(c, orders, d_state) for _ in range(depth)])
         self.home = nn.ModuleList([HoME(c, group, experts, slots, experts2, 1) for _ in range(depth)])
