@@ -19,9 +19,10 @@ from .vessel_graph import (VesselGraph, Atlas, build_atlas, render_graph, atlas_
                                                      find_disc, warp_to_atlas)
 
 # %% auto #0
-__all__ = ['SHIFTS', 'expected_loglik', 'kl_normal', 'grid_degree', 'grid_logdet', 'kl_smooth', 'Decomposer', 'GraphSegNet',
-           'neg_elbo', 'vesselness', 'DeformableGraph', 'alignment_energy', 'warp_from_atlas', 'fit_prior', 'prior_kl',
-           'PriorDataset', 'GraphSeg']
+__all__ = ['SHIFTS', 'expected_loglik', 'kl_normal', 'grid_degree', 'grid_logdet', 'kl_smooth', 'kl_gamma', 'gamma_posterior',
+           'gamma_marginal_nll', 'residual_energy', 'noise_nll', 'noise_precision', 'boundary_prob', 'edge_nll',
+           'edge_precision', 'Decomposer', 'GraphSegNet', 'neg_elbo', 'vesselness', 'DeformableGraph',
+           'alignment_energy', 'warp_from_atlas', 'fit_prior', 'prior_kl', 'PriorDataset', 'GraphSeg']
 
 # %% ../../../nbs/21_graphseg.ipynb #c006
 def expected_loglik(x, mu_s, logvar_s, mu_n, logvar_n, log_noise) -> torch.Tensor:
@@ -56,6 +57,65 @@ def kl_smooth(mu, logvar, lam: float = 10.0, eps: float = 0.01) -> torch.Tensor:
     quad = lam * ((mu.diff(dim=-1) ** 2).flatten(1).sum(1) + (mu.diff(dim=-2) ** 2).flatten(1).sum(1)) + eps * (mu ** 2).flatten(1).sum(1)
     return 0.5 * (tr + quad - C * H * W - C * grid_logdet(H, W, lam, eps) - logvar.flatten(1).sum(1))
 
+# %% ../../../nbs/21_graphseg.ipynb #c101
+def kl_gamma(alpha, beta, a, b) -> torch.Tensor:
+    "KL(Gamma(alpha, beta) || Gamma(a, b)), shape and rate parameters, elementwise."
+    alpha, beta = torch.as_tensor(alpha), torch.as_tensor(beta)
+    a, b = torch.as_tensor(a, dtype=beta.dtype, device=beta.device), torch.as_tensor(b, dtype=beta.dtype, device=beta.device)
+    return ((alpha - a) * torch.digamma(alpha) - torch.lgamma(alpha) + torch.lgamma(a)
+            + a * (beta.log() - b.log()) + alpha * (b - beta) / beta)
+
+def gamma_posterior(E: torch.Tensor, m, a: float, b) -> tuple[torch.Tensor, torch.Tensor]:
+    "q(tau) = Gamma(a + m/2, b + E/2): the optimal posterior of a Gamma(a, b) precision shared by m Gaussian factors with sum E[r^2] = E."
+    m = torch.as_tensor(m, dtype=E.dtype, device=E.device)
+    return a + 0.5 * m + torch.zeros_like(E), b + 0.5 * E
+
+def gamma_marginal_nll(E: torch.Tensor, m, a: float, b) -> torch.Tensor:
+    "-log of int Gamma(tau; a, b) prod_{k<=m} N(r_k; 0, 1/tau) dtau with sum r_k^2 = E, elementwise (a Student-t for m = 1)."
+    b = torch.as_tensor(b, dtype=E.dtype, device=E.device)
+    m = torch.as_tensor(m, dtype=E.dtype, device=E.device)
+    return ((a + 0.5 * m) * torch.log(b + 0.5 * E) - a * torch.log(b) + math.lgamma(a) - torch.lgamma(a + 0.5 * m)
+            + 0.5 * m * math.log(2 * math.pi))
+
+def residual_energy(x, mu_s, logvar_s, mu_n, logvar_n) -> torch.Tensor:
+    "E_q[(x - s - n)^2] per pixel (B x C x H x W)."
+    return (x - mu_s - mu_n) ** 2 + logvar_s.exp() + logvar_n.exp()
+
+def noise_nll(x, mu_s, logvar_s, mu_n, logvar_n, a: float = 1.0, b: float = 1e-6) -> torch.Tensor:
+    "-(E_q[log p(x | s, n, rho)] - KL(q(rho) || p(rho))) per item (B), one Gamma(a, b) noise precision per item and channel, q(rho) at its optimum."
+    E = residual_energy(x, mu_s, logvar_s, mu_n, logvar_n).flatten(2)
+    return gamma_marginal_nll(E.sum(2), E.shape[2], a, b).sum(1)
+
+def noise_precision(x, mu_s, logvar_s, mu_n, logvar_n, a: float = 1.0, b: float = 1e-6) -> torch.Tensor:
+    "Posterior mean noise precision E[rho] per item and channel (B x C)."
+    E = residual_energy(x, mu_s, logvar_s, mu_n, logvar_n).flatten(2)
+    alpha, beta = gamma_posterior(E.sum(2), E.shape[2], a, b)
+    return alpha / beta
+
+def boundary_prob(prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "delta_e = 1/2 sum_k |p_k(i) - p_k(j)| for horizontal (B x 1 x H x W-1) and vertical (B x 1 x H-1 x W) neighbour pairs of class maps B x K x H x W."
+    return (0.5 * prob.diff(dim=-1).abs().sum(1, keepdim=True), 0.5 * prob.diff(dim=-2).abs().sum(1, keepdim=True))
+
+def _edge_moments(mu, logvar, prob, b, kappa):
+    v = logvar.exp()
+    Eh = mu.diff(dim=-1) ** 2 + v[..., :, 1:] + v[..., :, :-1]
+    Ev = mu.diff(dim=-2) ** 2 + v[..., 1:, :] + v[..., :-1, :]
+    if prob is None: return (Eh, b), (Ev, b)
+    dh, dv = boundary_prob(prob.to(mu.dtype))
+    return (Eh, b * (1 + kappa * dh)), (Ev, b * (1 + kappa * dv))
+
+def edge_nll(mu, logvar, prob=None, a: float = 1.0, b: float = 3e-4, kappa: float = 30.0) -> torch.Tensor:
+    "Edge part of -E_q[log p(s | omega, z)] + KL(q(omega) || p(omega | z)) per item (B), every q(omega_e) at its optimum; `prob` (B x K x H x W) couples the prior to the segmentation."
+    return sum(gamma_marginal_nll(E, 1, a, be).flatten(1).sum(1) for E, be in _edge_moments(mu, logvar, prob, b, kappa))
+
+def edge_precision(mu, logvar, prob=None, a: float = 1.0, b: float = 3e-4, kappa: float = 30.0) -> tuple[torch.Tensor, torch.Tensor]:
+    "Posterior mean precisions E[omega_e] of the horizontal and the vertical steps of s."
+    out = []
+    for E, be in _edge_moments(mu, logvar, prob, b, kappa):
+        alpha, beta = gamma_posterior(E, 1, a, be)
+        out.append(alpha / beta)
+    return tuple(out)
+
 # %% ../../../nbs/21_graphseg.ipynb #c013
 class Decomposer(nn.Module):
     "Gaussian posteriors of the structure (s) and degraded (n) components of a B x C x H x W image."
@@ -65,7 +125,6 @@ class Decomposer(nn.Module):
         self.net = UNet(channels, 4 * channels, 2, width=width, depth=depth, norm='instance')
         # zero head at the start: mu_s = x - blur(x) (a fixed high-pass), mu_n = blur(x)
         nn.init.zeros_(self.net.heads[-1].weight); nn.init.zeros_(self.net.heads[-1].bias)
-        self.log_noise = nn.Parameter(torch.full((1, channels, 1, 1), math.log(0.02 ** 2)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         "mu_s, logvar_s, mu_n, logvar_n, each B x C x H x W."
@@ -89,14 +148,22 @@ class GraphSegNet(nn.Module):
         out.features.update(image=x, mu_s=mu_s, logvar_s=lv_s, mu_n=mu_n, logvar_n=lv_n)
         return out
 
-def neg_elbo(out: SegOutput, log_noise, prior_var: float = 1.0, lam: float = 10.0, eps: float = 0.01) -> dict[str, torch.Tensor]:
-    "The three ELBO terms of a `GraphSegNet` output, as batch means per pixel and channel (`nll` = minus the reconstruction term)."
+def neg_elbo(out: SegOutput, prior_var: float = 1.0, lam: float = 2000.0, eps: float = 0.01, noise=(1.0, 1e-6),
+             edge=(1.0, 3e-4), kappa: float = 30.0, couple: bool = True) -> dict[str, torch.Tensor]:
+    """The negative ELBO of a `GraphSegNet` output in three parts, batch means per pixel and channel: `nll` (minus the
+    reconstruction, noise precision integrated out), `kl_s` (structure: level term and edge-adaptive steps, coupled to
+    the predicted classes unless `couple=False`) and `kl_n` (smooth degraded component). `noise` and `edge` are the
+    Gamma priors' (shape, rate)."""
+    if not isinstance(out, SegOutput) or not {'image', 'mu_s', 'logvar_s', 'mu_n', 'logvar_n'} <= set(out.features):
+        raise ValueError("neg_elbo expects a GraphSegNet output (features image, mu_s, logvar_s, mu_n, logvar_n)")
     f = out.features
     P = f['image'][0].numel()
-    args = [f[k].float() for k in ('mu_s', 'logvar_s', 'mu_n', 'logvar_n')]
-    return dict(nll=-expected_loglik(f['image'].float(), *args, log_noise.float()).mean() / P,
-                kl_s=kl_normal(args[0], args[1], prior_var).mean() / P,
-                kl_n=kl_smooth(args[2], args[3], lam, eps).mean() / P)
+    x = f['image'].float()
+    ms, ls, mn, ln = (f[k].float() for k in ('mu_s', 'logvar_s', 'mu_n', 'logvar_n'))
+    prob = out.logits.float().softmax(1) if couple else None
+    return dict(nll=noise_nll(x, ms, ls, mn, ln, *noise).mean() / P,
+                kl_s=(kl_normal(ms, ls, prior_var) + edge_nll(ms, ls, prob, *edge, kappa)).mean() / P,
+                kl_n=kl_smooth(mn, ln, lam, eps).mean() / P)
 
 # %% ../../../nbs/21_graphseg.ipynb #c018
 def vesselness(image: torch.Tensor, sigmas=(1.0, 2.0, 3.0), fov: torch.Tensor | None = None) -> torch.Tensor:
@@ -192,7 +259,7 @@ def fit_prior(atlas: Atlas, image: torch.Tensor, fov: torch.Tensor | None = None
 
 # %% ../../../nbs/21_graphseg.ipynb #c029
 def prior_kl(logits: torch.Tensor, prior: torch.Tensor, base: float = 0.1, fov: torch.Tensor | None = None) -> torch.Tensor:
-    "Mean over pixels (in `fov`) of KL(q || rho): q the predicted 2-class distribution, rho(vessel) = base + (1 - 2 base) prior."
+    "Mean over pixels (in `fov`) of KL(q || pi): q the predicted 2-class distribution, pi(vessel) = base + (1 - 2 base) prior."
     if logits.shape[1] != 2: raise ValueError(f"prior_kl is for 2 classes (background, vessel), got {logits.shape[1]}")
     logq = logits.float().log_softmax(1)
     r1 = base + (1 - 2 * base) * prior.float().clamp(0, 1)
@@ -222,7 +289,8 @@ class GraphSeg(Supervised):
     description = 'GraphSeg: Bayesian image decomposition + deformable vessel-graph prior (domain generalisation)'
     paper = 'Towards Generalizable Retina Vessel Segmentation with Deformable Graph Priors, NeurIPS 2025'
     dims = (2,)
-    defaults = dict(Supervised.defaults, dec_width=8, beta=0.1, prior_var=1.0, smooth_lam=10.0, smooth_eps=0.01,
+    defaults = dict(Supervised.defaults, dec_width=8, beta=0.1, prior_var=1.0, smooth_lam=2000.0, smooth_eps=0.01,
+                    noise_a=1.0, noise_b=1e-6, edge_a=1.0, edge_b=3e-4, kappa=30.0,
                     w_prior=0.05, prior_base=0.1, prior_rampup=0.3, atlas_size=128, atlas_max=32, fit_steps=60, grid=5,
                     alpha=0.5, refit_every=300, progress=True)
     tour = dict(dataset='phantom-vessels')
@@ -263,7 +331,7 @@ class GraphSeg(Supervised):
             m.train(was)
         out = model(labeled['image'])
         parts = self.seg_loss(out, labeled)
-        elbo = neg_elbo(out, unwrap(model).decomposer.log_noise, c.prior_var, c.smooth_lam, c.smooth_eps)
+        elbo = neg_elbo(out, c.prior_var, c.smooth_lam, c.smooth_eps, (c.noise_a, c.noise_b), (c.edge_a, c.edge_b), c.kappa)
         parts.update(elbo)
         loss = parts['sup'] + c.beta * sum(elbo.values())
         if 'prior' in labeled:
