@@ -66,6 +66,11 @@ def main():
     rows.append(('selective scan, chunked, 2x64x4096 N=16: GPU vs CPU max diff / ms', f'{err:.1e} / {1e3 * t:.1f}'))
     ts = timed(lambda: selective_scan_ref(**ad, delta_softplus=True), repeat=1)
     rows.append(('selective scan, sequential reference on the GPU, same input: ms', f'{1e3 * ts:.1f}'))
+    from medseg_nb.methods.mamba_home.selective_scan import _triton_scan, selective_scan_triton
+    if _triton_scan() is not None:
+        out = selective_scan_triton(**ad, delta_softplus=True)
+        tt = timed(lambda: selective_scan_triton(**ad, delta_softplus=True))
+        rows.append(('selective scan, Triton kernel vs chunked: max diff / ms', f'{(out.cpu() - ref).abs().max().item():.1e} / {1e3 * tt:.1f}'))
     try:
         out = selective_scan(**ad, delta_softplus=True, backend='kernel')
         tk = timed(lambda: selective_scan(**ad, delta_softplus=True, backend='kernel'))

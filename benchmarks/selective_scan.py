@@ -1,4 +1,5 @@
-"""Chunked selective scan against the sequential reference, L = 1k .. 64k (CPU; GPU too when one is at hand).
+"""Chunked selective scan against the sequential reference, L = 1k .. 64k (CPU; GPU too when one is at hand, with the
+Triton kernel of notebook 43 beside them).
 
     python benchmarks/selective_scan.py [--lengths 1024 4096 16384 65536] [--threads 1]
 
@@ -14,7 +15,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import machine, write_section  # noqa: E402
 
-from medseg_nb.methods.mamba_home.selective_scan import selective_scan_chunked, selective_scan_ref  # noqa: E402
+from medseg_nb.methods.mamba_home.selective_scan import (_triton_scan, selective_scan_chunked, selective_scan_ref,  # noqa: E402
+                                                         selective_scan_triton)
 
 
 def inputs(L, device, d=64, n=16, grad=False):
@@ -59,18 +61,25 @@ def main():
                 fb = f'{fr:.0f} | {fc:.0f} | {fr / fc:.1f}x'
             else:
                 fb = '- | - | -'
-            rows.append(f'| {device} | {L} | {ref:.1f} | {ch:.1f} | {ref / ch:.1f}x | {fb} | {err:.1e} |')
+            tri = '- | - | -'
+            if device == 'cuda' and _triton_scan() is not None:
+                tt = timed(lambda: selective_scan_triton(**x, delta_softplus=True), device)
+                terr = float((selective_scan_triton(**x, delta_softplus=True) - selective_scan_chunked(**x, delta_softplus=True)).abs().max())
+                xg = inputs(L, device, grad=True)
+                ttb = timed(lambda: selective_scan_triton(**xg, delta_softplus=True).square().sum().backward(), device)
+                tri = f'{tt:.1f} ({ch / tt:.0f}x chunked) | {ttb:.1f} | {terr:.1e}'
+            rows.append(f'| {device} | {L} | {ref:.1f} | {ch:.1f} | {ref / ch:.1f}x | {fb} | {err:.1e} | {tri} |')
             print(rows[-1], flush=True)
     body = f"""## Selective scan: chunked against sequential (`benchmarks/selective_scan.py`)
 
 Machine: {machine()}; CPU with {a.threads} thread(s). One sequence, D = 64 channels, N = 16 states, softplus on delta;
 best of 3 (1 for the slowest). Forward+backward: gradient of the squared output's sum.
 
-| device | L | sequential fwd (ms) | chunked fwd (ms) | speed-up | sequential fwd+bwd (ms) | chunked fwd+bwd (ms) | speed-up | max abs. difference |
-|---|---|---|---|---|---|---|---|---|
+| device | L | sequential fwd (ms) | chunked fwd (ms) | speed-up | sequential fwd+bwd (ms) | chunked fwd+bwd (ms) | speed-up | max abs. difference | Triton fwd (ms) | Triton fwd+bwd (ms) | Triton vs chunked, max abs. difference |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-Target: at least 5x at L = 4096 on the CPU."""
+Targets: at least 5x at L = 4096 on the CPU; on a GPU the Triton kernel at least 20x the chunked scan at L = 32768."""
     write_section('selective_scan', body)
     print(body)
 

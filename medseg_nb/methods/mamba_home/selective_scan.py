@@ -5,12 +5,14 @@
 # %% ../../../nbs/40_selective_scan.ipynb #c003
 from __future__ import annotations
 import math
+import warnings
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['selective_scan_ref', 'selective_scan_chunked', 'selective_scan', 'Mamba', 'scan_orders', 'MambaLayer3D']
+__all__ = ['selective_scan_ref', 'selective_scan_chunked', 'selective_scan_triton', 'selective_scan', 'Mamba', 'scan_orders',
+           'MambaLayer3D']
 
 # %% ../../../nbs/40_selective_scan.ipynb #c006
 def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
@@ -93,14 +95,44 @@ def _mamba_kernel():
             _KERNEL = False
     return _KERNEL
 
+_TRITON_FAILED = []
+
+def _triton_scan():
+    "The Triton scan's autograd function, or None where Triton is not installed."
+    try:
+        from medseg_nb.methods.mamba_home.triton_scan import TritonScan
+        return TritonScan
+    except ImportError:
+        return None
+
+def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False):
+    "The scan as one Triton launch forward and one backward; CUDA tensors, or any with TRITON_INTERPRET=1 (CPU, slow)."
+    import os
+    scan = _triton_scan()
+    if scan is None: raise RuntimeError("backend='triton' needs the triton package (it comes with PyTorch's CUDA wheels)")
+    if not u.is_cuda and os.environ.get('TRITON_INTERPRET') != '1':
+        raise RuntimeError(f"backend='triton' runs on CUDA tensors, got {u.device}; set TRITON_INTERPRET=1 before "
+                           "importing triton to run its interpreter on the CPU")
+    dt, A_, B_, C_, uf = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    y, last = scan.apply(dt, uf, A_, B_, C_)
+    out = _finish(y, uf, D, z, u.dtype)
+    return (out, last) if return_last_state else out
+
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False,
                    backend: str = 'auto'):
-    "The S6 scan (signature of mamba_ssm's `selective_scan_fn`); backend 'auto', 'kernel', 'chunked' or 'ref'."
+    "The S6 scan (signature of mamba_ssm's `selective_scan_fn`); backend 'auto', 'kernel', 'triton', 'chunked' or 'ref'."
     if backend == 'ref': return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     if backend in ('auto', 'kernel') and u.is_cuda and _mamba_kernel():
         return _KERNEL(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     if backend == 'kernel': raise RuntimeError("backend='kernel' needs mamba_ssm installed and CUDA tensors")
-    if backend not in ('auto', 'chunked'): raise ValueError(f"unknown scan backend {backend!r}; expected 'auto', 'kernel', 'chunked' or 'ref'")
+    if backend == 'triton': return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if backend == 'auto' and u.is_cuda and _triton_scan() is not None and not _TRITON_FAILED:
+        try:
+            return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+        except Exception as e:          # a GPU or Triton version the kernel does not compile for: say so once, go on
+            _TRITON_FAILED.append(e)
+            warnings.warn(f"the Triton selective scan failed ({type(e).__name__}: {e}); using the chunked scan")
+    if backend not in ('auto', 'chunked'): raise ValueError(f"unknown scan backend {backend!r}; expected 'auto', 'kernel', 'triton', 'chunked' or 'ref'")
     return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
 # %% ../../../nbs/40_selective_scan.ipynb #c018

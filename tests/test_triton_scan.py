@@ -1,0 +1,48 @@
+"""The Triton selective scan against the sequential reference, values and gradients, run by Triton's interpreter on the
+CPU (TRITON_INTERPRET=1 must be set before triton is imported, hence a fresh process)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip('triton')
+
+SCRIPT = textwrap.dedent('''
+    import torch
+    from medseg_nb.methods.mamba_home.selective_scan import selective_scan, selective_scan_ref
+    torch.manual_seed(0)
+    # (b, D, N, L): D past one channel block (16), N not a power of two, L not a multiple of the chunk (64), L < chunk
+    for b, D, N, L in [(2, 5, 3, 37), (1, 20, 16, 70), (1, 3, 2, 1)]:
+        x = dict(u=torch.randn(b, D, L), delta=torch.randn(b, D, L) * 0.5, A=-torch.rand(D, N) * 2 - 0.1,
+                 B=torch.randn(b, N, L), C=torch.randn(b, N, L), D=torch.randn(D), z=torch.randn(b, D, L),
+                 delta_bias=torch.randn(D) * 0.1)
+        w = torch.cos(torch.arange(L, dtype=torch.float64))
+        grads = {}
+        for backend, dtype in (('triton', torch.float32), ('ref', torch.float64)):
+            t = {k: v.to(dtype).clone().requires_grad_() for k, v in x.items()}
+            y, last = selective_scan(**t, delta_softplus=True, return_last_state=True, backend=backend)
+            ((y * w.to(dtype)).sum() + (last ** 2).sum()).backward()
+            grads[backend] = [y.detach().double(), last.detach().double()] + [t[k].grad.double() for k in x]
+        for name, a, r in zip(['y', 'last'] + list(x), grads['triton'], grads['ref']):
+            err = float((a - r).abs().max() / r.abs().max().clamp_min(1e-12))
+            print(b, D, N, L, name, f'{err:.1e}')
+            assert err < 1e-5, (b, D, N, L, name, err)
+    print('OK')
+''')
+
+
+def test_triton_scan_matches_reference_values_and_gradients():
+    env = dict(os.environ, TRITON_INTERPRET='1', OMP_NUM_THREADS='1')
+    r = subprocess.run([sys.executable, '-c', SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip().endswith('OK'), r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_triton_backend_refuses_cpu_tensors_without_the_interpreter():
+    import torch
+    from medseg_nb.methods.mamba_home.selective_scan import selective_scan
+    if os.environ.get('TRITON_INTERPRET') == '1': pytest.skip('interpreter on: CPU tensors are allowed')
+    x = dict(u=torch.randn(1, 2, 5), delta=torch.rand(1, 2, 5), A=-torch.rand(2, 3), B=torch.randn(1, 3, 5), C=torch.randn(1, 3, 5))
+    with pytest.raises(RuntimeError, match='TRITON_INTERPRET'):
+        selective_scan(**x, backend='triton')
