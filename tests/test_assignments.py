@@ -3,6 +3,7 @@ determine_grade), the reference solution scores full marks, the untouched studen
 common mistake loses exactly the points of the test it should fail. Plus submissions that crash, hang or are not
 notebooks: a score and a message, never a hang."""
 import json
+import re
 import subprocess
 import sys
 import time
@@ -105,3 +106,35 @@ def test_unreadable_and_cli_json(tmp_path):
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout.strip().splitlines()[-1])
     assert rep['score'] == 2.0 and rep['cells'][0]['id'] == 'double'
+
+
+def _numbers(text: str) -> list[float]:
+    "The numeric literals of `text` in order, leaving out tensor shapes (the arguments of randn, zeros, ...)."
+    text = re.sub(r'\b(?:randn|rand|randint|zeros|ones|empty|full|arange|Conv[123]d|Linear)\([^()]*\)', '', text)
+    return [float(x) for x in re.findall(r'(?<![\w.])\d+(?:\.\d+)?(?:e-?\d+)?', text)]
+
+
+def _contains(seq: list, sub: list) -> bool:
+    return any(seq[i:i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
+
+
+def test_hidden_tests_do_not_appear_in_the_student_copy(tmp_path):
+    """A hidden test's case must not be readable in the student's copy: no line of a hidden block appears there, and no
+    run of four numbers of a hidden statement (three if it has three), two of them other than 0, 1 and 2 (its case,
+    e.g. the sizes and n of an allocation), appears among the numbers of a visible cell."""
+    rows = build([NBS / f'{n}.ipynb' for n in ASSIGNMENTS], tmp_path)
+    for r in rows:
+        src = nbformat.read(r['source'], as_version=4)
+        stu = nbformat.read(r['student'], as_version=4)
+        visible = [c.source for c in stu.cells]
+        for c in src.cells:
+            for block in re.findall(r'### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS', c.source, re.S):
+                for line in (s.strip() for s in block.splitlines()):
+                    if line.startswith(('#', 'import ', 'from ')) or len(line) < 25: continue
+                    assert not any(line in v for v in visible), f"{r['assignment']}: hidden line visible: {line}"
+                    nums = _numbers(line)
+                    k = min(4, len(nums))
+                    for w in (nums[i:i + k] for i in range(len(nums) - k + 1)):
+                        if k < 3 or sum(x not in (0, 1, 2) for x in w) < 2: continue    # a case, not an index
+                        leak = [v for v in visible if _contains(_numbers(v), w)]
+                        assert not leak, f"{r['assignment']}: the hidden case {line!r} is readable in a visible cell: {leak[0][:200]}"
