@@ -60,6 +60,7 @@ def test_run_all_and_move_a_slider(lab, tmp_path):
             print(page.evaluate("() => ({outs: document.querySelectorAll('.widget-output').length, imgs: document.querySelectorAll('.widget-output img').length, html: [...document.querySelectorAll('.widget-output')].map(e => e.innerHTML.slice(0, 300))})"))
             raise
         before = img.get_attribute('src')
+        handle.scroll_into_view_if_needed()       # run-all leaves the view at the last cell: the slider may be off-screen
         box = handle.bounding_box()
         page.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2); page.mouse.down()
         page.mouse.move(box['x'] - 60, box['y'] + box['height'] / 2, steps=8); page.mouse.up()
