@@ -28,62 +28,111 @@ DATASET_DEFAULTS = {
     'drive': dict(patch=(96, 96), batch_size=8, val_every=250),
     'glas': dict(patch=(128, 128), batch_size=8, val_every=250),
     'kvasir': dict(size=(192, 192), patch=(192, 192), batch_size=6, val_every=250, metrics=('dice', 'hd95')),
-    'acdc': dict(size=(128, 128), patch=(128, 128), batch_size=16, lr=1e-3, steps=600, val_every=100,
-                 metrics=('dice', 'hd95')),
-    'acdc-3d': dict(size=(128, 128), patch=(8, 96, 96), batch_size=2, val_every=500, metrics=('dice', 'hd95')),   # 3-D methods
+    'acdc': dict(
+        size=(128, 128), patch=(128, 128), batch_size=16, lr=1e-3, steps=600, val_every=100, metrics=('dice', 'hd95')
+    ),
+    'acdc-3d': dict(
+        size=(128, 128), patch=(8, 96, 96), batch_size=2, val_every=500, metrics=('dice', 'hd95')
+    ),  # 3-D methods
     'folder': dict(patch=(128, 128), batch_size=8),
-    'nifti': dict(patch=(32, 64, 64), batch_size=2, val_every=250, metrics=('dice', 'hd95')),     # 3-D CT / MR
+    'nifti': dict(patch=(32, 64, 64), batch_size=2, val_every=250, metrics=('dice', 'hd95')),  # 3-D CT / MR
     'phantom-vessels': dict(patch=(64, 64), batch_size=8, val_every=100),
-    'phantom-glands': dict(patch=(64, 64), batch_size=8, val_every=100, metrics=('dice', 'cldice', 'betti_error', 'hd95', 'object_f1')),
+    'phantom-glands': dict(
+        patch=(64, 64), batch_size=8, val_every=100, metrics=('dice', 'cldice', 'betti_error', 'hd95', 'object_f1')
+    ),
     'phantom-organs3d': dict(patch=(32, 32, 32), batch_size=2, val_every=100, metrics=('dice', 'hd95')),
 }
 
+
 def _parse_value(v: str):
     for f in (int, float):
-        try: return f(v)
-        except ValueError: pass
-    if v.lower() in ('true', 'false'): return v.lower() == 'true'
-    if ',' in v: return tuple(_parse_value(x) for x in v.split(','))
+        try:
+            return f(v)
+        except ValueError:
+            pass
+    if v.lower() in ('true', 'false'):
+        return v.lower() == 'true'
+    if ',' in v:
+        return tuple(_parse_value(x) for x in v.split(','))
     return v
+
 
 def _kv(pairs) -> dict:
     out = {}
     for p in pairs or []:
-        if '=' not in p: raise ValueError(f"option {p!r} should be KEY=VALUE")
-        k, v = p.split('=', 1); out[k.strip().replace('-', '_')] = _parse_value(v.strip())
+        if '=' not in p:
+            raise ValueError(f"option {p!r} should be KEY=VALUE")
+        k, v = p.split('=', 1)
+        out[k.strip().replace('-', '_')] = _parse_value(v.strip())
     return out
 
-def train(method: str, dataset: str, out: str | Path, data_root_: str | Path | None = None, steps: int | None = None,
-          max_minutes: float | None = None, labeled: float | None = None, labeled_patients: int | None = None,
-          seed: int = 0, resume: str | Path | None = None, method_options: dict | None = None,
-          train_options: dict | None = None, progress: bool = True, dataset_options: dict | None = None) -> dict:
+
+def train(
+    method: str,
+    dataset: str,
+    out: str | Path,
+    data_root_: str | Path | None = None,
+    steps: int | None = None,
+    max_minutes: float | None = None,
+    labeled: float | None = None,
+    labeled_patients: int | None = None,
+    seed: int = 0,
+    resume: str | Path | None = None,
+    method_options: dict | None = None,
+    train_options: dict | None = None,
+    progress: bool = True,
+    dataset_options: dict | None = None,
+) -> dict:
     "Train `method` on `dataset`, writing checkpoints and logs to `out`; returns the run summary."
     load_methods()
     if labeled_patients is not None and dataset != 'acdc':
         raise ValueError(f"--labeled-patients applies to ACDC only, not {dataset!r}; use --labeled")
     m = get_method(method, **(method_options or {}))
-    three_d = dataset == 'acdc' and 2 not in m.dims               # a 3-D-only method trains on ACDC frames as volumes
+    three_d = dataset == 'acdc' and 2 not in m.dims  # a 3-D-only method trains on ACDC frames as volumes
     dopts = dict(dataset_options or {})
     tr = get_dataset(dataset, data_root_, 'train', **dopts, **(dict(dim=3) if three_d else {}))
-    try: va = get_dataset(dataset, data_root_, 'val', **dopts)
-    except (FileNotFoundError, ValueError): va = None
+    try:
+        va = get_dataset(dataset, data_root_, 'val', **dopts)
+    except (FileNotFoundError, ValueError):
+        va = None
     lab_idx = unl_idx = None
     if labeled_patients is not None:
         lab_idx, unl_idx = acdc_labeled_split(tr, labeled_patients)
     elif labeled is not None:
         lab_idx, unl_idx = split_labeled(len(tr), labeled if labeled <= 1 else int(labeled), seed)
-    cfg = dict(DATASET_DEFAULTS.get('acdc-3d' if three_d else dataset, {}), seed=seed, progress=progress, **(train_options or {}))
-    if steps is not None: cfg['steps'] = steps
-    if max_minutes is not None: cfg['max_minutes'] = max_minutes
-    if resume is not None:                                   # the checkpoint's settings win, but for the budgets
+    cfg = dict(
+        DATASET_DEFAULTS.get('acdc-3d' if three_d else dataset, {}),
+        seed=seed,
+        progress=progress,
+        **(train_options or {}),
+    )
+    if steps is not None:
+        cfg['steps'] = steps
+    if max_minutes is not None:
+        cfg['max_minutes'] = max_minutes
+    if resume is not None:  # the checkpoint's settings win, but for the budgets
         st = load_checkpoint(resume)
         cfg = dict(st['config'], **{k: cfg[k] for k in ('steps', 'max_minutes', 'progress') if k in cfg})
-        cfg['patch'] = tuple(cfg['patch']); cfg['metrics'] = tuple(cfg['metrics'])
-        if cfg.get('size'): cfg['size'] = tuple(cfg['size'])
+        cfg['patch'] = tuple(cfg['patch'])
+        cfg['metrics'] = tuple(cfg['metrics'])
+        if cfg.get('size'):
+            cfg['size'] = tuple(cfg['size'])
         m = get_method(st['method'], **st.get('method_config', {}))
-    t = Trainer(m, tr, va, out, cfg, labeled_idx=lab_idx, unlabeled_idx=unl_idx if m.semi_supervised else None,
-                extra=dict(dataset=dataset, labeled=labeled, labeled_patients=labeled_patients,
-                           dataset_options={k: list(v) if isinstance(v, tuple) else v for k, v in dopts.items()}))
+    t = Trainer(
+        m,
+        tr,
+        va,
+        out,
+        cfg,
+        labeled_idx=lab_idx,
+        unlabeled_idx=unl_idx if m.semi_supervised else None,
+        extra=dict(
+            dataset=dataset,
+            labeled=labeled,
+            labeled_patients=labeled_patients,
+            dataset_options={k: list(v) if isinstance(v, tuple) else v for k, v in dopts.items()},
+        ),
+    )
     summary = t.fit(resume=resume)
     summary.update(out=str(out), dataset=dataset, labeled_items=len(lab_idx) if lab_idx is not None else len(tr))
     return summary
@@ -99,20 +148,30 @@ def model_from_checkpoint(path: str | Path, device=None):
     model.load_state_dict(st['model'])
     return m, model.to(device or 'cpu').eval(), st
 
+
 def predict_file(checkpoint: str | Path, image: str | Path, out: str | Path, device=None) -> dict:
     "Label map of one 2-D image file (PNG/JPEG/TIFF) by a checkpoint, at the image's own size; written as an 8-bit PNG."
     from PIL import Image
     from .data.datasets import read_image
+
     m, model, st = model_from_checkpoint(checkpoint, device)
     d = st['data']
-    if d['dim'] != 2: raise ValueError(f"predict reads 2-D image files; checkpoint {checkpoint} is a {d['dim']}-D model")
+    if d['dim'] != 2:
+        raise ValueError(f"predict reads 2-D image files; checkpoint {checkpoint} is a {d['dim']}-D model")
     x = read_image(image, channels=d['in_channels'])
     label = predict(model, x, **geometry(st['config'])).argmax(0).to(torch.uint8).cpu().numpy()
-    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(label).save(out)
     counts = np.bincount(label.reshape(-1), minlength=d['num_classes'])
-    return dict(image=str(image), out=str(out), size=list(label.shape), method=st['method'],
-                class_fractions=[round(float(c) / label.size, 4) for c in counts])
+    return dict(
+        image=str(image),
+        out=str(out),
+        size=list(label.shape),
+        method=st['method'],
+        class_fractions=[round(float(c) / label.size, 4) for c in counts],
+    )
+
 
 def per_class(reports: list[dict], metric: str) -> dict:
     "Mean over reports of each class's value of `metric` (nan skipped)."
@@ -120,70 +179,142 @@ def per_class(reports: list[dict], metric: str) -> dict:
     out = {}
     for c in classes:
         vals = [r[metric][c] for r in reports if c in r[metric]]
-        if isinstance(vals[0], tuple): out[str(c)] = [float(np.mean([v[k] for v in vals])) for k in range(len(vals[0]))]
+        if isinstance(vals[0], tuple):
+            out[str(c)] = [float(np.mean([v[k] for v in vals])) for k in range(len(vals[0]))]
         else:
-            arr = np.array(vals, float); out[str(c)] = float(np.nanmean(arr)) if np.isfinite(arr).any() or np.isinf(arr).any() else float('nan')
+            arr = np.array(vals, float)
+            out[str(c)] = float(np.nanmean(arr)) if np.isfinite(arr).any() or np.isinf(arr).any() else float('nan')
     return out
 
-def evaluate_checkpoint(checkpoint: str | Path, dataset: str, data_root_=None, split: str = 'test',
-                        metrics=('dice', 'iou', 'hd95', 'assd', 'cldice', 'betti_error'), progress: bool = True,
-                        dataset_options: dict | None = None) -> dict:
-    "Per-class and mean metrics of a checkpoint on a dataset split, at full resolution (the training's dataset options by default)."
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    dataset: str,
+    data_root_=None,
+    split: str = 'test',
+    metrics=('dice', 'iou', 'hd95', 'assd', 'cldice', 'betti_error'),
+    progress: bool = True,
+    dataset_options: dict | None = None,
+) -> dict:
+    """Per-class and mean metrics of a checkpoint on a dataset split, at full resolution (the training's dataset
+    options by default)."""
     m, model, st = model_from_checkpoint(checkpoint, torch.device('cuda' if torch.cuda.is_available() else 'cpu'))
     dopts = dataset_options if dataset_options is not None else (st.get('extra') or {}).get('dataset_options') or {}
-    ds = get_dataset(dataset, data_root_, split, **{k: tuple(v) if isinstance(v, list) else v for k, v in dopts.items()})
+    ds = get_dataset(
+        dataset, data_root_, split, **{k: tuple(v) if isinstance(v, list) else v for k, v in dopts.items()}
+    )
     mean, reports = evaluate_model(model, ds, metrics=metrics, progress=progress, **geometry(st['config']))
-    return dict(checkpoint=str(checkpoint), method=st['method'], dataset=dataset, split=split, items=len(ds), step=st['step'],
-                per_class={k: per_class(reports, k) for k in metrics}, mean=mean,
-                per_item=[{k: v for k, v in r.items() if isinstance(v, (float, str))} for r in reports])
+    return dict(
+        checkpoint=str(checkpoint),
+        method=st['method'],
+        dataset=dataset,
+        split=split,
+        items=len(ds),
+        step=st['step'],
+        per_class={k: per_class(reports, k) for k in metrics},
+        mean=mean,
+        per_item=[{k: v for k, v in r.items() if isinstance(v, (float, str))} for r in reports],
+    )
 
 # %% ../nbs/99_cli.ipynb #c010
 def _tour_plan(m) -> dict:
-    plan = dict(dataset='phantom-vessels' if 2 in m.dims else 'phantom-organs3d', labeled=0.25 if m.semi_supervised else None)
+    plan = dict(
+        dataset='phantom-vessels' if 2 in m.dims else 'phantom-organs3d', labeled=0.25 if m.semi_supervised else None
+    )
     plan.update(getattr(m, 'tour', {}) or {})
     return plan
 
-def tour(out: str | Path = 'tour_out', seconds: float = 15.0, methods: list[str] | None = None, seed: int = 0,
-         progress: bool = True) -> dict:
+
+def tour(
+    out: str | Path = 'tour_out',
+    seconds: float = 15.0,
+    methods: list[str] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     "Train every registered method briefly on phantoms; print a table and write `out/report.html`."
     load_methods()
     names = methods or sorted(METHODS, key=lambda n: (n != 'unet', n))
     unknown = [n for n in names if n not in METHODS]
-    if unknown: raise KeyError(f"unknown methods {unknown}; registered: {sorted(METHODS)}")
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    if unknown:
+        raise KeyError(f"unknown methods {unknown}; registered: {sorted(METHODS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     rows, figs = [], []
     for name in names:
-        m = get_method(name); plan = _tour_plan(m)
+        m = get_method(name)
+        plan = _tour_plan(m)
         t0 = time.time()
-        if progress: print(f"[tour] {name}: training on {plan['dataset']} for up to {seconds:.0f} s", flush=True)
+        if progress:
+            print(f"[tour] {name}: training on {plan['dataset']} for up to {seconds:.0f} s", flush=True)
         # the Trainer validates the final weights once, at the end: the table reads those numbers
-        s = train(name, plan['dataset'], out / name, steps=plan.get('steps', 2000), max_minutes=seconds / 60,
-                  labeled=plan['labeled'], seed=seed, progress=False,
-                  train_options=dict(val_every=10 ** 9, metrics=('dice', 'cldice', 'betti_error', 'hd95'), **plan.get('train_options', {})))
+        s = train(
+            name,
+            plan['dataset'],
+            out / name,
+            steps=plan.get('steps', 2000),
+            max_minutes=seconds / 60,
+            labeled=plan['labeled'],
+            seed=seed,
+            progress=False,
+            train_options=dict(
+                val_every=10**9, metrics=('dice', 'cldice', 'betti_error', 'hd95'), **plan.get('train_options', {})
+            ),
+        )
         _, model, st = model_from_checkpoint(out / name / 'last.pt')
         va = get_dataset(plan['dataset'], None, 'val')
-        rows.append(dict(method=name, data=plan['dataset'], labels='25 %' if plan['labeled'] else 'all', params=s['params'],
-                         steps=s['steps'], dice=s['val_dice_mean'], cldice=s['val_cldice_mean'],
-                         betti_error=s['val_betti_error_b0'] + s['val_betti_error_b1'], hd95=s['val_hd95_mean'],
-                         seconds=round(time.time() - t0, 1)))
-        smp = va[0]; pred = predict(model, smp['image'], **geometry(st['config'])).argmax(0)
-        if 'fov' in smp: pred = pred * smp['fov']                 # scored inside the field of view only
+        rows.append(
+            dict(
+                method=name,
+                data=plan['dataset'],
+                labels='25 %' if plan['labeled'] else 'all',
+                params=s['params'],
+                steps=s['steps'],
+                dice=s['val_dice_mean'],
+                cldice=s['val_cldice_mean'],
+                betti_error=s['val_betti_error_b0'] + s['val_betti_error_b1'],
+                hd95=s['val_hd95_mean'],
+                seconds=round(time.time() - t0, 1),
+            )
+        )
+        smp = va[0]
+        pred = predict(model, smp['image'], **geometry(st['config'])).argmax(0)
+        if 'fov' in smp:
+            pred = pred * smp['fov']  # scored inside the field of view only
         hist = st['history']
         fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))
-        img, lab, prd = (smp['image'], smp['label'], pred) if smp['image'].ndim == 3 else \
-            (smp['image'][:, smp['image'].shape[1] // 2], smp['label'][smp['label'].shape[0] // 2], pred[pred.shape[0] // 2])
-        ax[0].imshow(overlay(img, lab, prd)); ax[0].axis('off'); ax[0].set_title(f'{name}: validation prediction')
-        ax[1].plot([r['step'] for r in hist if 'loss' in r], [r['loss'] for r in hist if 'loss' in r]); ax[1].set_xlabel('step'); ax[1].set_title('training loss')
-        fig.tight_layout(); figs.append((name, fig))
+        img, lab, prd = (
+            (smp['image'], smp['label'], pred)
+            if smp['image'].ndim == 3
+            else (
+                smp['image'][:, smp['image'].shape[1] // 2],
+                smp['label'][smp['label'].shape[0] // 2],
+                pred[pred.shape[0] // 2],
+            )
+        )
+        ax[0].imshow(overlay(img, lab, prd))
+        ax[0].axis('off')
+        ax[0].set_title(f'{name}: validation prediction')
+        ax[1].plot([r['step'] for r in hist if 'loss' in r], [r['loss'] for r in hist if 'loss' in r])
+        ax[1].set_xlabel('step')
+        ax[1].set_title('training loss')
+        fig.tight_layout()
+        figs.append((name, fig))
     cols = ['method', 'data', 'labels', 'params', 'steps', 'dice', 'cldice', 'betti_error', 'hd95', 'seconds']
     rep = HTMLReport('medseg_nb tour')
-    rep.text(f'Every registered method, trained for about {seconds:.0f} s on the CPU on phantoms, evaluated on held-out phantoms. '
-             'Dice and clDice: higher is better; Betti error (|Δb0| + |Δb1|, mean over images) and HD95 (pixels): lower is better. '
-             'Numbers after seconds of training say that a method runs and learns, not how good it is.')
+    rep.text(
+        f'Every registered method, trained for about {seconds:.0f} s on the CPU on phantoms, '
+        'evaluated on held-out phantoms. '
+        """Dice and clDice: higher is better; Betti error (|Δb0| + |Δb1|, mean over images) and HD95 (pixels): lower
+        is better."""
+        'Numbers after seconds of training say that a method runs and learns, not how good it is.'
+    )
     rep.table([{c: r[c] for c in cols} for r in rows])
-    for name, fig in figs: rep.heading(name, 3).text(METHODS[name].description).figure(fig)
+    for name, fig in figs:
+        rep.heading(name, 3).text(METHODS[name].description).figure(fig)
     path = rep.save(out / 'report.html')
     return dict(report=str(path), rows=rows)
+
 
 def format_table(rows: list[dict]) -> str:
     "A plain-text table of the tour rows."
@@ -197,28 +328,52 @@ def format_table(rows: list[dict]) -> str:
 # %% ../nbs/99_cli.ipynb #c012
 def gallery(out: str | Path = 'gallery_out', size: int = 160, root: str | Path | None = None) -> Path:
     "Write an HTML gallery of phantoms (and real datasets when available) to `out/index.html`."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     rep = HTMLReport('medseg_nb: phantoms and datasets')
-    rep.heading('Phantoms').text('Built-in, seeded, no download. Rows: fundus vessels, histology glands, 3-D organs '
-                                 '(middle axial slice). Columns: appearance domains 0-5; the labels are identical across domains.')
-    fams = [('fundus', lambda d: fundus_phantom(size, seed=1, domain=d)), ('glands', lambda d: gland_phantom(size, seed=1, domain=d)),
-            ('organs', lambda d: organ_phantom3d(48, seed=1, domain=d))]
+    rep.heading('Phantoms').text(
+        'Built-in, seeded, no download. Rows: fundus vessels, histology glands, 3-D organs '
+        '(middle axial slice). Columns: appearance domains 0-5; the labels are identical across domains.'
+    )
+    fams = [
+        ('fundus', lambda d: fundus_phantom(size, seed=1, domain=d)),
+        ('glands', lambda d: gland_phantom(size, seed=1, domain=d)),
+        ('organs', lambda d: organ_phantom3d(48, seed=1, domain=d)),
+    ]
     samples, titles = [], []
     for name, make in fams:
-        for d in range(6): samples.append(make(d)); titles.append(f'{name}, domain {d}')
+        for d in range(6):
+            samples.append(make(d))
+            titles.append(f'{name}, domain {d}')
     rep.figure(montage(samples, titles, cols=6, size=2.4))
-    rep.figure(volume_figure(organ_phantom3d(48, seed=1)['label'], names=ORGAN_CLASSES), '3-D organ phantom: drag to rotate')
+    rep.figure(
+        volume_figure(organ_phantom3d(48, seed=1)['label'], names=ORGAN_CLASSES), '3-D organ phantom: drag to rotate'
+    )
     root = Path(root) if root else data_root()
     rows = []
     if root is not None:
         real, rtitles = [], []
         for name in ('drive', 'glas', 'kvasir', 'acdc'):
-            try: ds = get_dataset(name, root, 'train')
-            except (FileNotFoundError, ValueError) as e: rows.append(dict(dataset=name, status=f'not available: {e}')); continue
-            s = ds[0]; real.append(s); rtitles.append(f'{name}: {s["name"]}')
-            rows.append(dict(dataset=name, status='ok', train_items=len(ds), image=str(tuple(s['image'].shape)), classes=ds.num_classes))
+            try:
+                ds = get_dataset(name, root, 'train')
+            except (FileNotFoundError, ValueError) as e:
+                rows.append(dict(dataset=name, status=f'not available: {e}'))
+                continue
+            s = ds[0]
+            real.append(s)
+            rtitles.append(f'{name}: {s["name"]}')
+            rows.append(
+                dict(
+                    dataset=name,
+                    status='ok',
+                    train_items=len(ds),
+                    image=str(tuple(s['image'].shape)),
+                    classes=ds.num_classes,
+                )
+            )
         rep.heading('Real datasets').table(rows)
-        if real: rep.figure(montage(real, rtitles, cols=4, size=3.2))
+        if real:
+            rep.figure(montage(real, rtitles, cols=4, size=3.2))
     else:
         rep.heading('Real datasets').text('MEDSEG_DATA is not set: only phantoms are shown.')
     return rep.save(out / 'index.html')
@@ -229,112 +384,206 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='medseg-nb', description='Medical image segmentation, notebook first.')
     sub = ap.add_subparsers(dest='command', required=True)
     p = sub.add_parser('train', help='train a registered method')
-    p.add_argument('--method', default='unet'); p.add_argument('--dataset', required=True, choices=sorted(DATASETS))
+    p.add_argument('--method', default='unet')
+    p.add_argument('--dataset', required=True, choices=sorted(DATASETS))
     p.add_argument('--data-root', default=None, help='real data folder (default: $MEDSEG_DATA)')
     p.add_argument('--out', required=True, help='run folder: best.pt, last.pt, log.csv')
-    p.add_argument('--max-minutes', type=float, default=None); p.add_argument('--steps', type=int, default=None)
+    p.add_argument('--max-minutes', type=float, default=None)
+    p.add_argument('--steps', type=int, default=None)
     g = p.add_mutually_exclusive_group()
     g.add_argument('--labeled', type=float, default=None, help='fraction (<= 1) or count of labeled training images')
     g.add_argument('--labeled-patients', type=int, default=None, help='ACDC: number of labeled patients')
-    p.add_argument('--seed', type=int, default=0); p.add_argument('--resume', default=None, help='checkpoint to continue from')
-    p.add_argument('--batch-size', type=int, default=None); p.add_argument('--patch', default=None, help='e.g. 96,96')
-    p.add_argument('--lr', type=float, default=None); p.add_argument('--val-every', type=int, default=None)
-    p.add_argument('--device', default=None); p.add_argument('--num-workers', type=int, default=None)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--resume', default=None, help='checkpoint to continue from')
+    p.add_argument('--batch-size', type=int, default=None)
+    p.add_argument('--patch', default=None, help='e.g. 96,96')
+    p.add_argument('--lr', type=float, default=None)
+    p.add_argument('--val-every', type=int, default=None)
+    p.add_argument('--device', default=None)
+    p.add_argument('--num-workers', type=int, default=None)
     p.add_argument('--opt', action='append', metavar='KEY=VALUE', help="a method option, e.g. --opt width=32")
     p.add_argument('--set', action='append', metavar='KEY=VALUE', help="a training option, e.g. --set schedule=cosine")
-    p.add_argument('--data-opt', action='append', metavar='KEY=VALUE',
-                   help="a dataset option, e.g. --data-opt spacing=1.5,1.5,1.5 --data-opt window=-160,240 (nifti)")
-    p.add_argument('--no-progress', action='store_true'); p.add_argument('--json', action='store_true')
+    p.add_argument(
+        '--data-opt',
+        action='append',
+        metavar='KEY=VALUE',
+        help="a dataset option, e.g. --data-opt spacing=1.5,1.5,1.5 --data-opt window=-160,240 (nifti)",
+    )
+    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--json', action='store_true')
     p = sub.add_parser('eval', help='evaluate a checkpoint')
-    p.add_argument('--checkpoint', required=True); p.add_argument('--dataset', required=True, choices=sorted(DATASETS))
-    p.add_argument('--data-root', default=None); p.add_argument('--split', default='test')
+    p.add_argument('--checkpoint', required=True)
+    p.add_argument('--dataset', required=True, choices=sorted(DATASETS))
+    p.add_argument('--data-root', default=None)
+    p.add_argument('--split', default='test')
     p.add_argument('--metrics', default='dice,iou,hd95,assd,cldice,betti_error')
-    p.add_argument('--data-opt', action='append', metavar='KEY=VALUE', help="a dataset option (default: the training run's)")
-    p.add_argument('--json', action='store_true'); p.add_argument('--no-progress', action='store_true')
+    p.add_argument(
+        '--data-opt', action='append', metavar='KEY=VALUE', help="a dataset option (default: the training run's)"
+    )
+    p.add_argument('--json', action='store_true')
+    p.add_argument('--no-progress', action='store_true')
     p = sub.add_parser('predict', help='label map of one image file by a checkpoint (8-bit PNG of class ids)')
-    p.add_argument('--checkpoint', required=True); p.add_argument('--image', required=True)
-    p.add_argument('--out', required=True, help='output PNG'); p.add_argument('--json', action='store_true')
+    p.add_argument('--checkpoint', required=True)
+    p.add_argument('--image', required=True)
+    p.add_argument('--out', required=True, help='output PNG')
+    p.add_argument('--json', action='store_true')
     p = sub.add_parser('tour', help='the main job: every method, briefly, on phantoms')
-    p.add_argument('--out', default='tour_out'); p.add_argument('--seconds', type=float, default=15.0, help='training budget per method')
-    p.add_argument('--methods', default=None, help='comma-separated subset'); p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--out', default='tour_out')
+    p.add_argument('--seconds', type=float, default=15.0, help='training budget per method')
+    p.add_argument('--methods', default=None, help='comma-separated subset')
+    p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', action='store_true')
     p = sub.add_parser('assignment', help='course assignments: student versions in nbgrader format, and grading')
     asub = p.add_subparsers(dest='action', required=True)
     q = asub.add_parser('build', help="student (release/) and instructor (source/) versions of course notebooks")
-    q.add_argument('notebooks', nargs='+', help="notebooks with '### BEGIN SOLUTION' regions, or 'all' for the course in ./nbs")
-    q.add_argument('--out', required=True, help='course folder (nbgrader layout)'); q.add_argument('--json', action='store_true')
+    q.add_argument(
+        'notebooks', nargs='+', help="notebooks with '### BEGIN SOLUTION' regions, or 'all' for the course in ./nbs"
+    )
+    q.add_argument('--out', required=True, help='course folder (nbgrader layout)')
+    q.add_argument('--json', action='store_true')
     q = asub.add_parser('grade', help='run a submission in a fresh kernel with time limits; score every test cell')
-    q.add_argument('student'); q.add_argument('--source', default=None, help="instructor's version (default: recorded at build)")
+    q.add_argument('student')
+    q.add_argument('--source', default=None, help="instructor's version (default: recorded at build)")
     q.add_argument('--timeout', type=float, default=600, help='seconds for the whole notebook')
-    q.add_argument('--cell-timeout', type=float, default=120, help='seconds per cell'); q.add_argument('--json', action='store_true')
+    q.add_argument('--cell-timeout', type=float, default=120, help='seconds per cell')
+    q.add_argument('--json', action='store_true')
     p = sub.add_parser('site', help='execute every notebook and render the tutorials as a static, offline site')
-    p.add_argument('--nbs', default='nbs'); p.add_argument('--out', default='site')
-    p.add_argument('--assets', default='build/js/node_modules', help='npm folder with requirejs, @jupyter-widgets/html-manager, mathjax')
-    p.add_argument('--only', default=None, help='comma-separated notebook names'); p.add_argument('--workers', type=int, default=2)
-    p.add_argument('--cell-timeout', type=int, default=600, help='seconds per cell (a timed-out notebook is retried once)')
+    p.add_argument('--nbs', default='nbs')
+    p.add_argument('--out', default='site')
+    p.add_argument(
+        '--assets',
+        default='build/js/node_modules',
+        help='npm folder with requirejs, @jupyter-widgets/html-manager, mathjax',
+    )
+    p.add_argument('--only', default=None, help='comma-separated notebook names')
+    p.add_argument('--workers', type=int, default=2)
+    p.add_argument(
+        '--cell-timeout', type=int, default=600, help='seconds per cell (a timed-out notebook is retried once)'
+    )
     p.add_argument('--fast', action='store_true', help="the notebooks' test sizes (MEDSEG_FAST=1), as CI builds it")
     p.add_argument('--json', action='store_true')
     p = sub.add_parser('gallery', help='phantoms and datasets at a glance')
-    p.add_argument('--out', default='gallery_out'); p.add_argument('--data-root', default=None); p.add_argument('--json', action='store_true')
+    p.add_argument('--out', default='gallery_out')
+    p.add_argument('--data-root', default=None)
+    p.add_argument('--json', action='store_true')
     return ap
+
 
 def _run(a) -> dict:
     if a.command == 'train':
         tr = _kv(a.set)
         for k in ('batch_size', 'lr', 'val_every', 'device', 'num_workers'):
-            if getattr(a, k) is not None: tr[k] = getattr(a, k)
-        if a.patch: tr['patch'] = tuple(int(x) for x in a.patch.split(','))
-        return train(a.method, a.dataset, a.out, a.data_root, a.steps, a.max_minutes, a.labeled, a.labeled_patients, a.seed,
-                     a.resume, _kv(a.opt), tr, progress=not (a.no_progress or a.json), dataset_options=_kv(a.data_opt))
+            if getattr(a, k) is not None:
+                tr[k] = getattr(a, k)
+        if a.patch:
+            tr['patch'] = tuple(int(x) for x in a.patch.split(','))
+        return train(
+            a.method,
+            a.dataset,
+            a.out,
+            a.data_root,
+            a.steps,
+            a.max_minutes,
+            a.labeled,
+            a.labeled_patients,
+            a.seed,
+            a.resume,
+            _kv(a.opt),
+            tr,
+            progress=not (a.no_progress or a.json),
+            dataset_options=_kv(a.data_opt),
+        )
     if a.command == 'eval':
-        return evaluate_checkpoint(a.checkpoint, a.dataset, a.data_root, a.split, tuple(a.metrics.split(',')), progress=not (a.no_progress or a.json),
-                                   dataset_options=_kv(a.data_opt) if a.data_opt else None)
+        return evaluate_checkpoint(
+            a.checkpoint,
+            a.dataset,
+            a.data_root,
+            a.split,
+            tuple(a.metrics.split(',')),
+            progress=not (a.no_progress or a.json),
+            dataset_options=_kv(a.data_opt) if a.data_opt else None,
+        )
     if a.command == 'predict':
         return predict_file(a.checkpoint, a.image, a.out)
     if a.command == 'tour':
         r = tour(a.out, a.seconds, a.methods.split(',') if a.methods else None, a.seed, progress=not a.json)
-        if not a.json: print('\n' + format_table(r['rows']) + f"\n\nreport: {r['report']}")
+        if not a.json:
+            print('\n' + format_table(r['rows']) + f"\n\nreport: {r['report']}")
         return r
     if a.command == 'site':
         from medseg_nb.site import build_site
-        return build_site(a.nbs, a.out, a.assets, a.only.split(',') if a.only else None, a.fast, a.workers, progress=not a.json,
-                          cell_timeout=a.cell_timeout)
+
+        return build_site(
+            a.nbs,
+            a.out,
+            a.assets,
+            a.only.split(',') if a.only else None,
+            a.fast,
+            a.workers,
+            progress=not a.json,
+            cell_timeout=a.cell_timeout,
+        )
     if a.command == 'assignment':
         from medseg_nb.assignments import ASSIGNMENTS, build, format_report, grade
+
         if a.action == 'build':
             nbs = [Path('nbs') / f'{n}.ipynb' for n in ASSIGNMENTS] if a.notebooks == ['all'] else a.notebooks
             rows = build(nbs, a.out)
-            if not a.json: print('\n'.join(f"{r['assignment']}: {r['tests']} test cells, {r['points']:g} points; student copy {r['student']}" for r in rows))
+            if not a.json:
+                print(
+                    '\n'.join(
+                        f"{r['assignment']}: {r['tests']} test cells, {r['points']:g} points; "
+                        f"student copy {r['student']}"
+                        for r in rows
+                    )
+                )
             return dict(assignments=rows)
         rep = grade(a.student, a.source, a.timeout, a.cell_timeout)
-        if not a.json: print(format_report(rep))
+        if not a.json:
+            print(format_report(rep))
         return rep
-    t = time.time(); p = gallery(a.out, root=a.data_root)
+    t = time.time()
+    p = gallery(a.out, root=a.data_root)
     return dict(report=str(p), seconds=round(time.time() - t, 1))
+
 
 def json_safe(o):
     "Strict JSON: infinite floats become the strings 'inf'/'-inf' (an empty prediction's HD95), nan becomes null."
-    if isinstance(o, float) and not math.isfinite(o): return None if math.isnan(o) else ('inf' if o > 0 else '-inf')
-    if isinstance(o, dict): return {str(k): json_safe(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [json_safe(v) for v in o]
-    if isinstance(o, (str, int, float, bool)) or o is None: return o
+    if isinstance(o, float) and not math.isfinite(o):
+        return None if math.isnan(o) else ('inf' if o > 0 else '-inf')
+    if isinstance(o, dict):
+        return {str(k): json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [json_safe(v) for v in o]
+    if isinstance(o, (str, int, float, bool)) or o is None:
+        return o
     return str(o)
+
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `medseg-nb` command."
     matplotlib.use('Agg')
     a = build_parser().parse_args(argv)
-    try: res = _run(a)
+    try:
+        res = _run(a)
     except KeyboardInterrupt:
-        print(f"medseg-nb {a.command}: interrupted" + (f"; resume with --resume {Path(a.out) / 'last.pt'}" if a.command == 'train' else ''), file=sys.stderr)
+        print(
+            f"medseg-nb {a.command}: interrupted"
+            + (f"; resume with --resume {Path(a.out) / 'last.pt'}" if a.command == 'train' else ''),
+            file=sys.stderr,
+        )
         return 130
     except (FileNotFoundError, ValueError, KeyError, TypeError, RuntimeError) as e:
-        print(f'medseg-nb {a.command}: error: {e}', file=sys.stderr); return 2
-    if int(os.environ.get('RANK', 0)) != 0: return 0
-    if a.json: print(json.dumps(json_safe(res)))
+        print(f'medseg-nb {a.command}: error: {e}', file=sys.stderr)
+        return 2
+    if int(os.environ.get('RANK', 0)) != 0:
+        return 0
+    if a.json:
+        print(json.dumps(json_safe(res)))
     elif a.command in ('train', 'eval', 'gallery', 'site', 'predict'):
         for k, v in res.items():
-            if k not in ('per_item',): print(f'{k}: {v}')
+            if k not in ('per_item',):
+                print(f'{k}: {v}')
     return 0
 
 # %% ../nbs/99_cli.ipynb #c020

@@ -21,15 +21,19 @@ __all__ = ['METHODS', 'available_devices', 'get_device', 'seed_everything', 'Con
 def available_devices() -> list[str]:
     "Names of the device kinds this machine offers, best first."
     out = []
-    if torch.cuda.is_available(): out.append('cuda')
+    if torch.cuda.is_available():
+        out.append('cuda')
     mps = getattr(torch.backends, 'mps', None)
-    if mps is not None and mps.is_available(): out.append('mps')
+    if mps is not None and mps.is_available():
+        out.append('mps')
     return out + ['cpu']
+
 
 def get_device(prefer: str | torch.device | None = None) -> torch.device:
     "The best available device (CUDA, then MPS, then CPU), or `prefer` when it is available."
     avail = available_devices()
-    if prefer is None or str(prefer) == 'auto': return torch.device(avail[0])
+    if prefer is None or str(prefer) == 'auto':
+        return torch.device(avail[0])
     dev = torch.device(prefer)
     if dev.type not in avail:
         raise ValueError(f"device {str(prefer)!r} was requested but this machine offers only {avail}")
@@ -40,7 +44,9 @@ def seed_everything(seed: int = 0, deterministic: bool = False) -> torch.Generat
     "Seed `random`, NumPy and PyTorch; optionally ask for deterministic kernels. Returns a seeded generator."
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}: {seed!r}")
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         if torch.backends.cudnn.is_available():
@@ -52,37 +58,51 @@ def seed_everything(seed: int = 0, deterministic: bool = False) -> torch.Generat
 # %% ../nbs/00_core.ipynb #c013
 class Config(dict):
     "A `dict` with attribute access, copy-with-changes (`merged`) and JSON round trips."
+
     def __getattr__(self, k):
-        try: return self[k]
-        except KeyError: raise AttributeError(f"Config has no key {k!r}; keys are {sorted(self)}") from None
-    def __setattr__(self, k, v): self[k] = v
-    def __delattr__(self, k): del self[k]
+        try:
+            return self[k]
+        except KeyError:
+            raise AttributeError(f"Config has no key {k!r}; keys are {sorted(self)}") from None
+
+    def __setattr__(self, k, v):
+        self[k] = v
+
+    def __delattr__(self, k):
+        del self[k]
+
     def merged(self, other: dict | None = None, **kw) -> 'Config':
         "A copy with the keys of `other` and `kw` replaced (nested dicts are merged too)."
         out = Config(json.loads(json.dumps(self, default=str)))
         for k, v in {**(other or {}), **kw}.items():
             out[k] = Config(out[k]).merged(v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
         return out
+
     def to_json(self, path: str | Path | None = None) -> str:
         "Serialise to JSON (and write it to `path` when given)."
         s = json.dumps(self, indent=2, sort_keys=True, default=str)
-        if path is not None: Path(path).write_text(s)
+        if path is not None:
+            Path(path).write_text(s)
         return s
+
     @classmethod
     def from_json(cls, src: str | Path) -> 'Config':
         "Read a config from a JSON string or file."
         p = Path(src) if not str(src).lstrip().startswith('{') else None
         text = p.read_text() if p is not None else str(src)
-        try: d = json.loads(text)
+        try:
+            d = json.loads(text)
         except json.JSONDecodeError as e:
             raise ValueError(f"config {str(p or 'string')!r} is not valid JSON: {e}") from None
-        if not isinstance(d, dict): raise ValueError(f"config must be a JSON object, got {type(d).__name__}")
+        if not isinstance(d, dict):
+            raise ValueError(f"config must be a JSON object, got {type(d).__name__}")
         return cls(d)
 
 # %% ../nbs/00_core.ipynb #c017
 @dataclass
 class SegOutput:
     "What every network returns: full-resolution `logits`, coarser `aux` logits (deepest first), named `features`."
+
     logits: torch.Tensor
     aux: list[torch.Tensor] = field(default_factory=list)
     features: dict[str, Any] = field(default_factory=dict)
@@ -93,32 +113,47 @@ class SegOutput:
             raise ValueError(f"SegOutput.logits must be B x K x H x W or B x K x D x H x W, got {got}")
         for i, a in enumerate(self.aux):
             if a.ndim != self.logits.ndim or a.shape[:2] != self.logits.shape[:2]:
-                raise ValueError(f"SegOutput.aux[{i}] has shape {tuple(a.shape)}; expected {tuple(self.logits.shape[:2])} + spatial dims")
+                raise ValueError(
+                    f"SegOutput.aux[{i}] has shape {tuple(a.shape)}; "
+                    f"expected {tuple(self.logits.shape[:2])} + spatial dims"
+                )
 
     @property
-    def num_classes(self) -> int: return self.logits.shape[1]
+    def num_classes(self) -> int:
+        return self.logits.shape[1]
+
     def probs(self) -> torch.Tensor:
         "Softmax over classes of the full-resolution logits."
         return self.logits.float().softmax(1)
+
     def labels(self) -> torch.Tensor:
         "The predicted class map, B x H x W (or B x D x H x W)."
         return self.logits.argmax(1)
+
     def split(self, n: int) -> tuple['SegOutput', 'SegOutput']:
         "The first `n` items of the batch and the rest (features that are batched tensors are split too)."
         B = self.logits.shape[0]
         cut = lambda v: (v[:n], v[n:]) if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == B else (v, v)
         f = {k: cut(v) for k, v in self.features.items()}
-        return (SegOutput(self.logits[:n], [a[:n] for a in self.aux], {k: v[0] for k, v in f.items()}),
-                SegOutput(self.logits[n:], [a[n:] for a in self.aux], {k: v[1] for k, v in f.items()}))
+        return (
+            SegOutput(self.logits[:n], [a[:n] for a in self.aux], {k: v[0] for k, v in f.items()}),
+            SegOutput(self.logits[n:], [a[n:] for a in self.aux], {k: v[1] for k, v in f.items()}),
+        )
 
 # %% ../nbs/00_core.ipynb #c019
 from torch.utils import _pytree as pytree
-pytree.register_pytree_node(SegOutput, lambda o: ([o.logits, o.aux, o.features], None),
-                            lambda children, _: SegOutput(*children), serialized_type_name='medseg_nb.core.SegOutput')
+
+pytree.register_pytree_node(
+    SegOutput,
+    lambda o: ([o.logits, o.aux, o.features], None),
+    lambda children, _: SegOutput(*children),
+    serialized_type_name='medseg_nb.core.SegOutput',
+)
 
 # %% ../nbs/00_core.ipynb #c023
 class Method:
     "Base class of a registered segmentation method: builds its model and computes its training losses."
+
     name: str = ''
     description: str = ''
     paper: str = ''
@@ -129,7 +164,9 @@ class Method:
     def __init__(self, **cfg):
         unknown = set(cfg) - set(self.defaults)
         if unknown:
-            raise TypeError(f"method {self.name!r} got unknown options {sorted(unknown)}; it accepts {sorted(self.defaults)}")
+            raise TypeError(
+                f"method {self.name!r} got unknown options {sorted(unknown)}; it accepts {sorted(self.defaults)}"
+            )
         self.cfg = Config({**self.defaults, **cfg})
 
     total_steps: int = 1
@@ -146,42 +183,63 @@ class Method:
     def build_model(self, in_channels: int, num_classes: int, dim: int = 2) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__}.build_model")
 
-    def losses(self, model: nn.Module, labeled: dict, unlabeled: dict | None = None,
-               teacher: nn.Module | None = None, step: int = 0) -> dict[str, torch.Tensor]:
+    def losses(
+        self,
+        model: nn.Module,
+        labeled: dict,
+        unlabeled: dict | None = None,
+        teacher: nn.Module | None = None,
+        step: int = 0,
+    ) -> dict[str, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__}.losses")
 
-    def __repr__(self): return f"{type(self).__name__}(name={self.name!r}, {dict(self.cfg)})"
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r}, {dict(self.cfg)})"
+
 
 class Registry(dict):
     "Name -> `Method` subclass; `register` is a class decorator."
-    def __init__(self, kind: str = 'method'): super().__init__(); self.kind = kind
+
+    def __init__(self, kind: str = 'method'):
+        super().__init__()
+        self.kind = kind
+
     def register(self, cls):
         if not (isinstance(cls, type) and issubclass(cls, Method)):
             raise TypeError(f"only Method subclasses can be registered, got {cls!r}")
-        if not cls.name: raise ValueError(f"{cls.__name__} has no `name`")
+        if not cls.name:
+            raise ValueError(f"{cls.__name__} has no `name`")
         if cls.name in self and self[cls.name].__qualname__ != cls.__qualname__:
             raise ValueError(f"{self.kind} {cls.name!r} is already registered by {self[cls.name].__qualname__}")
         self[cls.name] = cls
         return cls
+
     def get(self, name: str, **cfg) -> Method:
         "An instance of the method called `name`, configured by `cfg`."
         if name not in self:
             raise KeyError(f"unknown {self.kind} {name!r}; registered: {sorted(self) or 'none yet'}")
         return self[name](**cfg)
+
     def table(self) -> list[dict]:
         "One row per method: name, description, paper, semi-supervised, dims."
-        return [dict(name=n, description=c.description, paper=c.paper, semi_supervised=c.semi_supervised,
-                     dims=c.dims) for n, c in sorted(self.items())]
+        return [
+            dict(name=n, description=c.description, paper=c.paper, semi_supervised=c.semi_supervised, dims=c.dims)
+            for n, c in sorted(self.items())
+        ]
+
 
 METHODS = Registry('method')
+
 
 def register_method(cls):
     "Class decorator: add a `Method` subclass to `METHODS` under its `name`."
     return METHODS.register(cls)
 
+
 def get_method(name: str, **cfg) -> Method:
     "The registered method `name`, configured by `cfg`."
     return METHODS.get(name, **cfg)
+
 
 def unwrap(model: nn.Module) -> nn.Module:
     "The module inside a `DistributedDataParallel` (or `DataParallel`) wrapper, else `model` itself."
@@ -192,11 +250,14 @@ def load_methods(verbose: bool = False) -> Registry:
     "Import every module under `medseg_nb.methods` so that all methods register; returns `METHODS`."
     import importlib, pkgutil, warnings
     import medseg_nb.methods as pkg
+
     for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):
-        try: importlib.import_module(m.name)
+        try:
+            importlib.import_module(m.name)
         except ImportError as e:
             warnings.warn(f"method module {m.name} was not loaded: {e}")
-    if verbose: print(f"{len(METHODS)} methods: {sorted(METHODS)}")
+    if verbose:
+        print(f"{len(METHODS)} methods: {sorted(METHODS)}")
     return METHODS
 
 # %% ../nbs/00_core.ipynb #c030
@@ -204,12 +265,15 @@ def in_test() -> bool:
     "True while notebooks run under `nbdev_test` (or `MEDSEG_FAST` is set): experiments shrink to seconds."
     return bool(os.environ.get('IN_TEST') or os.environ.get('MEDSEG_FAST'))
 
+
 def data_root(required: bool = False) -> Path | None:
     "The folder `MEDSEG_DATA` points at, or None when unset (phantoms are then the data)."
     v = os.environ.get('MEDSEG_DATA', '').strip()
     if not v:
-        if required: raise FileNotFoundError("MEDSEG_DATA is not set; point it at a folder laid out like shared/data")
+        if required:
+            raise FileNotFoundError("MEDSEG_DATA is not set; point it at a folder laid out like shared/data")
         return None
     p = Path(v).expanduser()
-    if not p.is_dir(): raise FileNotFoundError(f"MEDSEG_DATA={v!r} is not a folder")
+    if not p.is_dir():
+        raise FileNotFoundError(f"MEDSEG_DATA={v!r} is not a folder")
     return p

@@ -13,20 +13,33 @@ __all__ = ['ce_loss', 'dice_loss', 'DiceCELoss']
 
 # %% ../nbs/04_losses.ipynb #c005
 def _check(logits: torch.Tensor, target: torch.Tensor):
-    if logits.ndim not in (4, 5): raise ValueError(f"logits must be B x K x H x W (or x D), got shape {tuple(logits.shape)}")
+    if logits.ndim not in (4, 5):
+        raise ValueError(f"logits must be B x K x H x W (or x D), got shape {tuple(logits.shape)}")
     if target.shape != logits.shape[:1] + logits.shape[2:]:
-        raise ValueError(f"target has shape {tuple(target.shape)}; expected {tuple(logits.shape[:1] + logits.shape[2:])} to match logits {tuple(logits.shape)}")
-    if target.dtype.is_floating_point: raise TypeError(f"target must be an integer class map, got dtype {target.dtype}")
+        raise ValueError(
+            f"target has shape {tuple(target.shape)}; "
+            f"expected {tuple(logits.shape[:1] + logits.shape[2:])} to match logits {tuple(logits.shape)}"
+        )
+    if target.dtype.is_floating_point:
+        raise TypeError(f"target must be an integer class map, got dtype {target.dtype}")
+
 
 def _valid(target, ignore_index, mask):
     w = target != ignore_index
     if mask is not None:
-        if mask.shape != target.shape: raise ValueError(f"mask has shape {tuple(mask.shape)}; expected {tuple(target.shape)}")
+        if mask.shape != target.shape:
+            raise ValueError(f"mask has shape {tuple(mask.shape)}; expected {tuple(target.shape)}")
         w = w & mask.bool()
     return w
 
-def ce_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255, mask: torch.Tensor | None = None,
-            weight: torch.Tensor | None = None) -> torch.Tensor:
+
+def ce_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = 255,
+    mask: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     "Cross-entropy averaged over the pixels that count (0 when none does)."
     _check(logits, target)
     w = _valid(target, ignore_index, mask)
@@ -34,30 +47,52 @@ def ce_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255,
     ce = F.cross_entropy(logits.float(), t, weight=weight, reduction='none')
     return (ce * w).sum() / w.sum().clamp_min(1)
 
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255, mask: torch.Tensor | None = None,
-              include_background: bool = False, batch_dice: bool = False, smooth: float = 1e-5,
-              probs: bool = False) -> torch.Tensor:
+
+def dice_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = 255,
+    mask: torch.Tensor | None = None,
+    include_background: bool = False,
+    batch_dice: bool = False,
+    smooth: float = 1e-5,
+    probs: bool = False,
+) -> torch.Tensor:
     "Soft multi-class Dice loss over the pixels that count; `probs=True` if `logits` already are probabilities."
     _check(logits, target)
     K = logits.shape[1]
-    if target[target != ignore_index].numel() and (target[target != ignore_index].max() >= K or target[target != ignore_index].min() < 0):
+    if target[target != ignore_index].numel() and (
+        target[target != ignore_index].max() >= K or target[target != ignore_index].min() < 0
+    ):
         raise ValueError(f"target holds class {int(target[target != ignore_index].max())} but logits have {K} classes")
     w = _valid(target, ignore_index, mask).unsqueeze(1).float()
     p = logits.float() if probs else logits.float().softmax(1)
     y = F.one_hot(torch.where(w[:, 0].bool(), target, torch.zeros_like(target)), K).movedim(-1, 1).float()
     dims = (0,) + tuple(range(2, p.ndim)) if batch_dice else tuple(range(2, p.ndim))
-    inter = (p * y * w).sum(dims); den = (p * w).sum(dims) + (y * w).sum(dims)
+    inter = (p * y * w).sum(dims)
+    den = (p * w).sum(dims) + (y * w).sum(dims)
     d = (2 * inter + smooth) / (den + smooth)
-    if not include_background: d = d[..., 1:]
+    if not include_background:
+        d = d[..., 1:]
     return 1 - d.mean()
+
 
 class DiceCELoss(nn.Module):
     "`w_dice` x soft Dice + `w_ce` x cross-entropy, sharing the ignore rules."
-    def __init__(self, w_dice: float = 0.5, w_ce: float = 0.5, ignore_index: int = 255, include_background: bool = False,
-                 batch_dice: bool = False):
+
+    def __init__(
+        self,
+        w_dice: float = 0.5,
+        w_ce: float = 0.5,
+        ignore_index: int = 255,
+        include_background: bool = False,
+        batch_dice: bool = False,
+    ):
         super().__init__()
         self.w_dice, self.w_ce, self.ignore_index = w_dice, w_ce, ignore_index
         self.include_background, self.batch_dice = include_background, batch_dice
+
     def forward(self, logits, target, mask=None):
-        return (self.w_dice * dice_loss(logits, target, self.ignore_index, mask, self.include_background, self.batch_dice)
-                + self.w_ce * ce_loss(logits, target, self.ignore_index, mask))
+        return self.w_dice * dice_loss(
+            logits, target, self.ignore_index, mask, self.include_background, self.batch_dice
+        ) + self.w_ce * ce_loss(logits, target, self.ignore_index, mask)

@@ -14,23 +14,31 @@ __all__ = ['METRICS', 'confusion_matrix', 'dice', 'iou', 'sensitivity', 'specifi
 
 # %% ../nbs/03_metrics.ipynb #c006
 def _np(x, name='map') -> np.ndarray:
-    if isinstance(x, torch.Tensor): x = x.detach().cpu().numpy()
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
     x = np.asarray(x)
-    if x.dtype == bool: return x.astype(np.int64)
+    if x.dtype == bool:
+        return x.astype(np.int64)
     if not np.issubdtype(x.dtype, np.integer):
-        if np.issubdtype(x.dtype, np.floating) and np.all(x == np.round(x)): return x.astype(np.int64)
+        if np.issubdtype(x.dtype, np.floating) and np.all(x == np.round(x)):
+            return x.astype(np.int64)
         raise TypeError(f"{name} must be an integer label map, got dtype {x.dtype} (use argmax over classes first)")
     return x.astype(np.int64)
 
+
 def _prep(pred, target, fov=None, classes=None):
     p, t = _np(pred, 'pred'), _np(target, 'target')
-    if p.shape != t.shape: raise ValueError(f"pred has shape {p.shape} but target has {t.shape}; expected the same")
-    if p.ndim not in (2, 3): raise ValueError(f"expected one image (H x W) or volume (D x H x W), got shape {p.shape}")
+    if p.shape != t.shape:
+        raise ValueError(f"pred has shape {p.shape} but target has {t.shape}; expected the same")
+    if p.ndim not in (2, 3):
+        raise ValueError(f"expected one image (H x W) or volume (D x H x W), got shape {p.shape}")
     if fov is not None:
         f = _np(fov, 'fov').astype(bool)
-        if f.shape != p.shape: raise ValueError(f"fov has shape {f.shape}; expected {p.shape}")
+        if f.shape != p.shape:
+            raise ValueError(f"fov has shape {f.shape}; expected {p.shape}")
         p, t = p * f, t * f
-    else: f = None
+    else:
+        f = None
     if classes is None:
         k = int(max(p.max(initial=0), t.max(initial=0)))
         classes = list(range(1, max(k, 1) + 1))
@@ -39,34 +47,49 @@ def _prep(pred, target, fov=None, classes=None):
 # %% ../nbs/03_metrics.ipynb #c008
 def confusion_matrix(pred, target, num_classes: int, fov=None) -> torch.Tensor:
     "K x K counts, rows = true class, columns = predicted class (pixels outside `fov` are skipped)."
-    p = torch.as_tensor(pred).long().reshape(-1); t = torch.as_tensor(target).long().reshape(-1).to(p.device)
+    p = torch.as_tensor(pred).long().reshape(-1)
+    t = torch.as_tensor(target).long().reshape(-1).to(p.device)
     if fov is not None:
-        keep = torch.as_tensor(fov).bool().reshape(-1).to(p.device); p, t = p[keep], t[keep]
+        keep = torch.as_tensor(fov).bool().reshape(-1).to(p.device)
+        p, t = p[keep], t[keep]
     if p.numel() and (max(p.max(), t.max()) >= num_classes or min(p.min(), t.min()) < 0):
-        raise ValueError(f"label values must lie in 0..{num_classes - 1}; found {int(min(p.min(), t.min()))}..{int(max(p.max(), t.max()))}")
-    return torch.bincount(t * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+        raise ValueError(
+            f"label values must lie in 0..{num_classes - 1}; "
+            f"found {int(min(p.min(), t.min()))}..{int(max(p.max(), t.max()))}"
+        )
+    return torch.bincount(t * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
+
 
 def _overlap(pred, target, fov, classes):
     p, t, f, cls = _prep(pred, target, fov, classes)
     k = max(cls + [int(p.max(initial=0)), int(t.max(initial=0))]) + 1
-    cm = confusion_matrix(torch.from_numpy(p), torch.from_numpy(t), k, None if f is None else torch.from_numpy(f)).double()
-    tp = cm.diag(); fn = cm.sum(1) - tp; fp = cm.sum(0) - tp; tn = cm.sum() - tp - fn - fp
+    cm = confusion_matrix(
+        torch.from_numpy(p), torch.from_numpy(t), k, None if f is None else torch.from_numpy(f)
+    ).double()
+    tp = cm.diag()
+    fn = cm.sum(1) - tp
+    fp = cm.sum(0) - tp
+    tn = cm.sum() - tp - fn - fp
     return cls, tp, fp, fn, tn
+
 
 def dice(pred, target, classes=None, fov=None) -> dict[int, float]:
     "Dice per class: 2|P∩T| / (|P| + |T|); 1 when both are empty."
     cls, tp, fp, fn, _ = _overlap(pred, target, fov, classes)
     return {c: 1.0 if tp[c] + fp[c] + fn[c] == 0 else float(2 * tp[c] / (2 * tp[c] + fp[c] + fn[c])) for c in cls}
 
+
 def iou(pred, target, classes=None, fov=None) -> dict[int, float]:
     "Intersection over union per class; 1 when both are empty."
     cls, tp, fp, fn, _ = _overlap(pred, target, fov, classes)
     return {c: 1.0 if tp[c] + fp[c] + fn[c] == 0 else float(tp[c] / (tp[c] + fp[c] + fn[c])) for c in cls}
 
+
 def sensitivity(pred, target, classes=None, fov=None) -> dict[int, float]:
     "True-positive rate per class; nan when the class is absent from the truth."
     cls, tp, fp, fn, _ = _overlap(pred, target, fov, classes)
     return {c: float('nan') if tp[c] + fn[c] == 0 else float(tp[c] / (tp[c] + fn[c])) for c in cls}
+
 
 def specificity(pred, target, classes=None, fov=None) -> dict[int, float]:
     "True-negative rate per class; nan when every pixel belongs to the class."
@@ -79,6 +102,7 @@ def surface(mask) -> np.ndarray:
     m = np.asarray(mask, bool)
     return m & ~ndi.binary_erosion(m, structure=ndi.generate_binary_structure(m.ndim, 1), border_value=0)
 
+
 def surface_distances(pred_mask, true_mask, spacing=None) -> tuple[np.ndarray, np.ndarray]:
     "Distances from each surface pixel of `pred_mask` to the surface of `true_mask`, and the other way round."
     sp, st = surface(pred_mask), surface(true_mask)
@@ -87,6 +111,7 @@ def surface_distances(pred_mask, true_mask, spacing=None) -> tuple[np.ndarray, n
         raise ValueError(f"spacing {spacing} has {len(sampling)} values; expected {sp.ndim} for a {sp.ndim}-D map")
     dt = lambda s: ndi.distance_transform_edt(~s, sampling=sampling)
     return dt(st)[sp], dt(sp)[st]
+
 
 def _per_class(pred, target, classes, fov, fn, both_empty: float, one_empty: float) -> dict[int, float]:
     "Apply fn(pred_mask, true_mask) per class, with the documented values when one or both masks are empty."
@@ -97,12 +122,19 @@ def _per_class(pred, target, classes, fov, fn, both_empty: float, one_empty: flo
         out[c] = both_empty if not (a.any() or b.any()) else one_empty if not (a.any() and b.any()) else float(fn(a, b))
     return out
 
+
 def _surface_metric(pred, target, classes, fov, spacing, reduce):
-    return _per_class(pred, target, classes, fov, lambda a, b: reduce(*surface_distances(a, b, spacing)), 0.0, float('inf'))
+    return _per_class(
+        pred, target, classes, fov, lambda a, b: reduce(*surface_distances(a, b, spacing)), 0.0, float('inf')
+    )
+
 
 def hd95(pred, target, classes=None, fov=None, spacing=None) -> dict[int, float]:
     "95th-percentile symmetric Hausdorff distance per class (0 both empty, inf one empty)."
-    return _surface_metric(pred, target, classes, fov, spacing, lambda d1, d2: max(np.percentile(d1, 95), np.percentile(d2, 95)))
+    return _surface_metric(
+        pred, target, classes, fov, spacing, lambda d1, d2: max(np.percentile(d1, 95), np.percentile(d2, 95))
+    )
+
 
 def assd(pred, target, classes=None, fov=None, spacing=None) -> dict[int, float]:
     "Average symmetric surface distance per class (0 both empty, inf one empty)."
@@ -111,12 +143,16 @@ def assd(pred, target, classes=None, fov=None, spacing=None) -> dict[int, float]
 # %% ../nbs/03_metrics.ipynb #c018
 def _skeleton(m: np.ndarray) -> np.ndarray:
     from skimage.morphology import skeletonize
+
     return skeletonize(m) if m.ndim == 2 else skeletonize(m, method='lee') > 0
+
 
 def _cldice(a: np.ndarray, b: np.ndarray) -> float:
     sa, sb = _skeleton(a), _skeleton(b)
-    tprec = (sa & b).sum() / max(sa.sum(), 1); tsens = (sb & a).sum() / max(sb.sum(), 1)
+    tprec = (sa & b).sum() / max(sa.sum(), 1)
+    tsens = (sb & a).sum() / max(sb.sum(), 1)
     return 0.0 if tprec + tsens == 0 else 2 * tprec * tsens / (tprec + tsens)
+
 
 def cldice(pred, target, classes=None, fov=None) -> dict[int, float]:
     "Centre-line Dice per class (1 both empty, 0 one empty)."
@@ -132,17 +168,21 @@ def _euler3d(m: np.ndarray) -> int:
     Fc = pool((2, 1, 1)) + pool((1, 2, 1)) + pool((1, 1, 2))
     return V - E + Fc - int(m.sum())
 
+
 def betti_numbers(mask) -> tuple[int, ...]:
     "(b0, b1) of a 2-D mask, (b0, b1, b2) of a 3-D one: 8/26-connected foreground, 4/6-connected holes."
     m = _np(mask, 'mask') > 0
-    if m.ndim not in (2, 3): raise ValueError(f"betti_numbers expects a 2-D or 3-D mask, got shape {m.shape}")
+    if m.ndim not in (2, 3):
+        raise ValueError(f"betti_numbers expects a 2-D or 3-D mask, got shape {m.shape}")
     full = ndi.generate_binary_structure(m.ndim, m.ndim)
     b0 = ndi.label(m, structure=full)[1]
     bg, nbg = ndi.label(np.pad(~m, 1, constant_values=True), structure=ndi.generate_binary_structure(m.ndim, 1))
-    inner = nbg - 1 if nbg else 0                          # all but the component of the padded outside
-    if m.ndim == 2: return (int(b0), int(inner))
+    inner = nbg - 1 if nbg else 0  # all but the component of the padded outside
+    if m.ndim == 2:
+        return (int(b0), int(inner))
     b2 = inner
     return (int(b0), int(b0 + b2 - _euler3d(m)), int(b2))
+
 
 def betti_error(pred, target, classes=None, fov=None) -> dict[int, tuple[int, ...]]:
     "Per class, the absolute differences of Betti numbers: (|Δb0|, |Δb1|) in 2-D, (|Δb0|, |Δb1|, |Δb2|) in 3-D."
@@ -155,18 +195,25 @@ def _objects(m: np.ndarray, inst=None) -> tuple[np.ndarray, int]:
         ids = _np(inst, 'instances') * m
         u, inv = np.unique(ids, return_inverse=True)
         inv = inv.reshape(ids.shape)
-        if u[0] != 0: inv = inv + 1
+        if u[0] != 0:
+            inv = inv + 1
         return inv, int((u > 0).sum())
     return ndi.label(m, structure=ndi.generate_binary_structure(m.ndim, m.ndim))
+
 
 def object_f1(pred, target, classes=None, fov=None, pred_instances=None, true_instances=None) -> dict[int, float]:
     "Detection F1 per class: a predicted object hits when it covers > 50 % of its best-overlapping true object."
     p, t, _, cls = _prep(pred, target, fov, classes)
     out = {}
     for c in cls:
-        lp, np_ = _objects(p == c, pred_instances); lt, nt = _objects(t == c, true_instances)
-        if np_ + nt == 0: out[c] = 1.0; continue
-        if np_ == 0 or nt == 0: out[c] = 0.0; continue
+        lp, np_ = _objects(p == c, pred_instances)
+        lt, nt = _objects(t == c, true_instances)
+        if np_ + nt == 0:
+            out[c] = 1.0
+            continue
+        if np_ == 0 or nt == 0:
+            out[c] = 0.0
+            continue
         ov = np.bincount(lp.ravel() * (nt + 1) + lt.ravel(), minlength=(np_ + 1) * (nt + 1)).reshape(np_ + 1, nt + 1)
         area_t = ov[:, 1:].sum(0)
         best = ov[1:, 1:].argmax(1)
@@ -178,34 +225,55 @@ def object_f1(pred, target, classes=None, fov=None, pred_instances=None, true_in
 # %% ../nbs/03_metrics.ipynb #c032
 def boundary_f1(pred, target, classes=None, fov=None, tolerance: float = 2.0) -> dict[int, float]:
     "Boundary F-score per class within `tolerance` pixels (1 both empty, 0 one empty)."
+
     def bf(a, b):
         d_ab, d_ba = surface_distances(a, b)
         prec, rec = (d_ab <= tolerance).mean(), (d_ba <= tolerance).mean()
         return 0.0 if prec + rec == 0 else 2 * prec * rec / (prec + rec)
+
     return _per_class(pred, target, classes, fov, bf, 1.0, 0.0)
 
 # %% ../nbs/03_metrics.ipynb #c035
-METRICS = dict(dice=dice, iou=iou, sensitivity=sensitivity, specificity=specificity, hd95=hd95, assd=assd,
-               cldice=cldice, betti_error=betti_error, object_f1=object_f1, boundary_f1=boundary_f1)
+METRICS = dict(
+    dice=dice,
+    iou=iou,
+    sensitivity=sensitivity,
+    specificity=specificity,
+    hd95=hd95,
+    assd=assd,
+    cldice=cldice,
+    betti_error=betti_error,
+    object_f1=object_f1,
+    boundary_f1=boundary_f1,
+)
 
-def evaluate(pred, target, metrics=('dice', 'iou', 'hd95', 'assd', 'cldice', 'betti_error'),
-             classes=None, fov=None, spacing=None) -> dict:
+
+def evaluate(
+    pred, target, metrics=('dice', 'iou', 'hd95', 'assd', 'cldice', 'betti_error'), classes=None, fov=None, spacing=None
+) -> dict:
     "A report: {metric: {class: value}} plus '<metric>_mean' (and 'betti_error_b0', '_b1', ...)."
     out = {}
     for name in metrics:
-        if name not in METRICS: raise KeyError(f"unknown metric {name!r}; expected one of {sorted(METRICS)}")
+        if name not in METRICS:
+            raise KeyError(f"unknown metric {name!r}; expected one of {sorted(METRICS)}")
         kw = dict(spacing=spacing) if name in ('hd95', 'assd') else {}
         r = METRICS[name](pred, target, classes=classes, fov=fov, **kw)
         out[name] = r
         if name == 'betti_error':
-            for d in range(len(next(iter(r.values())))): out[f'betti_error_b{d}'] = float(np.mean([v[d] for v in r.values()]))
+            for d in range(len(next(iter(r.values())))):
+                out[f'betti_error_b{d}'] = float(np.mean([v[d] for v in r.values()]))
         else:
             vals = [v for v in r.values() if not np.isnan(v)]
             out[f'{name}_mean'] = float(np.mean(vals)) if vals else float('nan')
     return out
 
+
 def mean_of(reports: list[dict]) -> dict[str, float]:
     "The mean of every scalar entry ('*_mean', 'betti_error_b*') over many reports (nan skipped)."
-    if not reports: raise ValueError("mean_of needs at least one report")
+    if not reports:
+        raise ValueError("mean_of needs at least one report")
     keys = [k for k, v in reports[0].items() if isinstance(v, float)]
-    return {k: float(np.nanmean([r[k] for r in reports])) if any(not np.isnan(r[k]) for r in reports) else float('nan') for k in keys}
+    return {
+        k: float(np.nanmean([r[k] for r in reports])) if any(not np.isnan(r[k]) for r in reports) else float('nan')
+        for k in keys
+    }

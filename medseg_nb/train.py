@@ -28,51 +28,72 @@ __all__ = ['TRAIN_DEFAULTS', 'save_checkpoint', 'load_checkpoint', 'lr_at', 'EMA
 # %% ../nbs/06_train.ipynb #c006
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     "Write `state` atomically (temporary file, then rename) to `path`."
-    buf = io.BytesIO(); torch.save(state, buf)
+    buf = io.BytesIO()
+    torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
+
 
 def load_checkpoint(path: str | Path, map_location='cpu') -> dict:
     "Read a checkpoint with `weights_only=True`: tensors and plain data only, never code."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"checkpoint {path} not found")
-    try: state = torch.load(path, map_location=map_location, weights_only=True)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise ValueError(f"cannot load checkpoint {path}: it is corrupt or holds objects other than tensors and "
-                         f"plain data, which weights_only loading refuses ({type(e).__name__}: {str(e)[:200]})") from None
+        raise ValueError(
+            f"cannot load checkpoint {path}: it is corrupt or holds objects other than tensors and "
+            f"plain data, which weights_only loading refuses ({type(e).__name__}: {str(e)[:200]})"
+        ) from None
     missing = {'model', 'step', 'config', 'method'} - set(state) if isinstance(state, dict) else {'a dict'}
-    if missing: raise ValueError(f"checkpoint {path} lacks {sorted(missing)}; expected a medseg_nb checkpoint")
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {sorted(missing)}; expected a medseg_nb checkpoint")
     return state
 
 # %% ../nbs/06_train.ipynb #c009
 def lr_at(step: int, total: int, base: float, schedule: str = 'poly', warmup: int = 0) -> float:
     "Learning rate at `step` of `total` for the named schedule, with linear warm-up."
-    if warmup and step < warmup: return base * (step + 1) / warmup
+    if warmup and step < warmup:
+        return base * (step + 1) / warmup
     t = min(max(step - warmup, 0) / max(total - warmup, 1), 1.0)
-    if schedule == 'poly': return base * (1 - t) ** 0.9
-    if schedule == 'cosine': return base * 0.5 * (1 + math.cos(math.pi * t))
-    if schedule == 'constant': return base
+    if schedule == 'poly':
+        return base * (1 - t) ** 0.9
+    if schedule == 'cosine':
+        return base * 0.5 * (1 + math.cos(math.pi * t))
+    if schedule == 'constant':
+        return base
     raise ValueError(f"unknown schedule {schedule!r}; expected 'poly', 'cosine' or 'constant'")
 
 # %% ../nbs/06_train.ipynb #c012
 class EMATeacher:
     "An exponential-moving-average copy of a model (mean teacher)."
+
     def __init__(self, model: nn.Module, decay: float = 0.99):
-        if not 0 <= decay < 1: raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        if not 0 <= decay < 1:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         self.model, self.decay = copy.deepcopy(unwrap(model)), decay
-        for p in self.model.parameters(): p.requires_grad_(False)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
     @torch.no_grad()
     def update(self, model: nn.Module, step: int):
         a = min(1 - 1 / (step + 1), self.decay)
-        for pt, ps in zip(self.model.parameters(), unwrap(model).parameters()): pt.mul_(a).add_(ps.detach(), alpha=1 - a)
-        for bt, bs in zip(self.model.buffers(), unwrap(model).buffers()): bt.copy_(bs)
-    def __call__(self, *a, **k): return self.model(*a, **k)
+        for pt, ps in zip(self.model.parameters(), unwrap(model).parameters()):
+            pt.mul_(a).add_(ps.detach(), alpha=1 - a)
+        for bt, bs in zip(self.model.buffers(), unwrap(model).buffers()):
+            bt.copy_(bs)
+
+    def __call__(self, *a, **k):
+        return self.model(*a, **k)
 
 # %% ../nbs/06_train.ipynb #c015
 def _starts(n: int, p: int, overlap: float) -> list[int]:
-    if n <= p: return [0]
+    if n <= p:
+        return [0]
     k = math.ceil((n - p) / max(1, int(p * (1 - overlap)))) + 1
     return sorted({round(i * (n - p) / (k - 1)) for i in range(k)})
+
 
 def _gauss_window(patch: Sequence[int], device, dtype) -> torch.Tensor:
     w = None
@@ -82,17 +103,28 @@ def _gauss_window(patch: Sequence[int], device, dtype) -> torch.Tensor:
         w = g if w is None else w[..., None] * g
     return (w / w.max()).clamp_min(1e-3).to(dtype)
 
+
 @torch.no_grad()
-def sliding_window(fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, patch: Sequence[int],
-                   overlap: float = 0.5, batch_size: int = 8, gaussian: bool = True) -> torch.Tensor:
-    "Logits B x K x *spatial of `fn` (B x C x patch -> B x K x patch) over `image` B x C x *spatial by overlapping tiles."
-    patch = tuple(int(p) for p in patch); nd = len(patch)
-    if image.ndim != nd + 2: raise ValueError(f"image is {tuple(image.shape)} but patch {patch} has {nd} axes; expected B x C + {nd} axes")
+def sliding_window(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    image: torch.Tensor,
+    patch: Sequence[int],
+    overlap: float = 0.5,
+    batch_size: int = 8,
+    gaussian: bool = True,
+) -> torch.Tensor:
+    """Logits B x K x *spatial of `fn` (B x C x patch -> B x K x patch) over `image` B x C x *spatial by overlapping
+    tiles."""
+    patch = tuple(int(p) for p in patch)
+    nd = len(patch)
+    if image.ndim != nd + 2:
+        raise ValueError(f"image is {tuple(image.shape)} but patch {patch} has {nd} axes; expected B x C + {nd} axes")
     sp = image.shape[2:]
     pad = [max(0, p - n) for p, n in zip(patch, sp)]
     if any(pad):
         spec = []
-        for q in reversed(pad): spec += [0, q]
+        for q in reversed(pad):
+            spec += [0, q]
         image = F.pad(image, spec)
     full = image.shape[2:]
     starts = [_starts(n, p, overlap) for n, p in zip(full, patch)]
@@ -100,8 +132,10 @@ def sliding_window(fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tens
     out = norm = None
     w = _gauss_window(patch, image.device, torch.float32) if gaussian else torch.ones(patch, device=image.device)
     for i in range(0, len(grid), batch_size):
-        pos = grid[i:i + batch_size]
-        tiles = torch.cat([image[(slice(None), slice(None)) + tuple(slice(a, a + p) for a, p in zip(q, patch))] for q in pos])
+        pos = grid[i : i + batch_size]
+        tiles = torch.cat(
+            [image[(slice(None), slice(None)) + tuple(slice(a, a + p) for a, p in zip(q, patch))] for q in pos]
+        )
         y = fn(tiles).float()
         if out is None:
             out = torch.zeros((image.shape[0], y.shape[1]) + tuple(full), device=image.device)
@@ -116,59 +150,111 @@ def sliding_window(fn: Callable[[torch.Tensor], torch.Tensor], image: torch.Tens
 
 # %% ../nbs/06_train.ipynb #c019
 @torch.no_grad()
-def predict(model: nn.Module, image: torch.Tensor, patch: Sequence[int] | None = None, overlap: float = 0.5,
-            batch_size: int = 8, device=None, size: Sequence[int] | None = None) -> torch.Tensor:
+def predict(
+    model: nn.Module,
+    image: torch.Tensor,
+    patch: Sequence[int] | None = None,
+    overlap: float = 0.5,
+    batch_size: int = 8,
+    device=None,
+    size: Sequence[int] | None = None,
+) -> torch.Tensor:
     "Logits K x *spatial for one image C x *spatial (a 2-D model on a C x D x H x W volume goes slice by slice)."
-    m = unwrap(model); dim = getattr(m, 'dim', image.ndim - 1)
+    m = unwrap(model)
+    dim = getattr(m, 'dim', image.ndim - 1)
     device = device or next(m.parameters()).device
     x = image.to(device)[None].float()
     native = tuple(x.shape[-2:])
-    if size is not None: x = resize_inplane(x, size)                       # the training geometry
+    if size is not None:
+        x = resize_inplane(x, size)  # the training geometry
     slices = x.ndim - 2 == dim + 1
-    if slices: x = x[0].movedim(1, 0)                                     # D x C x H x W: slices as the batch
+    if slices:
+        x = x[0].movedim(1, 0)  # D x C x H x W: slices as the batch
     call = lambda t: (lambda o: o.logits if isinstance(o, SegOutput) else o)(model(t))
-    if patch is not None and tuple(patch) == tuple(x.shape[2:]): patch = None   # one tile is the whole image
-    if patch is None: y = torch.cat([call(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-    else: y = torch.cat([sliding_window(call, x[i:i + 1], patch, overlap, batch_size) for i in range(len(x))])
+    if patch is not None and tuple(patch) == tuple(x.shape[2:]):
+        patch = None  # one tile is the whole image
+    if patch is None:
+        y = torch.cat([call(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    else:
+        y = torch.cat([sliding_window(call, x[i : i + 1], patch, overlap, batch_size) for i in range(len(x))])
     y = y.movedim(0, 1) if slices else y[0]
-    if size is not None and tuple(y.shape[-2:]) != native:               # back to the native grid
+    if size is not None and tuple(y.shape[-2:]) != native:  # back to the native grid
         lead = y.shape[:-2]
-        y = F.interpolate(y.float().reshape(1, -1, *y.shape[-2:]), size=native, mode='bilinear',
-                          align_corners=False).reshape(*lead, *native)
+        y = F.interpolate(
+            y.float().reshape(1, -1, *y.shape[-2:]), size=native, mode='bilinear', align_corners=False
+        ).reshape(*lead, *native)
     return y
 
-def evaluate_model(model: nn.Module, ds, patch: Sequence[int] | None = None,
-                   metrics=('dice', 'cldice', 'betti_error', 'hd95'), progress: bool = False, device=None,
-                   size: Sequence[int] | None = None) -> tuple[dict, list[dict]]:
+
+def evaluate_model(
+    model: nn.Module,
+    ds,
+    patch: Sequence[int] | None = None,
+    metrics=('dice', 'cldice', 'betti_error', 'hd95'),
+    progress: bool = False,
+    device=None,
+    size: Sequence[int] | None = None,
+) -> tuple[dict, list[dict]]:
     "Mean report and per-item reports of `model` on every item of `ds`, scored on each item's native grid."
-    was = unwrap(model).training; model.eval()
+    was = unwrap(model).training
+    model.eval()
     reports = []
     try:
         for i in tqdm(range(len(ds)), desc='evaluate', disable=not progress, leave=False):
             s = ds[i]
             pred = predict(model, s['image'], patch, device=device, size=size).argmax(0).cpu()
             classes = list(range(1, getattr(ds, 'num_classes', int(s['label'].max()) + 1)))
-            r = evaluate(pred, s['label'], metrics=metrics, classes=classes or [1], fov=s.get('fov'), spacing=s.get('spacing'))
-            r['name'] = s.get('name', str(i)); reports.append(r)
+            r = evaluate(
+                pred, s['label'], metrics=metrics, classes=classes or [1], fov=s.get('fov'), spacing=s.get('spacing')
+            )
+            r['name'] = s.get('name', str(i))
+            reports.append(r)
     finally:
         model.train(was)
     return mean_of(reports), reports
 
 # %% ../nbs/06_train.ipynb #c021
 TRAIN_DEFAULTS = Config(
-    steps=1000, max_minutes=None, batch_size=8, unlabeled_batch_size=None, patch=(96, 96), fg_prob=0.5, augment=True,
-    optimizer='adamw', lr=2e-3, weight_decay=1e-4, momentum=0.99, schedule='poly', warmup=0, grad_clip=12.0,
-    amp='auto', ema_decay=0.99, val_every=200, size=None, val_patch=None, val_overlap=0.5, val_items=None,
-    metrics=('dice', 'cldice', 'betti_error', 'hd95'), log_every=10, seed=0, num_workers=0, device=None, progress=True)
+    steps=1000,
+    max_minutes=None,
+    batch_size=8,
+    unlabeled_batch_size=None,
+    patch=(96, 96),
+    fg_prob=0.5,
+    augment=True,
+    optimizer='adamw',
+    lr=2e-3,
+    weight_decay=1e-4,
+    momentum=0.99,
+    schedule='poly',
+    warmup=0,
+    grad_clip=12.0,
+    amp='auto',
+    ema_decay=0.99,
+    val_every=200,
+    size=None,
+    val_patch=None,
+    val_overlap=0.5,
+    val_items=None,
+    metrics=('dice', 'cldice', 'betti_error', 'hd95'),
+    log_every=10,
+    seed=0,
+    num_workers=0,
+    device=None,
+    progress=True,
+)
+
 
 def val_patch(cfg: dict) -> tuple[int, ...]:
     "The sliding-window tile for validation: `val_patch`, else the training patch (the context seen in training)."
     return tuple(cfg.get('val_patch') or cfg['patch'])
 
+
 def geometry(cfg: dict) -> dict:
     "The inference geometry of a training config (a checkpoint's `config`): `patch` (the tile) and `size`."
     size = cfg.get('size')
     return dict(patch=val_patch(cfg), size=tuple(size) if size else None)
+
 
 def _collate(items: list[dict]) -> dict:
     out = {}
@@ -177,185 +263,304 @@ def _collate(items: list[dict]) -> dict:
         out[k] = torch.stack(v) if isinstance(v[0], torch.Tensor) else v
     return out
 
+
 def _to(batch: dict, device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
+
 def _rng_state() -> dict:
     st = np.random.get_state()
-    return dict(torch=torch.get_rng_state(), numpy=[st[0], torch.from_numpy(st[1].astype(np.int64)), int(st[2]), int(st[3]), float(st[4])],
-                python=[list(x) if isinstance(x, tuple) else x for x in random.getstate()],
-                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+    return dict(
+        torch=torch.get_rng_state(),
+        numpy=[st[0], torch.from_numpy(st[1].astype(np.int64)), int(st[2]), int(st[3]), float(st[4])],
+        python=[list(x) if isinstance(x, tuple) else x for x in random.getstate()],
+        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    )
+
 
 def _set_rng_state(st: dict):
     torch.set_rng_state(st['torch'])
-    n = st['numpy']; np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
-    p = st['python']; random.setstate((p[0], tuple(p[1]), p[2]))
-    if st.get('cuda') and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
+    n = st['numpy']
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    p = st['python']
+    random.setstate((p[0], tuple(p[1]), p[2]))
+    if st.get('cuda') and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st['cuda'])
 
 # %% ../nbs/06_train.ipynb #c023
 class Trainer:
     "Train `method` on `train_ds` (and `unlabeled_ds` when semi-supervised), validate on `val_ds`, write to `out`."
-    def __init__(self, method: Method, train_ds, val_ds=None, out: str | Path | None = None, cfg: dict | None = None,
-                 unlabeled_ds=None, labeled_idx: Sequence[int] | None = None, unlabeled_idx: Sequence[int] | None = None,
-                 model: nn.Module | None = None, extra: dict | None = None):
+
+    def __init__(
+        self,
+        method: Method,
+        train_ds,
+        val_ds=None,
+        out: str | Path | None = None,
+        cfg: dict | None = None,
+        unlabeled_ds=None,
+        labeled_idx: Sequence[int] | None = None,
+        unlabeled_idx: Sequence[int] | None = None,
+        model: nn.Module | None = None,
+        extra: dict | None = None,
+    ):
         unknown = set(cfg or {}) - set(TRAIN_DEFAULTS)
-        if unknown: raise TypeError(f"unknown training options {sorted(unknown)}; expected some of {sorted(TRAIN_DEFAULTS)}")
+        if unknown:
+            raise TypeError(f"unknown training options {sorted(unknown)}; expected some of {sorted(TRAIN_DEFAULTS)}")
         self.cfg = TRAIN_DEFAULTS.merged(cfg or {})
         self.method, self.val_ds, self.extra = method, val_ds, dict(extra or {})
         self.out = Path(out) if out is not None else None
-        self.dim = getattr(train_ds, 'dim', 2); self.num_classes = getattr(train_ds, 'num_classes', 2)
+        self.dim = getattr(train_ds, 'dim', 2)
+        self.num_classes = getattr(train_ds, 'num_classes', 2)
         self.in_channels = getattr(train_ds, 'in_channels', None) or train_ds[0]['image'].shape[0]
         if len(self.cfg.patch) != self.dim:
-            raise ValueError(f"patch {tuple(self.cfg.patch)} has {len(self.cfg.patch)} axes but the data is {self.dim}-D")
-        if self.cfg.size is not None:                         # one geometry: every image resized in-plane to `size`
+            raise ValueError(
+                f"patch {tuple(self.cfg.patch)} has {len(self.cfg.patch)} axes but the data is {self.dim}-D"
+            )
+        if self.cfg.size is not None:  # one geometry: every image resized in-plane to `size`
             self.cfg['size'] = size = tuple(int(v) for v in self.cfg.size)
             if len(size) != 2 or any(p > s for p, s in zip(self.cfg.patch[-2:], size)):
-                raise ValueError(f"size {size} must be an in-plane (H, W) at least as large as the patch's "
-                                 f"last two axes {tuple(self.cfg.patch[-2:])}")
+                raise ValueError(
+                    f"size {size} must be an in-plane (H, W) at least as large as the patch's "
+                    f"last two axes {tuple(self.cfg.patch[-2:])}"
+                )
             train_ds = Resized(train_ds, size)
-            if unlabeled_ds is not None: unlabeled_ds = Resized(unlabeled_ds, size)
+            if unlabeled_ds is not None:
+                unlabeled_ds = Resized(unlabeled_ds, size)
         if self.dim not in method.dims:
             raise ValueError(f"method {method.name!r} supports {method.dims}-D data; this dataset is {self.dim}-D")
         self.semi = method.semi_supervised and (unlabeled_ds is not None or unlabeled_idx is not None)
-        self.train_ds, self.labeled_idx, self.unlabeled_idx, self.unlabeled_ds = train_ds, labeled_idx, unlabeled_idx, unlabeled_ds
+        self.train_ds, self.labeled_idx, self.unlabeled_idx, self.unlabeled_ds = (
+            train_ds,
+            labeled_idx,
+            unlabeled_idx,
+            unlabeled_ds,
+        )
         # distributed: torchrun sets WORLD_SIZE, RANK, LOCAL_RANK
-        self.world = int(os.environ.get('WORLD_SIZE', 1)); self.rank = int(os.environ.get('RANK', 0))
+        self.world = int(os.environ.get('WORLD_SIZE', 1))
+        self.rank = int(os.environ.get('RANK', 0))
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
         if self.world > 1 and torch.cuda.is_available():
-            self.device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0))); torch.cuda.set_device(self.device)
+            self.device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+            torch.cuda.set_device(self.device)
         else:
             self.device = get_device(self.cfg.device)
         seed_everything(self.cfg.seed)
         self.model = (model or method.build_model(self.in_channels, self.num_classes, self.dim)).to(self.device)
-        self.train_ds = method.prepare(train_ds, labeled_idx)      # a method may add per-image maps (GraphSeg's prior)
+        self.train_ds = method.prepare(train_ds, labeled_idx)  # a method may add per-image maps (GraphSeg's prior)
         self.ddp = self.model
         if self.world > 1:
             # a method may leave parameters unused (say, deep-supervision heads): DDP must look for them
-            self.ddp = nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True,
-                                                           device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.model,
+                find_unused_parameters=True,
+                device_ids=[self.device.index] if self.device.type == 'cuda' else None,
+            )
         self.teacher = EMATeacher(self.model, self.cfg.ema_decay) if method.semi_supervised else None
-        params = [p for p in self.model.parameters() if p.requires_grad] + list(getattr(method, 'extra_parameters', lambda: [])())
-        if self.cfg.optimizer == 'adamw': self.opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        elif self.cfg.optimizer == 'sgd': self.opt = torch.optim.SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum, nesterov=True, weight_decay=self.cfg.weight_decay)
-        else: raise ValueError(f"unknown optimizer {self.cfg.optimizer!r}; expected 'adamw' or 'sgd'")
+        params = [p for p in self.model.parameters() if p.requires_grad] + list(
+            getattr(method, 'extra_parameters', lambda: [])()
+        )
+        if self.cfg.optimizer == 'adamw':
+            self.opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        elif self.cfg.optimizer == 'sgd':
+            self.opt = torch.optim.SGD(
+                params, lr=self.cfg.lr, momentum=self.cfg.momentum, nesterov=True, weight_decay=self.cfg.weight_decay
+            )
+        else:
+            raise ValueError(f"unknown optimizer {self.cfg.optimizer!r}; expected 'adamw' or 'sgd'")
         amp = self.cfg.amp == True or (self.cfg.amp == 'auto' and self.device.type == 'cuda')
-        self.amp_dtype = (torch.bfloat16 if self.device.type != 'cuda' or torch.cuda.is_bf16_supported() else torch.float16) if amp else None
+        self.amp_dtype = (
+            (torch.bfloat16 if self.device.type != 'cuda' or torch.cuda.is_bf16_supported() else torch.float16)
+            if amp
+            else None
+        )
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp_dtype == torch.float16)
         self.step, self.best, self.history, self.started, self._saved_at = 0, -float('inf'), [], None, None
 
     @property
-    def is_main(self): return self.rank == 0
-    def n_params(self) -> int: return sum(p.numel() for p in self.model.parameters())
+    def is_main(self):
+        return self.rank == 0
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
 
     # --- data -----------------------------------------------------------------------------------
     def _stream(self, ds, indices, batch, seed_offset):
         "Batches from shuffled epochs of `indices` (see `EpochBatches`), starting at the current step."
         seed = self.cfg.seed + seed_offset
-        pd = PatchDataset(ds, self.cfg.patch, fg_prob=self.cfg.fg_prob, augment=self.cfg.augment, seed=seed, indices=indices)
+        pd = PatchDataset(
+            ds, self.cfg.patch, fg_prob=self.cfg.fg_prob, augment=self.cfg.augment, seed=seed, indices=indices
+        )
         sampler = EpochBatches(len(pd.indices), batch, start=self.step, seed=seed, rank=self.rank, world=self.world)
-        dl = torch.utils.data.DataLoader(pd, batch_sampler=sampler,
-                                         collate_fn=_collate, num_workers=self.cfg.num_workers,
-                                         generator=torch.Generator().manual_seed(self.cfg.seed))   # leaves the global RNG alone
+        dl = torch.utils.data.DataLoader(
+            pd,
+            batch_sampler=sampler,
+            collate_fn=_collate,
+            num_workers=self.cfg.num_workers,
+            generator=torch.Generator().manual_seed(self.cfg.seed),
+        )  # leaves the global RNG alone
         return iter(dl)
 
     # --- checkpoints ----------------------------------------------------------------------------
     def state(self) -> dict:
-        return dict(model=self.model.state_dict(), optimizer=self.opt.state_dict(), step=self.step,
-                    config=dict(self.cfg, patch=list(self.cfg.patch), metrics=list(self.cfg.metrics),
-                                size=list(self.cfg.size) if self.cfg.size else None),
-                    method=self.method.name, method_config=dict(self.method.cfg), best=self.best,
-                    teacher=self.teacher.model.state_dict() if self.teacher else None,
-                    scaler=self.scaler.state_dict(), rng=_rng_state(), history=self.history,
-                    data=dict(in_channels=self.in_channels, num_classes=self.num_classes, dim=self.dim), extra=self.extra)
+        return dict(
+            model=self.model.state_dict(),
+            optimizer=self.opt.state_dict(),
+            step=self.step,
+            config=dict(
+                self.cfg,
+                patch=list(self.cfg.patch),
+                metrics=list(self.cfg.metrics),
+                size=list(self.cfg.size) if self.cfg.size else None,
+            ),
+            method=self.method.name,
+            method_config=dict(self.method.cfg),
+            best=self.best,
+            teacher=self.teacher.model.state_dict() if self.teacher else None,
+            scaler=self.scaler.state_dict(),
+            rng=_rng_state(),
+            history=self.history,
+            data=dict(in_channels=self.in_channels, num_classes=self.num_classes, dim=self.dim),
+            extra=self.extra,
+        )
 
     def save(self, name: str) -> Path | None:
-        if self.out is None or not self.is_main: return None
+        if self.out is None or not self.is_main:
+            return None
         return save_checkpoint(self.out / name, self.state())
 
     def load_state(self, st: dict):
         if st['method'] != self.method.name:
             raise ValueError(f"checkpoint was trained with method {st['method']!r}, not {self.method.name!r}")
-        self.model.load_state_dict(st['model']); self.opt.load_state_dict(st['optimizer'])
-        if self.teacher is not None and st.get('teacher') is not None: self.teacher.model.load_state_dict(st['teacher'])
-        if st.get('scaler'): self.scaler.load_state_dict(st['scaler'])
+        self.model.load_state_dict(st['model'])
+        self.opt.load_state_dict(st['optimizer'])
+        if self.teacher is not None and st.get('teacher') is not None:
+            self.teacher.model.load_state_dict(st['teacher'])
+        if st.get('scaler'):
+            self.scaler.load_state_dict(st['scaler'])
         self.step, self.best, self.history = int(st['step']), float(st['best']), list(st['history'])
         _set_rng_state(st['rng'])
 
     # --- logging --------------------------------------------------------------------------------
     def _log(self, row: dict):
         self.history.append(row)
-        if self.out is None or not self.is_main: return
+        if self.out is None or not self.is_main:
+            return
         cols = list(dict.fromkeys(k for r in self.history for k in r))
-        buf = io.StringIO(); w = csv.DictWriter(buf, cols); w.writeheader(); w.writerows(self.history)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, cols)
+        w.writeheader()
+        w.writerows(self.history)
         atomic_write_bytes(self.out / 'log.csv', buf.getvalue().encode())
         atomic_write_bytes(self.out / 'history.json', json.dumps(self.history).encode())
 
     def validate(self) -> dict:
-        if self.val_ds is None: return {}
+        if self.val_ds is None:
+            return {}
         ds = self.val_ds
-        if self.cfg.val_items and self.cfg.val_items < len(ds):          # a quick look: the first `val_items` only
-            ds = torch.utils.data.Subset(ds, range(self.cfg.val_items)); ds.num_classes = self.num_classes
+        if self.cfg.val_items and self.cfg.val_items < len(ds):  # a quick look: the first `val_items` only
+            ds = torch.utils.data.Subset(ds, range(self.cfg.val_items))
+            ds.num_classes = self.num_classes
         mean, _ = evaluate_model(self.model, ds, metrics=self.cfg.metrics, device=self.device, **geometry(self.cfg))
         return {f'val_{k}': v for k, v in mean.items()}
 
     # --- the loop -------------------------------------------------------------------------------
     def fit(self, resume: str | Path | dict | None = None, callback: Callable | None = None) -> dict:
         "Train until `cfg.steps` or `cfg.max_minutes`; returns a summary. Ctrl-C saves `last.pt` and re-raises."
-        if resume is not None: self.load_state(resume if isinstance(resume, dict) else load_checkpoint(resume, self.device))
+        if resume is not None:
+            self.load_state(resume if isinstance(resume, dict) else load_checkpoint(resume, self.device))
         cfg, total = self.cfg, self.cfg.steps
         self.method.setup(total)
-        if self.out is not None and self.is_main: self.out.mkdir(parents=True, exist_ok=True)
+        if self.out is not None and self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
         lab = self._stream(self.train_ds, self.labeled_idx, cfg.batch_size, 0)
         unl = None
         if self.semi:
             uds = self.unlabeled_ds if self.unlabeled_ds is not None else self.train_ds
             unl = self._stream(uds, self.unlabeled_idx, cfg.unlabeled_batch_size or cfg.batch_size, 7919)
-        t0 = time.time(); self.started = t0; stopped = 'steps'
-        self._elapsed0 = 0.0   # a resumed run starts its time budget afresh
-        bar = tqdm(total=total, initial=self.step, desc=self.method.name, disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
+        t0 = time.time()
+        self.started = t0
+        stopped = 'steps'
+        self._elapsed0 = 0.0  # a resumed run starts its time budget afresh
+        bar = tqdm(
+            total=total,
+            initial=self.step,
+            desc=self.method.name,
+            disable=not (cfg.progress and self.is_main),
+            dynamic_ncols=True,
+        )
         self.model.train()
         try:
             while self.step < total:
-                if cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes: stopped = 'time'; break
-                for g in self.opt.param_groups: g['lr'] = self._lr(t0)
+                if cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes:
+                    stopped = 'time'
+                    break
+                for g in self.opt.param_groups:
+                    g['lr'] = self._lr(t0)
                 lb = _to(next(lab), self.device)
                 ub = None
                 if unl is not None:
-                    ub = _to(next(unl), self.device); ub.pop('label', None)          # unlabeled means unlabeled
+                    ub = _to(next(unl), self.device)
+                    ub.pop('label', None)  # unlabeled means unlabeled
                 ctx = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
                 with ctx:
-                    parts = self.method.losses(self.ddp, lb, ub, self.teacher.model if self.teacher else None, self.step)
+                    parts = self.method.losses(
+                        self.ddp, lb, ub, self.teacher.model if self.teacher else None, self.step
+                    )
                 loss = parts['loss']
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss is {loss.item()} at step {self.step} ({ {k: round(float(v.detach()) if isinstance(v, torch.Tensor) else float(v), 4) for k, v in parts.items()} }); "
-                                             f"lower the learning rate (now {self.opt.param_groups[0]['lr']:.2e})")
+                    terms = {
+                        k: round(float(v.detach() if isinstance(v, torch.Tensor) else v), 4) for k, v in parts.items()
+                    }
+                    raise FloatingPointError(
+                        f"loss is {loss.item()} at step {self.step} ({terms}); "
+                        f"lower the learning rate (now {self.opt.param_groups[0]['lr']:.2e})"
+                    )
                 self.opt.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 if cfg.grad_clip:
                     self.scaler.unscale_(self.opt)
                     nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g['params']], cfg.grad_clip)
-                self.scaler.step(self.opt); self.scaler.update()
-                if self.teacher is not None: self.teacher.update(self.model, self.step)
-                self.step += 1; bar.update(1)
+                self.scaler.step(self.opt)
+                self.scaler.update()
+                if self.teacher is not None:
+                    self.teacher.update(self.model, self.step)
+                self.step += 1
+                bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == total:
-                    row = dict(step=self.step, seconds=round(time.time() - t0, 2), lr=self.opt.param_groups[0]['lr'],
-                               **{k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in parts.items()})
-                    if self.step % cfg.val_every == 0 or self.step == total: row.update(self._validate_and_save())
-                    self._log(row); bar.set_postfix({k: f'{v:.3f}' for k, v in row.items() if k in ('loss', 'val_dice_mean')})
+                    row = dict(
+                        step=self.step,
+                        seconds=round(time.time() - t0, 2),
+                        lr=self.opt.param_groups[0]['lr'],
+                        **{k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in parts.items()},
+                    )
+                    if self.step % cfg.val_every == 0 or self.step == total:
+                        row.update(self._validate_and_save())
+                    self._log(row)
+                    bar.set_postfix({k: f'{v:.3f}' for k, v in row.items() if k in ('loss', 'val_dice_mean')})
                 elif self.step % cfg.val_every == 0:
                     self._log(dict(step=self.step, seconds=round(time.time() - t0, 2), **self._validate_and_save()))
-                if callback is not None: callback(self)
+                if callback is not None:
+                    callback(self)
         except KeyboardInterrupt:
-            self.save('last.pt'); bar.close()
+            self.save('last.pt')
+            bar.close()
             raise
         bar.close()
-        if self._saved_at != self.step:             # the same decision on every rank, or a barrier would hang
+        if self._saved_at != self.step:  # the same decision on every rank, or a barrier would hang
             self._log(dict(step=self.step, seconds=round(time.time() - t0, 2), **self._validate_and_save()))
-        summary = dict(method=self.method.name, steps=self.step, stopped=stopped, seconds=round(time.time() - t0, 1),
-                       params=self.n_params(), best_val_dice=self.best if self.best > -float('inf') else None,
-                       **{k: v for k, v in (self.history[-1] if self.history else {}).items() if k.startswith('val_')})
-        if self.world > 1: summary['ranks_agree'] = self._ranks_agree()
+        summary = dict(
+            method=self.method.name,
+            steps=self.step,
+            stopped=stopped,
+            seconds=round(time.time() - t0, 1),
+            params=self.n_params(),
+            best_val_dice=self.best if self.best > -float('inf') else None,
+            **{k: v for k, v in (self.history[-1] if self.history else {}).items() if k.startswith('val_')},
+        )
+        if self.world > 1:
+            summary['ranks_agree'] = self._ranks_agree()
         return summary
 
     def _lr(self, t0: float) -> float:
@@ -367,7 +572,8 @@ class Trainer:
         return lr_at(self.step, total, cfg.lr, cfg.schedule, cfg.warmup)
 
     def _validate_and_save(self) -> dict:
-        v = {}; self._saved_at = self.step
+        v = {}
+        self._saved_at = self.step
         if self.is_main:
             v = self.validate()
             score = v.get('val_dice_mean', -float('inf'))
@@ -375,7 +581,8 @@ class Trainer:
                 self.best = score if score == score else self.best
                 self.save('best.pt')
             self.save('last.pt')
-        if self.world > 1: dist.barrier()
+        if self.world > 1:
+            dist.barrier()
         return v
 
     def _ranks_agree(self) -> bool:

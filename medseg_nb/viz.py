@@ -15,18 +15,40 @@ import matplotlib.pyplot as plt
 __all__ = ['CLASS_COLORS', 'to_display', 'overlay', 'montage', 'volume_figure', 'atomic_write_bytes', 'HTMLReport']
 
 # %% ../nbs/07_viz.ipynb #c005
-CLASS_COLORS = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-                         [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60]], dtype=np.float32) / 255
+CLASS_COLORS = (
+    np.array(
+        [
+            [0, 0, 0],
+            [230, 25, 75],
+            [60, 180, 75],
+            [255, 225, 25],
+            [0, 130, 200],
+            [245, 130, 48],
+            [145, 30, 180],
+            [70, 240, 240],
+            [240, 50, 230],
+            [210, 245, 60],
+        ],
+        dtype=np.float32,
+    )
+    / 255
+)
+
 
 def to_display(image) -> np.ndarray:
     "A C x H x W (or H x W) image tensor/array as an H x W x 3 float array in [0, 1]."
     a = image.detach().cpu().float().numpy() if isinstance(image, torch.Tensor) else np.asarray(image, np.float32)
-    if a.ndim == 3 and a.shape[0] in (1, 3): a = np.moveaxis(a, 0, -1)
-    if a.ndim == 2: a = a[..., None]
-    if a.ndim != 3 or a.shape[-1] not in (1, 3): raise ValueError(f"expected an image C x H x W with C in (1, 3), got shape {image.shape}")
-    if a.shape[-1] == 1: a = np.repeat(a, 3, -1)
+    if a.ndim == 3 and a.shape[0] in (1, 3):
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[-1] not in (1, 3):
+        raise ValueError(f"expected an image C x H x W with C in (1, 3), got shape {image.shape}")
+    if a.shape[-1] == 1:
+        a = np.repeat(a, 3, -1)
     lo, hi = float(a.min()), float(a.max())
     return np.clip(a, 0, 1) if lo >= 0 and hi <= 1 else (a - lo) / max(hi - lo, 1e-8)
+
 
 def overlay(image, label=None, pred=None, alpha: float = 0.45) -> np.ndarray:
     "Label colours over an image; with `pred` too: green = both, red = missed, blue = false alarm (foreground)."
@@ -34,25 +56,37 @@ def overlay(image, label=None, pred=None, alpha: float = 0.45) -> np.ndarray:
     if pred is not None and label is not None:
         t = np.asarray(label.cpu() if isinstance(label, torch.Tensor) else label) > 0
         p = np.asarray(pred.cpu() if isinstance(pred, torch.Tensor) else pred) > 0
-        col = np.zeros_like(rgb); col[t & p] = (0.1, 0.85, 0.2); col[t & ~p] = (0.95, 0.1, 0.1); col[~t & p] = (0.1, 0.4, 1.0)
+        col = np.zeros_like(rgb)
+        col[t & p] = (0.1, 0.85, 0.2)
+        col[t & ~p] = (0.95, 0.1, 0.1)
+        col[~t & p] = (0.1, 0.4, 1.0)
         m = (t | p)[..., None]
         return np.where(m, (1 - alpha) * rgb + alpha * col, rgb)
-    if label is None: return rgb
+    if label is None:
+        return rgb
     lab = np.asarray(label.cpu() if isinstance(label, torch.Tensor) else label).astype(int)
-    if lab.shape != rgb.shape[:2]: raise ValueError(f"label shape {lab.shape} does not match image {rgb.shape[:2]}")
+    if lab.shape != rgb.shape[:2]:
+        raise ValueError(f"label shape {lab.shape} does not match image {rgb.shape[:2]}")
     col = CLASS_COLORS[lab % len(CLASS_COLORS)]
     return np.where((lab > 0)[..., None], (1 - alpha) * rgb + alpha * col, rgb)
 
+
 def montage(samples: list[dict], titles: list[str] | None = None, cols: int = 4, size: float = 3.0, key: str = 'label'):
     "A grid figure of samples (2-D, or the middle slice of 3-D) with their `key` maps overlaid."
-    n = len(samples); rows = (n + cols - 1) // cols
+    n = len(samples)
+    rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, min(cols, n), figsize=(size * min(cols, n), size * rows), squeeze=False)
-    for a in axes.flat: a.axis('off')
+    for a in axes.flat:
+        a.axis('off')
     for i, s in enumerate(samples):
         img, lab = s['image'], s.get(key)
-        if img.ndim == 4: d = img.shape[1] // 2; img = img[:, d]; lab = None if lab is None else lab[d]
+        if img.ndim == 4:
+            d = img.shape[1] // 2
+            img = img[:, d]
+            lab = None if lab is None else lab[d]
         axes.flat[i].imshow(overlay(img, lab))
-        if titles: axes.flat[i].set_title(titles[i], fontsize=9)
+        if titles:
+            axes.flat[i].set_title(titles[i], fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -61,61 +95,99 @@ def volume_figure(label, max_points: int = 20000, names: tuple[str, ...] | None 
     "An interactive plotly 3-D scatter of the surface voxels of each class of a D x H x W label map."
     import plotly.graph_objects as go
     from scipy import ndimage as ndi
+
     lab = np.asarray(label.cpu() if isinstance(label, torch.Tensor) else label)
-    if lab.ndim != 3: raise ValueError(f"volume_figure expects a D x H x W label map, got shape {lab.shape}")
-    rng = np.random.default_rng(seed); fig = go.Figure()
+    if lab.ndim != 3:
+        raise ValueError(f"volume_figure expects a D x H x W label map, got shape {lab.shape}")
+    rng = np.random.default_rng(seed)
+    fig = go.Figure()
     classes = [c for c in np.unique(lab) if c > 0]
     for c in classes:
         m = lab == c
         pts = np.argwhere(m & ~ndi.binary_erosion(m))
-        if len(pts) > max_points // max(len(classes), 1): pts = pts[rng.choice(len(pts), max_points // len(classes), replace=False)]
+        if len(pts) > max_points // max(len(classes), 1):
+            pts = pts[rng.choice(len(pts), max_points // len(classes), replace=False)]
         col = CLASS_COLORS[int(c) % len(CLASS_COLORS)] * 255
-        fig.add_trace(go.Scatter3d(x=pts[:, 2], y=pts[:, 1], z=pts[:, 0], mode='markers',
-                                   marker=dict(size=2, color=f'rgb({col[0]:.0f},{col[1]:.0f},{col[2]:.0f})'),
-                                   name=names[int(c)] if names and int(c) < len(names) else f'class {int(c)}'))
+        fig.add_trace(
+            go.Scatter3d(
+                x=pts[:, 2],
+                y=pts[:, 1],
+                z=pts[:, 0],
+                mode='markers',
+                marker=dict(size=2, color=f'rgb({col[0]:.0f},{col[1]:.0f},{col[2]:.0f})'),
+                name=names[int(c)] if names and int(c) < len(names) else f'class {int(c)}',
+            )
+        )
     fig.update_layout(scene=dict(aspectmode='data'), margin=dict(l=0, r=0, t=30, b=0), height=450)
     return fig
 
 # %% ../nbs/07_viz.ipynb #c012
 def atomic_write_bytes(path: str | Path, data: bytes):
     "Write `data` to `path` through a temporary file and a rename (never a half-written file)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, 'wb') as f: f.write(data); f.flush(); os.fsync(f.fileno())
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
+
 
 class HTMLReport:
     "A self-contained HTML page of headings, text, tables and figures."
+
     def __init__(self, title: str):
         self.title, self.parts, self._plotly = title, [], False
-    def heading(self, text: str, level: int = 2): self.parts.append(f'<h{level}>{html.escape(text)}</h{level}>'); return self
-    def text(self, text: str): self.parts.append(f'<p>{html.escape(text)}</p>'); return self
+
+    def heading(self, text: str, level: int = 2):
+        self.parts.append(f'<h{level}>{html.escape(text)}</h{level}>')
+        return self
+
+    def text(self, text: str):
+        self.parts.append(f'<p>{html.escape(text)}</p>')
+        return self
+
     def table(self, rows: list[dict], floatfmt: str = '.3f'):
-        if not rows: return self
+        if not rows:
+            return self
         cols = list(dict.fromkeys(k for r in rows for k in r))
         fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else html.escape(str(v))
         head = ''.join(f'<th>{html.escape(str(c))}</th>' for c in cols)
         body = ''.join('<tr>' + ''.join(f'<td>{fmt(r.get(c, ""))}</td>' for c in cols) + '</tr>' for r in rows)
-        self.parts.append(f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'); return self
+        self.parts.append(f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+        return self
+
     def figure(self, fig, caption: str = '', close: bool = True):
-        if hasattr(fig, 'to_html'):                       # plotly
+        if hasattr(fig, 'to_html'):  # plotly
             self.parts.append(fig.to_html(full_html=False, include_plotlyjs='inline' if not self._plotly else False))
             self._plotly = True
         else:
-            buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=90, bbox_inches='tight')
-            if close: plt.close(fig)
+            buf = io.BytesIO()
+            fig.savefig(buf, format='png', dpi=90, bbox_inches='tight')
+            if close:
+                plt.close(fig)
             self.parts.append(f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>')
-        if caption: self.parts.append(f'<p class="cap">{html.escape(caption)}</p>')
+        if caption:
+            self.parts.append(f'<p class="cap">{html.escape(caption)}</p>')
         return self
+
     def render(self) -> str:
-        css = ('body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}'
-               'table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}'
-               'th{background:#f3f3f3}img{max-width:100%}.cap{color:#666;font-size:.9em}')
-        return (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>'
-                f'<style>{css}</style></head><body><h1>{html.escape(self.title)}</h1>{"".join(self.parts)}</body></html>')
+        css = (
+            'body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}'
+            'table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}'
+            'th{background:#f3f3f3}img{max-width:100%}.cap{color:#666;font-size:.9em}'
+        )
+        return (
+            f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>'
+            f'<style>{css}</style></head><body><h1>{html.escape(self.title)}</h1>{"".join(self.parts)}</body></html>'
+        )
+
     def save(self, path: str | Path) -> Path:
-        atomic_write_bytes(path, self.render().encode()); return Path(path)
+        atomic_write_bytes(path, self.render().encode())
+        return Path(path)

@@ -26,42 +26,56 @@ def _need_dir(path: Path, what: str) -> Path:
         raise FileNotFoundError(f"{what}: folder {path} not found")
     return Path(path)
 
+
 def read_image(path: str | Path, channels: int | None = None) -> torch.Tensor:
     "Read an image file as a float tensor C x H x W in [0, 1] (`channels`: 1 or 3 to convert)."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"image file {path} not found")
+    if not path.is_file():
+        raise FileNotFoundError(f"image file {path} not found")
     try:
         with Image.open(path) as im:
-            if channels == 1: im = im.convert('L')
-            elif channels == 3 or im.mode not in ('L', 'I;16', 'I', 'F'): im = im.convert('RGB')
+            if channels == 1:
+                im = im.convert('L')
+            elif channels == 3 or im.mode not in ('L', 'I;16', 'I', 'F'):
+                im = im.convert('RGB')
             a = np.asarray(im)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"cannot read image {path}: corrupt or not an image ({e})") from None
-    a = a.astype(np.float32) / (65535.0 if a.dtype == np.uint16 else 255.0 if a.dtype == np.uint8 else max(1.0, float(a.max())))
+    a = a.astype(np.float32) / (
+        65535.0 if a.dtype == np.uint16 else 255.0 if a.dtype == np.uint8 else max(1.0, float(a.max()))
+    )
     t = torch.from_numpy(np.ascontiguousarray(a))
     return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
+
 def _mask_mode(im: Image.Image) -> Image.Image:
-    "Grey values of a mask: a palette image with a grey palette (a GIF saved from 0/255) is read as grey, else as indices."
+    """Grey values of a mask: a palette image with a grey palette (a GIF saved from 0/255) is read as grey, else as
+    indices."""
     if im.mode == 'P':
         used = np.unique(np.asarray(im))
         pal = np.asarray(im.getpalette() or [], dtype=np.int64).reshape(-1, 3)
         used = used[used < len(pal)]
-        if len(pal) and (pal[used] == pal[used][:, :1]).all(): return im.convert('L')
+        if len(pal) and (pal[used] == pal[used][:, :1]).all():
+            return im.convert('L')
         return im
     return im if im.mode in ('L', 'I', 'I;16') else im.convert('L')
+
 
 def read_mask(path: str | Path, values: dict[int, int] | None = None, threshold: int | None = None) -> torch.Tensor:
     "Read a mask as int64 H x W: map raw `values` to classes (others are an error), or binarise at `threshold`."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"mask file {path} not found")
+    if not path.is_file():
+        raise FileNotFoundError(f"mask file {path} not found")
     try:
-        with Image.open(path) as im: a = np.asarray(_mask_mode(im))
+        with Image.open(path) as im:
+            a = np.asarray(_mask_mode(im))
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"cannot read mask {path}: corrupt or not an image ({e})") from None
-    if a.ndim == 3: a = a[..., 0]
+    if a.ndim == 3:
+        a = a[..., 0]
     a = a.astype(np.int64)
-    if threshold is not None: return torch.from_numpy((a >= threshold).astype(np.int64))
+    if threshold is not None:
+        return torch.from_numpy((a >= threshold).astype(np.int64))
     values = values or {0: 0, 255: 1}
     found = np.unique(a)
     bad = sorted(set(found.tolist()) - set(values))
@@ -69,49 +83,82 @@ def read_mask(path: str | Path, values: dict[int, int] | None = None, threshold:
         raise ValueError(f"mask {path} has unexpected values {bad[:8]}; expected only {sorted(values)}")
     lut = np.zeros(int(found.max()) + 1, dtype=np.int64)
     for k, v in values.items():
-        if k < len(lut): lut[k] = v
+        if k < len(lut):
+            lut[k] = v
     return torch.from_numpy(lut[a])
 
+
 def _check_size(img: torch.Tensor, img_path, other: torch.Tensor, other_path, what='mask'):
-    if tuple(img.shape[-other.ndim:]) != tuple(other.shape):
-        raise ValueError(f"size mismatch: image {img_path} is {tuple(img.shape[-2:])} (H x W) but {what} "
-                         f"{other_path} is {tuple(other.shape)}; expected the same size")
+    if tuple(img.shape[-other.ndim :]) != tuple(other.shape):
+        raise ValueError(
+            f"size mismatch: image {img_path} is {tuple(img.shape[-2:])} (H x W) but {what} "
+            f"{other_path} is {tuple(other.shape)}; expected the same size"
+        )
 
 # %% ../../nbs/02_datasets.ipynb #c009
 class SegDataset(torch.utils.data.Dataset):
     "A list of records loaded lazily into samples dict(image, label, [fov], name, ...)."
-    name = 'dataset'; num_classes = 2; in_channels = 3; dim = 2
+
+    name = 'dataset'
+    num_classes = 2
+    in_channels = 3
+    dim = 2
+
     def __init__(self, records: list[dict], cache: bool = True, where: str = ''):
-        if not records: raise ValueError(f"{self.name}: the split is empty{' (' + where + ')' if where else ''}; expected at least one image")
+        if not records:
+            raise ValueError(
+                f"{self.name}: the split is empty{' (' + where + ')' if where else ''}; expected at least one image"
+            )
         self.records, self.cache, self._cache = records, cache, {}
-    def __len__(self): return len(self.records)
-    def load(self, rec: dict) -> dict: raise NotImplementedError
+
+    def __len__(self):
+        return len(self.records)
+
+    def load(self, rec: dict) -> dict:
+        raise NotImplementedError
+
     def __getitem__(self, i: int) -> dict:
-        if not -len(self) <= i < len(self): raise IndexError(f"index {i} out of range for {len(self)} items of {self.name}")
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} items of {self.name}")
         i %= len(self)
-        if i in self._cache: return self._cache[i]
+        if i in self._cache:
+            return self._cache[i]
         s = self.load(self.records[i])
         s.setdefault('name', self.records[i].get('name', str(i)))
-        if self.cache: self._cache[i] = s
+        if self.cache:
+            self._cache[i] = s
         return s
-    def names(self) -> list[str]: return [r['name'] for r in self.records]
+
+    def names(self) -> list[str]:
+        return [r['name'] for r in self.records]
+
     def check(self) -> 'SegDataset':
         "Load every item once (raises on the first bad file)."
-        for i in range(len(self)): self[i]
+        for i in range(len(self)):
+            self[i]
         return self
-    def __repr__(self): return f"{type(self).__name__}({len(self)} items, {self.num_classes} classes, {self.dim}-D)"
+
+    def __repr__(self):
+        return f"{type(self).__name__}({len(self)} items, {self.num_classes} classes, {self.dim}-D)"
 
 # %% ../../nbs/02_datasets.ipynb #c011
 def _split_select(items: list, split: str, every: int = 5) -> list:
     "Validation takes every `every`-th item (1-based: the 5th, 10th, ...), train the rest."
-    if split == 'val': return [x for k, x in enumerate(items) if (k + 1) % every == 0]
-    if split == 'train': return [x for k, x in enumerate(items) if (k + 1) % every != 0]
+    if split == 'val':
+        return [x for k, x in enumerate(items) if (k + 1) % every == 0]
+    if split == 'train':
+        return [x for k, x in enumerate(items) if (k + 1) % every != 0]
     return list(items)
+
 
 class DRIVE(SegDataset):
     "DRIVE retinal vessels with field-of-view masks; splits train (21-36), val (37-40), all, test."
+
     name, num_classes, in_channels = 'drive', 2, 3
-    def __init__(self, root: str | Path | None = None, split: str = 'train', ids: Iterable[int] | None = None, cache=True):
+
+    def __init__(
+        self, root: str | Path | None = None, split: str = 'train', ids: Iterable[int] | None = None, cache=True
+    ):
         root = Path(root) if root is not None else data_root(required=True)
         sub = 'test' if split == 'test' else 'training'
         base = root / 'DRIVE' / sub if (root / 'DRIVE').is_dir() else root / sub
@@ -120,59 +167,99 @@ class DRIVE(SegDataset):
         recs = []
         for p in sorted(imgs.glob(f'*_{sub}.tif')):
             n = int(p.name.split('_')[0])
-            if ids is not None and n not in set(ids): continue
+            if ids is not None and n not in set(ids):
+                continue
             man, fov = base / '1st_manual' / f'{n:02d}_manual1.gif', base / 'mask' / f'{n:02d}_{sub}_mask.gif'
             for f, what in ((man, 'vessel annotation'), (fov, 'field-of-view mask')):
-                if not f.is_file(): raise FileNotFoundError(f"DRIVE image {p} has no {what}: expected {f}")
+                if not f.is_file():
+                    raise FileNotFoundError(f"DRIVE image {p} has no {what}: expected {f}")
             recs.append(dict(image=p, label=man, fov=fov, name=p.stem, id=n))
         if ids is None and split in ('train', 'val'):
-            recs = [r for r in recs if (r['id'] >= 37) == (split == 'val')] if any(r['id'] > 20 for r in recs) else _split_select(recs, split)
+            recs = (
+                [r for r in recs if (r['id'] >= 37) == (split == 'val')]
+                if any(r['id'] > 20 for r in recs)
+                else _split_select(recs, split)
+            )
         super().__init__(recs, cache, where=str(base))
+
     def load(self, r):
-        img = read_image(r['image'], channels=3); lab = read_mask(r['label']); fov = read_mask(r['fov']).bool()
-        _check_size(img, r['image'], lab, r['label']); _check_size(img, r['image'], fov, r['fov'], 'field-of-view mask')
+        img = read_image(r['image'], channels=3)
+        lab = read_mask(r['label'])
+        fov = read_mask(r['fov']).bool()
+        _check_size(img, r['image'], lab, r['label'])
+        _check_size(img, r['image'], fov, r['fov'], 'field-of-view mask')
         return dict(image=img, label=lab * fov, fov=fov, name=r['name'])
 
 # %% ../../nbs/02_datasets.ipynb #c013
-def _pairs(img_dir: Path, mask_dir: Path, what: str, exts=('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.gif')) -> list[dict]:
-    _need_dir(img_dir, f"{what} images"); _need_dir(mask_dir, f"{what} masks")
+def _pairs(
+    img_dir: Path, mask_dir: Path, what: str, exts=('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.gif')
+) -> list[dict]:
+    _need_dir(img_dir, f"{what} images")
+    _need_dir(mask_dir, f"{what} masks")
     masks = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() in exts}
     recs = []
-    for p in sorted(img_dir.iterdir(), key=lambda q: [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', q.stem)]):
-        if p.suffix.lower() not in exts: continue
+    for p in sorted(
+        img_dir.iterdir(), key=lambda q: [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', q.stem)]
+    ):
+        if p.suffix.lower() not in exts:
+            continue
         m = masks.get(p.stem) or masks.get(p.stem + '_anno') or masks.get(p.stem + '_mask')
-        if m is None: raise FileNotFoundError(f"{what} image {p} has no mask: expected {mask_dir / (p.stem + p.suffix)} (same stem)")
+        if m is None:
+            raise FileNotFoundError(
+                f"{what} image {p} has no mask: expected {mask_dir / (p.stem + p.suffix)} (same stem)"
+            )
         recs.append(dict(image=p, label=m, name=p.stem))
     return recs
 
+
 class ImageMaskFolder(SegDataset):
     "Generic `root/images` + `root/masks` pairs with the same stem; `values` maps raw mask values to classes."
+
     name = 'folder'
-    def __init__(self, root: str | Path, split: str = 'all', values: dict[int, int] | None = None,
-                 threshold: int | None = None, channels: int = 3, image_dir='images', mask_dir='masks', cache=True):
-        root = Path(root); _need_dir(root, f"{self.name} dataset (expected {image_dir}/ and {mask_dir}/ inside)")
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = 'all',
+        values: dict[int, int] | None = None,
+        threshold: int | None = None,
+        channels: int = 3,
+        image_dir='images',
+        mask_dir='masks',
+        cache=True,
+    ):
+        root = Path(root)
+        _need_dir(root, f"{self.name} dataset (expected {image_dir}/ and {mask_dir}/ inside)")
         recs = _split_select(_pairs(root / image_dir, root / mask_dir, self.name), split)
         self.values, self.threshold, self.in_channels = values, threshold, channels
-        if values: self.num_classes = max(values.values()) + 1
+        if values:
+            self.num_classes = max(values.values()) + 1
         super().__init__(recs, cache, where=f'{root}, split {split!r}')
+
     def load(self, r):
         img = read_image(r['image'], channels=self.in_channels)
         lab = read_mask(r['label'], values=self.values, threshold=self.threshold)
         _check_size(img, r['image'], lab, r['label'])
         return dict(image=img, label=lab, name=r['name'])
 
+
 class GlaS(ImageMaskFolder):
     "GlaS gland histology: `DIR/GlaS/train` (val = every 5th image) and `DIR/GlaS/test`."
+
     name = 'glas'
+
     def __init__(self, root: str | Path | None = None, split: str = 'train', binarise: bool = False, cache=True):
         root = Path(root) if root is not None else data_root(required=True)
         base = (root / 'GlaS' if (root / 'GlaS').is_dir() else root) / ('test' if split == 'test' else 'train')
         self.binarise = binarise
         super().__init__(base, 'all' if split == 'test' else split, threshold=1 if binarise else None, cache=cache)
 
+
 class KvasirSEG(ImageMaskFolder):
     "Kvasir-SEG polyps with boxes; `test` = names in test.txt when present, else every pair; train/val = the rest."
+
     name = 'kvasir'
+
     def __init__(self, root: str | Path | None = None, split: str = 'train', cache=True):
         root = Path(root) if root is not None else data_root(required=True)
         base = root / 'Kvasir-SEG' if (root / 'Kvasir-SEG').is_dir() else root
@@ -180,14 +267,18 @@ class KvasirSEG(ImageMaskFolder):
         recs = _pairs(base / 'images', base / 'masks', 'Kvasir-SEG')
         tl = base / 'test.txt'
         test = {l.strip() for l in tl.read_text().splitlines() if l.strip()} if tl.is_file() else None
-        if split == 'test': recs = [r for r in recs if test is None or r['name'] in test]
+        if split == 'test':
+            recs = [r for r in recs if test is None or r['name'] in test]
         else:
             recs = _split_select([r for r in recs if test is None or r['name'] not in test], split)
         bb = base / 'bboxes.json'
-        try: self.boxes = json.loads(bb.read_text()) if bb.is_file() else {}
-        except json.JSONDecodeError as e: raise ValueError(f"cannot read {bb}: not valid JSON ({e})") from None
+        try:
+            self.boxes = json.loads(bb.read_text()) if bb.is_file() else {}
+        except json.JSONDecodeError as e:
+            raise ValueError(f"cannot read {bb}: not valid JSON ({e})") from None
         self.values, self.threshold, self.in_channels = None, 128, 3
         SegDataset.__init__(self, recs, cache, where=f'{base}, split {split!r}')
+
     def load(self, r):
         s = super().load(r)
         boxes = [[b['xmin'], b['ymin'], b['xmax'], b['ymax']] for b in self.boxes.get(r['name'], {}).get('bbox', [])]
@@ -197,32 +288,49 @@ class KvasirSEG(ImageMaskFolder):
 # %% ../../nbs/02_datasets.ipynb #c015
 ACDC_CLASSES = ('background', 'RV', 'myocardium', 'LV')
 
+
 def _read_h5(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import h5py
-    if not path.is_file(): raise FileNotFoundError(f"ACDC file {path} not found (named in the split list)")
+
+    if not path.is_file():
+        raise FileNotFoundError(f"ACDC file {path} not found (named in the split list)")
     try:
         with h5py.File(path, 'r') as f:
             missing = {'image', 'label'} - set(f.keys())
-            if missing: raise ValueError(f"ACDC file {path} lacks datasets {sorted(missing)}; expected 'image' and 'label'")
+            if missing:
+                raise ValueError(f"ACDC file {path} lacks datasets {sorted(missing)}; expected 'image' and 'label'")
             return f['image'][()], f['label'][()]
     except OSError as e:
         raise ValueError(f"cannot read ACDC file {path}: corrupt or not HDF5 ({e})") from None
 
+
 class ACDC(SegDataset):
-    "ACDC cardiac MRI: `train` = 2-D slices (or, with `dim=3`, the frames with their slices stacked), `val`/`test` = 3-D volumes."
+    """ACDC cardiac MRI: `train` = 2-D slices (or, with `dim=3`, the frames with their slices stacked), `val`/`test`
+    = 3-D volumes."""
+
     name, num_classes, in_channels = 'acdc', 4, 1
-    def __init__(self, root: str | Path | None = None, split: str = 'train', patients: Sequence[str] | None = None, cache=True,
-                 dim: int | None = None):
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        split: str = 'train',
+        patients: Sequence[str] | None = None,
+        cache=True,
+        dim: int | None = None,
+    ):
         root = Path(root) if root is not None else data_root(required=True)
         base = root / 'ACDC' if (root / 'ACDC').is_dir() else root
         _need_dir(base, "ACDC (expected slices/, volumes/ and the .list files)")
         lst = base / {'train': 'train_slices.list', 'val': 'val.list', 'test': 'test.list'}.get(split, f'{split}.list')
-        if not lst.is_file(): raise FileNotFoundError(f"ACDC split {split!r}: list {lst} not found")
+        if not lst.is_file():
+            raise FileNotFoundError(f"ACDC split {split!r}: list {lst} not found")
         names = [l.strip() for l in lst.read_text().splitlines() if l.strip()]
-        if dim not in (None, 2, 3): raise ValueError(f"ACDC dim={dim!r}; expected 2, 3 or None")
-        if dim == 2 and split != 'train': raise ValueError(f"ACDC {split!r} is a set of volumes; 2-D slices exist for 'train' only")
+        if dim not in (None, 2, 3):
+            raise ValueError(f"ACDC dim={dim!r}; expected 2, 3 or None")
+        if dim == 2 and split != 'train':
+            raise ValueError(f"ACDC {split!r} is a set of volumes; 2-D slices exist for 'train' only")
         self.dim = dim or (2 if split == 'train' else 3)
-        if self.dim == 3 and split == 'train':       # the training frames as volumes: their slices stacked in order
+        if self.dim == 3 and split == 'train':  # the training frames as volumes: their slices stacked in order
             frames: dict[str, list] = {}
             for n in names:
                 f, _, k = n.rpartition('_slice_')
@@ -231,11 +339,14 @@ class ACDC(SegDataset):
         else:
             folder = base / ('slices' if self.dim == 2 else 'volumes')
             recs = [dict(path=folder / f'{n}.h5', name=n, patient=n.split('_')[0]) for n in names]
-        if patients is not None: recs = [r for r in recs if r['patient'] in set(patients)]
+        if patients is not None:
+            recs = [r for r in recs if r['patient'] in set(patients)]
         super().__init__(recs, cache, where=str(lst))
+
     def patients(self) -> list[str]:
         "Patient ids in list order (the order SSL4MIS's labeled splits follow)."
         return list(dict.fromkeys(r['patient'] for r in self.records))
+
     def load(self, r):
         if 'paths' in r:
             pairs = [_read_h5(p) for p in r['paths']]
@@ -243,39 +354,71 @@ class ACDC(SegDataset):
         else:
             img, lab = _read_h5(r['path'])
         if img.shape != lab.shape:
-            raise ValueError(f"size mismatch in {r.get('path', r['name'])}: image {img.shape} but label {lab.shape}; expected the same")
+            raise ValueError(
+                f"size mismatch in {r.get('path', r['name'])}: "
+                f"image {img.shape} but label {lab.shape}; expected the same"
+            )
         bad = sorted(set(np.unique(lab).tolist()) - {0, 1, 2, 3})
-        if bad: raise ValueError(f"ACDC label in {r.get('path', r['name'])} has unexpected values {bad}; expected only [0, 1, 2, 3]")
-        return dict(image=torch.from_numpy(img.astype(np.float32))[None], label=torch.from_numpy(lab.astype(np.int64)), name=r['name'])
+        if bad:
+            raise ValueError(
+                f"ACDC label in {r.get('path', r['name'])} has unexpected values {bad}; expected only [0, 1, 2, 3]"
+            )
+        return dict(
+            image=torch.from_numpy(img.astype(np.float32))[None],
+            label=torch.from_numpy(lab.astype(np.int64)),
+            name=r['name'],
+        )
 
 # %% ../../nbs/02_datasets.ipynb #c017
 def _read_nifti(path: Path, canonical: bool = True):
     import nibabel as nib
-    if not Path(path).is_file(): raise FileNotFoundError(f"NIfTI file {path} not found")
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"NIfTI file {path} not found")
     try:
         im = nib.load(str(path))
-        if canonical: im = nib.as_closest_canonical(im)                         # RAS+: one axis convention
+        if canonical:
+            im = nib.as_closest_canonical(im)  # RAS+: one axis convention
         a = np.asarray(im.dataobj)
     except Exception as e:
         raise ValueError(f"cannot read NIfTI file {path}: corrupt or not NIfTI ({type(e).__name__}: {e})") from None
-    if a.ndim == 4 and a.shape[-1] == 1: a = a[..., 0]
-    if a.ndim != 3: raise ValueError(f"NIfTI file {path} has shape {a.shape}; expected a 3-D volume")
+    if a.ndim == 4 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim != 3:
+        raise ValueError(f"NIfTI file {path} has shape {a.shape}; expected a 3-D volume")
     return np.ascontiguousarray(a.transpose(2, 1, 0)), tuple(float(z) for z in im.header.get_zooms()[:3][::-1])
+
 
 def _resample(a: np.ndarray, spacing, target, label: bool) -> np.ndarray:
     "Resample a D x H x W array from `spacing` to `target` (mm): trilinear, or nearest for a label map."
     size = [max(1, int(round(n * s / t))) for n, s, t in zip(a.shape, spacing, target)]
-    if list(a.shape) == size: return a
+    if list(a.shape) == size:
+        return a
     t = torch.from_numpy(np.ascontiguousarray(a)).float()[None, None]
-    out = F.interpolate(t, size=size, mode='nearest-exact') if label else F.interpolate(t, size=size, mode='trilinear', align_corners=False)
+    out = (
+        F.interpolate(t, size=size, mode='nearest-exact')
+        if label
+        else F.interpolate(t, size=size, mode='trilinear', align_corners=False)
+    )
     return out[0, 0].numpy()
+
 
 class NiftiVolumes(SegDataset):
     "3-D image/label NIfTI pairs (lists of paths, or a folder with imagesTr/ and labelsTr/), canonical orientation."
+
     name, in_channels, dim = 'nifti', 1, 3
-    def __init__(self, images: str | Path | Sequence, labels: Sequence | None = None, num_classes: int | None = None,
-                 window: tuple[float, float] | None = None, cache=False, spacing: Sequence[float] | None = None,
-                 split: str = 'all', canonical: bool = True):
+
+    def __init__(
+        self,
+        images: str | Path | Sequence,
+        labels: Sequence | None = None,
+        num_classes: int | None = None,
+        window: tuple[float, float] | None = None,
+        cache=False,
+        spacing: Sequence[float] | None = None,
+        split: str = 'all',
+        canonical: bool = True,
+    ):
         if spacing is not None and (len(spacing) != 3 or min(spacing) <= 0):
             raise ValueError(f"spacing {spacing!r}; expected three positive numbers (z, y, x) in mm")
         if window is not None and (len(window) != 2 or window[1] <= window[0]):
@@ -283,27 +426,37 @@ class NiftiVolumes(SegDataset):
         if isinstance(images, (str, Path)):
             root = _need_dir(Path(images), "NIfTI folder (expected imagesTr/ and labelsTr/)")
             images = sorted((_need_dir(root / 'imagesTr', 'NIfTI images')).glob('*.nii*'))
-            if not images: raise FileNotFoundError(f"NIfTI folder {root / 'imagesTr'} holds no .nii or .nii.gz file")
+            if not images:
+                raise FileNotFoundError(f"NIfTI folder {root / 'imagesTr'} holds no .nii or .nii.gz file")
             labels = [root / 'labelsTr' / p.name.replace('_0000', '') for p in images]
             meta = root / 'dataset.json'
             if num_classes is None and meta.is_file():
-                try: num_classes = len(json.loads(meta.read_text())['labels'])
+                try:
+                    num_classes = len(json.loads(meta.read_text())['labels'])
                 except (json.JSONDecodeError, KeyError, TypeError) as e:
-                    raise ValueError(f"cannot read the labels of {meta} ({type(e).__name__}: {e}); expected {{\"labels\": {{...}}}}") from None
-            if num_classes is None and all(p.is_file() for p in labels):      # decided on the whole folder, not one split
+                    raise ValueError(
+                        f"cannot read the labels of {meta} ({type(e).__name__}: {e}); expected {{\"labels\": {{...}}}}"
+                    ) from None
+            if num_classes is None and all(p.is_file() for p in labels):  # decided on the whole folder, not one split
                 num_classes = max(int(_read_nifti(p, canonical)[0].max()) for p in labels) + 1
             images, labels = _split_select(images, split), _split_select(labels, split)
         labels = labels if labels is not None else [None] * len(images)
-        if len(labels) != len(images): raise ValueError(f"{len(images)} images but {len(labels)} labels; expected one label per image")
-        recs = [dict(image=Path(i), label=None if l is None else Path(l), name=Path(i).name.split('.')[0]) for i, l in zip(images, labels)]
+        if len(labels) != len(images):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels; expected one label per image")
+        recs = [
+            dict(image=Path(i), label=None if l is None else Path(l), name=Path(i).name.split('.')[0])
+            for i, l in zip(images, labels)
+        ]
         for r in recs:
             if r['label'] is not None and not r['label'].is_file():
                 raise FileNotFoundError(f"NIfTI image {r['image']} has no label: expected {r['label']}")
         self.window, self._k, self.spacing, self.canonical = window, num_classes, spacing, canonical
         super().__init__(recs, cache)
-        if num_classes: self.num_classes = num_classes
-        elif all(r['label'] is not None for r in recs):                   # the largest label value found decides
+        if num_classes:
+            self.num_classes = num_classes
+        elif all(r['label'] is not None for r in recs):  # the largest label value found decides
             self.num_classes = self._k = max(int(_read_nifti(r['label'], canonical)[0].max()) for r in recs) + 1
+
     def load(self, r):
         img, spacing = _read_nifti(r['image'], self.canonical)
         lo, hi = self.window or np.percentile(img, [0.5, 99.5])
@@ -312,17 +465,26 @@ class NiftiVolumes(SegDataset):
         if r['label'] is not None:
             lab, _ = _read_nifti(r['label'], self.canonical)
             if lab.shape != img.shape:
-                raise ValueError(f"size mismatch: image {r['image']} is {img.shape} but label {r['label']} is {lab.shape}; expected the same")
+                raise ValueError(
+                    f"size mismatch: image {r['image']} is {img.shape} "
+                    f"but label {r['label']} is {lab.shape}; expected the same"
+                )
             if np.any(lab != np.round(lab)) or lab.min() < 0:
                 raise ValueError(f"label {r['label']} holds non-integer or negative values; expected class ids 0..K-1")
             if self._k and lab.max() >= self._k:
-                raise ValueError(f"label {r['label']} has class {int(lab.max())}; expected values below num_classes={self._k}")
-        if self.spacing is not None:                                        # one voxel size for every volume
+                raise ValueError(
+                    f"label {r['label']} has class {int(lab.max())}; expected values below num_classes={self._k}"
+                )
+        if self.spacing is not None:  # one voxel size for every volume
             img = _resample(img, spacing, self.spacing, label=False)
-            if lab is not None: lab = _resample(lab, spacing, self.spacing, label=True)
+            if lab is not None:
+                lab = _resample(lab, spacing, self.spacing, label=True)
             spacing = tuple(float(v) for v in self.spacing)
-        s = dict(image=torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None], spacing=spacing, name=r['name'])
-        if lab is not None: s['label'] = torch.from_numpy(np.rint(lab).astype(np.int64))
+        s = dict(
+            image=torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None], spacing=spacing, name=r['name']
+        )
+        if lab is not None:
+            s['label'] = torch.from_numpy(np.rint(lab).astype(np.int64))
         return s
 
 # %% ../../nbs/02_datasets.ipynb #c022
@@ -333,37 +495,57 @@ def split_labeled(n: int, labeled: float | int, seed: int = 0) -> tuple[list[int
     if isinstance(labeled, (float, np.floating)) and labeled > 1 and labeled != int(labeled):
         raise ValueError(f"labeled={labeled!r}: expected a fraction in (0, 1] or a whole count between 1 and {n}")
     k = int(round(labeled * n)) if isinstance(labeled, (float, np.floating)) and labeled <= 1 else int(labeled)
-    if isinstance(labeled, (float, np.floating)) and labeled <= 1 and k == 0: k = 1
-    if not 1 <= k <= n: raise ValueError(f"labeled={labeled!r} gives {k} labeled items of {n}; expected between 1 and {n}")
+    if isinstance(labeled, (float, np.floating)) and labeled <= 1 and k == 0:
+        k = 1
+    if not 1 <= k <= n:
+        raise ValueError(f"labeled={labeled!r} gives {k} labeled items of {n}; expected between 1 and {n}")
     perm = np.random.default_rng(seed).permutation(n)
     return sorted(perm[:k].tolist()), sorted(perm[k:].tolist())
+
 
 def acdc_labeled_split(ds: ACDC, n_patients: int) -> tuple[list[int], list[int]]:
     "Slice indices of the first `n_patients` patients of the list (labeled) and of the rest (unlabeled)."
     pats = ds.patients()
-    if not 1 <= n_patients <= len(pats): raise ValueError(f"n_patients={n_patients}; expected 1..{len(pats)}")
+    if not 1 <= n_patients <= len(pats):
+        raise ValueError(f"n_patients={n_patients}; expected 1..{len(pats)}")
     keep = set(pats[:n_patients])
     lab = [i for i, r in enumerate(ds.records) if r['patient'] in keep]
     return lab, [i for i, r in enumerate(ds.records) if r['patient'] not in keep]
 
 # %% ../../nbs/02_datasets.ipynb #c025
-_SPATIAL = ('label', 'fov', 'instances', 'body', 'prior')   # maps cut and flipped with the image ('prior': a method's per-image prior)
+_SPATIAL = (
+    'label',
+    'fov',
+    'instances',
+    'body',
+    'prior',
+)  # maps cut and flipped with the image ('prior': a method's per-image prior)
+
 
 def sample_patch(s: dict, size: Sequence[int], generator: torch.Generator | None = None, fg_prob: float = 0.5) -> dict:
     "A random patch of spatial `size` from sample `s`, centred on foreground with probability `fg_prob`."
     size = tuple(int(v) for v in size)
-    img = s['image']; nd = len(size)
-    if img.ndim != nd + 1: raise ValueError(f"patch size {size} has {nd} axes but the image is {tuple(img.shape)}; expected C + {nd} spatial axes")
+    img = s['image']
+    nd = len(size)
+    if img.ndim != nd + 1:
+        raise ValueError(
+            f"patch size {size} has {nd} axes but the image is {tuple(img.shape)}; expected C + {nd} spatial axes"
+        )
     shape = img.shape[1:]
     pad = [max(0, p - n) for p, n in zip(size, shape)]
+
     def padded(t, value):
-        if not any(pad): return t
+        if not any(pad):
+            return t
         spec = []
-        for p in reversed(pad): spec += [p // 2, p - p // 2]
+        for p in reversed(pad):
+            spec += [p // 2, p - p // 2]
         return F.pad(t[None].float() if t.dtype == torch.bool else t[None], spec, value=value)[0].to(t.dtype)
+
     out = {k: v for k, v in s.items() if not isinstance(v, torch.Tensor) or k == 'boxes'}
     out.pop('boxes', None)
-    img = padded(img, 0.0); maps = {k: padded(s[k], 0) for k in _SPATIAL if k in s}
+    img = padded(img, 0.0)
+    maps = {k: padded(s[k], 0) for k in _SPATIAL if k in s}
     shape = img.shape[1:]
     g = generator
     fg = maps['label'] > 0 if 'label' in maps else None
@@ -375,23 +557,30 @@ def sample_patch(s: dict, size: Sequence[int], generator: torch.Generator | None
     lo = [min(max(ci - p // 2, 0), n - p) for ci, p, n in zip(c, size, shape)]
     sl = tuple(slice(a, a + p) for a, p in zip(lo, size))
     out['image'] = img[(slice(None),) + sl]
-    for k, v in maps.items(): out[k] = v[sl]
+    for k, v in maps.items():
+        out[k] = v[sl]
     return out
 
-def augment(s: dict, generator: torch.Generator | None = None, flip: bool = True, rot90: bool = True,
-            intensity: float = 0.1) -> dict:
+
+def augment(
+    s: dict, generator: torch.Generator | None = None, flip: bool = True, rot90: bool = True, intensity: float = 0.1
+) -> dict:
     "Random flips, quarter-turns (last two axes) and contrast/brightness/gamma jitter, applied to every map alike."
-    g = generator; out = dict(s); nd = s['image'].ndim - 1
+    g = generator
+    out = dict(s)
+    nd = s['image'].ndim - 1
     keys = ['image'] + [k for k in _SPATIAL if k in s]
     off = {k: (1 if k == 'image' else 0) for k in keys}
     if flip:
         for ax in range(nd):
             if torch.rand((), generator=g) < 0.5:
-                for k in keys: out[k] = out[k].flip(ax + off[k])
+                for k in keys:
+                    out[k] = out[k].flip(ax + off[k])
     if rot90 and out['image'].shape[-1] == out['image'].shape[-2]:
         k90 = int(torch.randint(4, (), generator=g))
         if k90:
-            for k in keys: out[k] = out[k].rot90(k90, dims=(-2, -1))
+            for k in keys:
+                out[k] = out[k].rot90(k90, dims=(-2, -1))
     if intensity:
         x = out['image']
         c = 1 + intensity * (2 * torch.rand((), generator=g) - 1)
@@ -399,20 +588,37 @@ def augment(s: dict, generator: torch.Generator | None = None, flip: bool = True
         gam = torch.exp(intensity * (2 * torch.rand((), generator=g) - 1))
         m = x.mean()
         out['image'] = ((c * (x - m) + m + b).clamp(0, 1) ** gam).clamp(0, 1)
-    for k in keys: out[k] = out[k].contiguous()
+    for k in keys:
+        out[k] = out[k].contiguous()
     return out
 
 # %% ../../nbs/02_datasets.ipynb #c029
 class PatchDataset(torch.utils.data.Dataset):
     "`length` augmented random patches of `size` from `ds`, repeatable for a given seed and epoch."
-    def __init__(self, ds, size: Sequence[int], length: int | None = None, fg_prob: float = 0.5,
-                 augment: bool = True, seed: int = 0, indices: Sequence[int] | None = None):
+
+    def __init__(
+        self,
+        ds,
+        size: Sequence[int],
+        length: int | None = None,
+        fg_prob: float = 0.5,
+        augment: bool = True,
+        seed: int = 0,
+        indices: Sequence[int] | None = None,
+    ):
         self.ds, self.size, self.fg_prob, self.aug, self.seed = ds, tuple(size), fg_prob, augment, seed
         self.indices = list(indices) if indices is not None else list(range(len(ds)))
-        if not self.indices: raise ValueError("PatchDataset got an empty list of indices; expected at least one image")
-        self.length = length or len(self.indices); self.epoch = 0
-    def set_epoch(self, e: int): self.epoch = e
-    def __len__(self): return self.length
+        if not self.indices:
+            raise ValueError("PatchDataset got an empty list of indices; expected at least one image")
+        self.length = length or len(self.indices)
+        self.epoch = 0
+
+    def set_epoch(self, e: int):
+        self.epoch = e
+
+    def __len__(self):
+        return self.length
+
     def __getitem__(self, i: int | tuple[int, int]):
         k, draw = i if isinstance(i, tuple) else (i % len(self.indices), i)
         g = torch.Generator().manual_seed(hash((self.seed, self.epoch, draw)) % 2**63)
@@ -422,10 +628,21 @@ class PatchDataset(torch.utils.data.Dataset):
 # %% ../../nbs/02_datasets.ipynb #c101
 class EpochBatches(torch.utils.data.Sampler):
     "Batches of `(item, draw)` pairs for steps `start`, `start`+1, ...: a fresh permutation of `n` items each epoch."
-    def __init__(self, n: int, batch_size: int, start: int = 0, seed: int = 0, rank: int = 0, world: int = 1,
-                 shuffle: bool = True):
-        if n < 1 or batch_size < 1: raise ValueError(f"EpochBatches needs n >= 1 and batch_size >= 1, got {n}, {batch_size}")
-        if not 0 <= rank < world: raise ValueError(f"rank {rank} is outside 0..{world - 1}")
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        start: int = 0,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        shuffle: bool = True,
+    ):
+        if n < 1 or batch_size < 1:
+            raise ValueError(f"EpochBatches needs n >= 1 and batch_size >= 1, got {n}, {batch_size}")
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is outside 0..{world - 1}")
         self.n, self.batch_size, self.start, self.seed = n, batch_size, start, seed
         self.rank, self.world, self.shuffle = rank, world, shuffle
         self._epoch, self._perm = None, None
@@ -459,8 +676,10 @@ def resize_inplane(x: torch.Tensor, size: Sequence[int], label: bool = False) ->
     size = tuple(int(v) for v in size)
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"in-plane size {size}; expected two positive integers (H, W)")
-    if x.ndim < 2: raise ValueError(f"cannot resize a tensor of shape {tuple(x.shape)}; expected ... x H x W")
-    if tuple(x.shape[-2:]) == size: return x
+    if x.ndim < 2:
+        raise ValueError(f"cannot resize a tensor of shape {tuple(x.shape)}; expected ... x H x W")
+    if tuple(x.shape[-2:]) == size:
+        return x
     lead, flat = x.shape[:-2], x.reshape(1, -1, *x.shape[-2:]).float()
     if label or x.dtype in (torch.bool, torch.int64, torch.int32, torch.uint8):
         y = F.interpolate(flat, size=size, mode='nearest-exact')
@@ -468,36 +687,53 @@ def resize_inplane(x: torch.Tensor, size: Sequence[int], label: bool = False) ->
         y = F.interpolate(flat, size=size, mode='bilinear', align_corners=False, antialias=True)
     return y.to(x.dtype).reshape(*lead, *size)
 
+
 class Resized(torch.utils.data.Dataset):
     "The items of `ds` with image and maps resized in-plane to `size`; `native` keeps each item's own H x W."
+
     def __init__(self, ds, size: Sequence[int], cache: bool = True):
         self.ds, self.size, self.cache, self._cache = ds, tuple(int(v) for v in size), cache, {}
-        resize_inplane(torch.zeros(1, 1), self.size)                     # validates `size`
+        resize_inplane(torch.zeros(1, 1), self.size)  # validates `size`
         for k in ('dim', 'num_classes', 'in_channels', 'classes', 'name', 'records'):
-            if hasattr(ds, k): setattr(self, k, getattr(ds, k))
-    def __len__(self): return len(self.ds)
+            if hasattr(ds, k):
+                setattr(self, k, getattr(ds, k))
+
+    def __len__(self):
+        return len(self.ds)
+
     def __getitem__(self, i: int) -> dict:
-        if i in self._cache: return self._cache[i]
-        s = dict(self.ds[i]); hw = tuple(s['image'].shape[-2:])
+        if i in self._cache:
+            return self._cache[i]
+        s = dict(self.ds[i])
+        hw = tuple(s['image'].shape[-2:])
         s['native'] = hw
         s['image'] = resize_inplane(s['image'], self.size)
         for k in _SPATIAL:
-            if isinstance(s.get(k), torch.Tensor): s[k] = resize_inplane(s[k], self.size, label=True)
+            if isinstance(s.get(k), torch.Tensor):
+                s[k] = resize_inplane(s[k], self.size, label=True)
         if isinstance(s.get('boxes'), torch.Tensor) and len(s['boxes']):
             scale = torch.tensor([self.size[1] / hw[1], self.size[0] / hw[0]] * 2)
             s['boxes'] = s['boxes'] * scale
-        if self.cache: self._cache[i] = s
+        if self.cache:
+            self._cache[i] = s
         return s
-    def __repr__(self): return f"Resized({self.ds!r}, size={self.size})"
+
+    def __repr__(self):
+        return f"Resized({self.ds!r}, size={self.size})"
 
 # %% ../../nbs/02_datasets.ipynb #c033
 class DomainShifted(torch.utils.data.Dataset):
     "The items of `ds` with their images moved to an appearance `domain` (see `apply_domain`); labels untouched."
+
     def __init__(self, ds, domain, seed: int = 0):
         self.ds, self.domain, self.seed = ds, _as_domain(domain), seed
         for k in ('dim', 'num_classes', 'in_channels', 'classes'):
-            if hasattr(ds, k): setattr(self, k, getattr(ds, k))
-    def __len__(self): return len(self.ds)
+            if hasattr(ds, k):
+                setattr(self, k, getattr(ds, k))
+
+    def __len__(self):
+        return len(self.ds)
+
     def __getitem__(self, i):
         s = dict(self.ds[i])
         s['image'] = apply_domain(s['image'], self.domain, torch.Generator().manual_seed(self.seed * 100_003 + i))
@@ -506,22 +742,34 @@ class DomainShifted(torch.utils.data.Dataset):
 # %% ../../nbs/02_datasets.ipynb #c035
 def _phantom(kind, n_train=24, size=None):
     size = size or (48 if kind == 'organs3d' else 128)
+
     def make(root=None, split='train', domain=None, n=None, size=size):
         off = {'train': 0, 'val': 10_000, 'test': 20_000}
-        if split not in off: raise ValueError(f"phantom split {split!r}; expected one of {sorted(off)}")
+        if split not in off:
+            raise ValueError(f"phantom split {split!r}; expected one of {sorted(off)}")
         k = n or {'train': n_train, 'val': 6, 'test': 6}[split]
         return PhantomDataset(kind, n=k, size=size, seed=off[split], domain=domain)
+
     return make
 
+
 DATASETS: dict[str, Callable] = {
-    'drive': DRIVE, 'glas': GlaS, 'kvasir': KvasirSEG, 'acdc': ACDC,
+    'drive': DRIVE,
+    'glas': GlaS,
+    'kvasir': KvasirSEG,
+    'acdc': ACDC,
     'folder': lambda root, split='all', **kw: ImageMaskFolder(root, split, **kw),
     'nifti': lambda root, split='train', **kw: NiftiVolumes(root, split=split, **kw),
-    'phantom-vessels': _phantom('vessels'), 'phantom-glands': _phantom('glands'), 'phantom-organs3d': _phantom('organs3d'),
+    'phantom-vessels': _phantom('vessels'),
+    'phantom-glands': _phantom('glands'),
+    'phantom-organs3d': _phantom('organs3d'),
 }
+
 
 def get_dataset(name: str, root: str | Path | None = None, split: str = 'train', **kw):
     "The dataset called `name` (see `DATASETS`) for `split`; real data is read from `root` or `MEDSEG_DATA`."
-    if name not in DATASETS: raise KeyError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
-    if not name.startswith('phantom') and root is None: root = data_root(required=True)
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
+    if not name.startswith('phantom') and root is None:
+        root = data_root(required=True)
     return DATASETS[name](root=root, split=split, **kw)

@@ -23,23 +23,28 @@ def gaussian_kernel1d(sigma: float, truncate: float = 3.0, dtype=torch.float32, 
     k = torch.exp(-0.5 * (x / sigma) ** 2)
     return k / k.sum()
 
+
 def gaussian_blur(x: torch.Tensor, sigma: float, dims: int | None = None) -> torch.Tensor:
-    "Blur the last `dims` axes of `x` (default: all but the first two, or 2 for a 3-D tensor) with a separable Gaussian."
-    if sigma <= 0: return x
-    if dims is None: dims = 2 if x.ndim <= 3 else x.ndim - 2
+    """Blur the last `dims` axes of `x` (default: all but the first two, or 2 for a 3-D tensor) with a separable
+    Gaussian."""
+    if sigma <= 0:
+        return x
+    if dims is None:
+        dims = 2 if x.ndim <= 3 else x.ndim - 2
     k = gaussian_kernel1d(sigma, dtype=x.dtype if x.is_floating_point() else torch.float32, device=x.device)
     shape = x.shape
     y = x.reshape(-1, 1, *shape[-dims:]).float() if not x.is_floating_point() else x.reshape(-1, 1, *shape[-dims:])
     for d in range(dims):
         n = shape[-dims + d]
         pad = min(len(k) // 2, n - 1)
-        kk = k[len(k) // 2 - pad: len(k) // 2 + pad + 1]
+        kk = k[len(k) // 2 - pad : len(k) // 2 + pad + 1]
         kk = kk / kk.sum()
         y = y.movedim(2 + d, -1)
         s = y.shape
         z = F.pad(y.reshape(-1, 1, n), (pad, pad), mode='reflect') if pad > 0 else y.reshape(-1, 1, n)
         y = F.conv1d(z, kk.view(1, 1, -1)).reshape(s).movedim(-1, 2 + d)
     return y.reshape(shape)
+
 
 def smooth_noise(shape: tuple[int, ...], sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
     "Zero-mean, unit-variance noise of the given spatial `shape`, smoothed with Gaussian `sigma`."
@@ -49,7 +54,9 @@ def smooth_noise(shape: tuple[int, ...], sigma: float, generator: torch.Generato
 # %% ../../nbs/01_phantoms.ipynb #c010
 @dataclass(frozen=True)
 class Domain:
-    "Appearance parameters: contrast, brightness, gamma, RGB colour gains, blur (px), noise (std), illumination gradient."
+    """Appearance parameters: contrast, brightness, gamma, RGB colour gains, blur (px), noise (std), illumination
+    gradient."""
+
     contrast: float = 1.0
     brightness: float = 0.0
     gamma: float = 1.0
@@ -59,31 +66,47 @@ class Domain:
     illumination: float = 0.0
     angle: float = 0.0
 
-    def is_identity(self) -> bool: return self == Domain()
+    def is_identity(self) -> bool:
+        return self == Domain()
+
 
 def random_domain(seed: int, strength: float = 1.0) -> Domain:
     "A random appearance change; `seed=0` is the identity, `strength` scales how far it goes."
-    if seed == 0: return Domain()
+    if seed == 0:
+        return Domain()
     r = np.random.default_rng(10_000 + seed)
     s = float(strength)
-    return Domain(contrast=float(np.exp(r.normal(0, 0.25 * s))), brightness=float(r.normal(0, 0.05 * s)),
-                  gamma=float(np.exp(r.normal(0, 0.25 * s))),
-                  color=tuple(float(v) for v in np.exp(r.normal(0, 0.15 * s, 3))),
-                  blur=float(abs(r.normal(0, 0.8 * s))), noise=float(abs(r.normal(0, 0.03 * s))),
-                  illumination=float(abs(r.normal(0, 0.3 * s))), angle=float(r.uniform(0, 2 * np.pi)))
+    return Domain(
+        contrast=float(np.exp(r.normal(0, 0.25 * s))),
+        brightness=float(r.normal(0, 0.05 * s)),
+        gamma=float(np.exp(r.normal(0, 0.25 * s))),
+        color=tuple(float(v) for v in np.exp(r.normal(0, 0.15 * s, 3))),
+        blur=float(abs(r.normal(0, 0.8 * s))),
+        noise=float(abs(r.normal(0, 0.03 * s))),
+        illumination=float(abs(r.normal(0, 0.3 * s))),
+        angle=float(r.uniform(0, 2 * np.pi)),
+    )
+
 
 def _as_domain(domain) -> Domain:
-    if domain is None: return Domain()
-    if isinstance(domain, Domain): return domain
-    if isinstance(domain, (int, np.integer)): return random_domain(int(domain))
-    if isinstance(domain, dict): return Domain(**domain)
+    if domain is None:
+        return Domain()
+    if isinstance(domain, Domain):
+        return domain
+    if isinstance(domain, (int, np.integer)):
+        return random_domain(int(domain))
+    if isinstance(domain, dict):
+        return Domain(**domain)
     raise TypeError(f"domain must be None, an int seed, a dict or a Domain, got {type(domain).__name__}")
 
-def apply_domain(image: torch.Tensor, domain: Domain | int | dict | None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+
+def apply_domain(
+    image: torch.Tensor, domain: Domain | int | dict | None, generator: torch.Generator | None = None
+) -> torch.Tensor:
     "Change the appearance of `image` (C x H x W, C x D x H x W or batched, values in [0, 1]); labels are untouched."
     d = _as_domain(domain)
-    if d.is_identity(): return image
+    if d.is_identity():
+        return image
     if not image.is_floating_point():
         raise TypeError(f"apply_domain expects a float image in [0, 1], got dtype {image.dtype}")
     x = image
@@ -91,38 +114,61 @@ def apply_domain(image: torch.Tensor, domain: Domain | int | dict | None,
     spatial = x.shape[-2:]
     # illumination: a linear gradient of relative strength `illumination` across the image
     if d.illumination:
-        yy, xx = torch.meshgrid(*(torch.linspace(-1, 1, n, device=x.device, dtype=x.dtype) for n in spatial), indexing='ij')
+        yy, xx = torch.meshgrid(
+            *(torch.linspace(-1, 1, n, device=x.device, dtype=x.dtype) for n in spatial), indexing='ij'
+        )
         ramp = 1 + 0.5 * d.illumination * (math.cos(d.angle) * xx + math.sin(d.angle) * yy)
         x = x * ramp.clamp_min(0.05)
     if d.color != (1.0, 1.0, 1.0):
         gains = torch.tensor(d.color, dtype=x.dtype, device=x.device)
-        if C != 3: gains = gains.mean().reshape(1)
-        shape = [1] * x.ndim; ch_axis = x.ndim - 3 if x.ndim in (3, 4) and x.shape[-3] in (1, 3) else 0
+        if C != 3:
+            gains = gains.mean().reshape(1)
+        shape = [1] * x.ndim
+        ch_axis = x.ndim - 3 if x.ndim in (3, 4) and x.shape[-3] in (1, 3) else 0
         shape[ch_axis] = gains.numel()
         x = x * gains.view(shape)
-    if d.blur: x = gaussian_blur(x, d.blur, dims=2)
+    if d.blur:
+        x = gaussian_blur(x, d.blur, dims=2)
     if d.contrast != 1.0 or d.brightness:
         m = x.mean(dim=(-2, -1), keepdim=True)
         x = d.contrast * (x - m) + m + d.brightness
     x = x.clamp(0, 1)
-    if d.gamma != 1.0: x = x.clamp_min(1e-6) ** d.gamma
-    if d.noise: x = x + d.noise * torch.randn(x.shape, generator=generator).to(x)
+    if d.gamma != 1.0:
+        x = x.clamp_min(1e-6) ** d.gamma
+    if d.noise:
+        x = x + d.noise * torch.randn(x.shape, generator=generator).to(x)
     return x.clamp(0, 1)
 
 # %% ../../nbs/01_phantoms.ipynb #c013
-def _vessel_segments(rng: np.random.Generator, size: int, disc: tuple[float, float], fov_r: float,
-                     r0: float, min_radius: float, step: float) -> np.ndarray:
+def _vessel_segments(
+    rng: np.random.Generator,
+    size: int,
+    disc: tuple[float, float],
+    fov_r: float,
+    r0: float,
+    min_radius: float,
+    step: float,
+) -> np.ndarray:
     "Grow the vessel tree from the disc; returns an array of segments (x0, y0, x1, y1, r0, r1)."
     cx = cy = size / 2
-    toward = 1.0 if disc[0] > cx else -1.0                 # +1: the macula (image centre) lies to the left
-    base = math.pi if toward > 0 else 0.0                   # heading that points from the disc to the macula
+    toward = 1.0 if disc[0] > cx else -1.0  # +1: the macula (image centre) lies to the left
+    base = math.pi if toward > 0 else 0.0  # heading that points from the disc to the macula
     segs = []
     # (x, y, heading, radius, bend per pixel, depth): two temporal arcades that bend around the macula,
     # two thinner nasal trunks that head away from it
     stack = []
     for up in (-1, 1):
-        stack.append((disc[0], disc[1], base - toward * up * 1.2 + rng.normal(0, .1), r0, toward * up * 0.011, 0))
-        stack.append((disc[0], disc[1], base + math.pi + toward * up * 0.8 + rng.normal(0, .1), 0.75 * r0, -toward * up * 0.006, 0))
+        stack.append((disc[0], disc[1], base - toward * up * 1.2 + rng.normal(0, 0.1), r0, toward * up * 0.011, 0))
+        stack.append(
+            (
+                disc[0],
+                disc[1],
+                base + math.pi + toward * up * 0.8 + rng.normal(0, 0.1),
+                0.75 * r0,
+                -toward * up * 0.006,
+                0,
+            )
+        )
     while stack and len(segs) < 6000:
         x, y, h, r, bend, depth = stack.pop()
         turn, travelled = 0.0, 0.0
@@ -132,41 +178,55 @@ def _vessel_segments(rng: np.random.Generator, size: int, disc: tuple[float, flo
             h += turn + bend * step
             nx, ny = x + step * math.cos(h), y + step * math.sin(h)
             nr = r * (1 - 0.0025 * step)
-            if math.hypot(nx - cx, ny - cy) > fov_r * 1.02: break
+            if math.hypot(nx - cx, ny - cy) > fov_r * 1.02:
+                break
             segs.append((x, y, nx, ny, r, nr))
             x, y, r = nx, ny, nr
             travelled += step
             if travelled >= next_split and depth < 10:
-                frac = rng.uniform(0.25, 0.5)    # share of r^3 the side branch takes (Murray: r^3 = r1^3 + r2^3)
+                frac = rng.uniform(0.25, 0.5)  # share of r^3 the side branch takes (Murray: r^3 = r1^3 + r2^3)
                 r1, r2 = r * (1 - frac) ** (1 / 3), r * frac ** (1 / 3)
                 sgn = 1.0 if rng.random() < 0.5 else -1.0
                 stack.append((x, y, h + sgn * rng.uniform(0.6, 1.2), r2, rng.normal(0, 0.004), depth + 1))
                 h -= sgn * rng.uniform(0.05, 0.2)
-                r = r1; depth += 1; travelled = 0.0
+                r = r1
+                depth += 1
+                travelled = 0.0
                 next_split = rng.uniform(6, 12) * max(r, 1.0) * 2.0
     return np.asarray(segs, dtype=np.float32).reshape(-1, 6)
+
 
 def capsule_windows(a: torch.Tensor, b: torch.Tensor, reach: float, H: int, W: int):
     """Pixels near segments a -> b (S x 2, x y): each segment's square window of half-width `reach` around its
     midpoint. Returns flat pixel indices S x K, a validity mask (inside the image), the distance of each pixel
     centre to the segment, and the segment parameter t in [0, 1] of its nearest point."""
     w = int(math.ceil(reach))
-    off = torch.stack(torch.meshgrid(torch.arange(-w, w + 1, device=a.device), torch.arange(-w, w + 1, device=a.device),
-                                     indexing='xy'), -1).reshape(-1, 2)
-    pix = ((a + b) / 2).detach().floor().long()[:, None] + off[None]                  # S x K x 2 pixel (x, y)
+    off = torch.stack(
+        torch.meshgrid(
+            torch.arange(-w, w + 1, device=a.device), torch.arange(-w, w + 1, device=a.device), indexing='xy'
+        ),
+        -1,
+    ).reshape(-1, 2)
+    pix = ((a + b) / 2).detach().floor().long()[:, None] + off[None]  # S x K x 2 pixel (x, y)
     ok = (pix[..., 0] >= 0) & (pix[..., 0] < W) & (pix[..., 1] >= 0) & (pix[..., 1] < H)
-    q = pix.to(a.dtype) + .5
+    q = pix.to(a.dtype) + 0.5
     v = (b - a)[:, None]
     t = (((q - a[:, None]) * v).sum(-1) / (v * v).sum(-1).clamp_min(1e-9)).clamp(0, 1)
     d = (q - a[:, None] - t[..., None] * v).norm(dim=-1)
     return pix[..., 1] * W + pix[..., 0], ok, d, t
 
-def render_segments(segs: torch.Tensor, size: int | tuple[int, int], chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    "Per pixel: distance to the nearest segment's centre line divided by its radius there, and that radius (H x W each)."
+
+def render_segments(
+    segs: torch.Tensor, size: int | tuple[int, int], chunk: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pixel: distance to the nearest segment's centre line divided by its radius there, and that radius (H x W
+    each)."""
     H, W = (size, size) if isinstance(size, int) else size
     segs = torch.as_tensor(segs, dtype=torch.float32)
-    best = torch.full((H * W,), float('inf')); rad = torch.zeros(H * W)
-    if len(segs) == 0: return best.view(H, W), rad.view(H, W)
+    best = torch.full((H * W,), float('inf'))
+    rad = torch.zeros(H * W)
+    if len(segs) == 0:
+        return best.view(H, W), rad.view(H, W)
     p0, p1, r0, r1 = segs[:, :2], segs[:, 2:4], segs[:, 4], segs[:, 5]
     # every segment only reaches pixels in a window around its midpoint: half its length plus its radius
     reach = ((p1 - p0).norm(dim=1) / 2 + torch.maximum(r0, r1)).max().item() * 1.5 + 2
@@ -179,19 +239,24 @@ def render_segments(segs: torch.Tensor, size: int | tuple[int, int], chunk: int 
         rad[flat[win]] = r[win]
     return best.view(H, W), rad.view(H, W)
 
+
 def fundus_phantom(size: int = 256, seed: int = 0, domain=None, min_radius: float = 0.45) -> dict:
     "A fundus photograph with its vessel label: dict(image 3xHxW, label HxW {0,1}, fov HxW bool, disc [x, y, r])."
-    if size < 32: raise ValueError(f"fundus_phantom needs size >= 32, got {size}")
-    rng = np.random.default_rng(seed); g = torch.Generator().manual_seed(seed)
-    c = size / 2; fov_r = 0.46 * size
+    if size < 32:
+        raise ValueError(f"fundus_phantom needs size >= 32, got {size}")
+    rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
+    c = size / 2
+    fov_r = 0.46 * size
     side = -1 if rng.random() < 0.5 else 1
     disc = (c + side * 0.27 * size + rng.normal(0, 0.02 * size), c + rng.normal(0, 0.04 * size))
     disc_r = 0.075 * size
-    segs = _vessel_segments(rng, size, disc, fov_r, r0=max(1.2, 0.0095 * size), min_radius=min_radius,
-                            step=max(1.0, size / 128))
+    segs = _vessel_segments(
+        rng, size, disc, fov_r, r0=max(1.2, 0.0095 * size), min_radius=min_radius, step=max(1.0, size / 128)
+    )
     rel, rad = render_segments(torch.from_numpy(segs), size)
     label = (rel < 1).long()
-    yy, xx = torch.meshgrid(torch.arange(size) + .5, torch.arange(size) + .5, indexing='ij')
+    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing='ij')
     rr = ((xx - c) ** 2 + (yy - c) ** 2).sqrt()
     fov = rr < fov_r
     label = label * fov
@@ -214,33 +279,49 @@ def fundus_phantom(size: int = 256, seed: int = 0, domain=None, min_radius: floa
     return dict(image=img.float(), label=label, fov=fov, disc=torch.tensor([disc[0], disc[1], disc_r]))
 
 # %% ../../nbs/01_phantoms.ipynb #c019
-def gland_phantom(size: int = 256, seed: int = 0, domain=None, n_glands: int | None = None,
-                  touching: float = 0.35, holes: float = 0.25) -> dict:
+def gland_phantom(
+    size: int = 256,
+    seed: int = 0,
+    domain=None,
+    n_glands: int | None = None,
+    touching: float = 0.35,
+    holes: float = 0.25,
+) -> dict:
     "An H&E-like tile: dict(image 3xHxW, label HxW {0,1}, instances HxW int ids (0 = stroma))."
-    if size < 32: raise ValueError(f"gland_phantom needs size >= 32, got {size}")
-    rng = np.random.default_rng(seed); g = torch.Generator().manual_seed(seed)
+    if size < 32:
+        raise ValueError(f"gland_phantom needs size >= 32, got {size}")
+    rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
     n = int(n_glands if n_glands is not None else rng.integers(4, 9))
     cen, rad = [], []
     for _ in range(200 * max(n, 1)):
-        if len(cen) >= n: break
+        if len(cen) >= n:
+            break
         r = rng.uniform(0.08, 0.16) * size
-        if cen and rng.random() < touching:                     # put it against an existing gland
-            j = rng.integers(len(cen)); a = rng.uniform(0, 2 * np.pi)
+        if cen and rng.random() < touching:  # put it against an existing gland
+            j = rng.integers(len(cen))
+            a = rng.uniform(0, 2 * np.pi)
             c = cen[j] + (rad[j] + r) * 0.97 * np.array([np.cos(a), np.sin(a)])
         else:
             c = rng.uniform(r * 0.6, size - r * 0.6, 2)
         ok = all(np.linalg.norm(c - c2) > 0.92 * (r + r2) for c2, r2 in zip(cen, rad))
-        if ok: cen.append(c); rad.append(r)
-    yy, xx = torch.meshgrid(torch.arange(size) + .5, torch.arange(size) + .5, indexing='ij')
+        if ok:
+            cen.append(c)
+            rad.append(r)
+    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing='ij')
     rho = torch.full((len(cen) + 1, size, size), float('inf'))
     for i, (c, r) in enumerate(zip(cen, rad)):
         dx, dy = xx - c[0], yy - c[1]
         th = torch.atan2(dy, dx)
-        k = np.arange(2, 6); amp = rng.uniform(0, 0.07, 4) / (k - 1) ** 0.5; ph = rng.uniform(0, 2 * np.pi, 4)
+        k = np.arange(2, 6)
+        amp = rng.uniform(0, 0.07, 4) / (k - 1) ** 0.5
+        ph = rng.uniform(0, 2 * np.pi, 4)
         rt = r * (1 + sum(float(a) * torch.cos(float(kk) * th + float(p)) for a, kk, p in zip(amp, k, ph)))
-        ecc = rng.uniform(0.75, 1.0); rot = rng.uniform(0, np.pi)
-        u = dx * math.cos(rot) + dy * math.sin(rot); v = (-dx * math.sin(rot) + dy * math.cos(rot)) / ecc
-        rho[i + 1] = (u ** 2 + v ** 2).sqrt() / rt
+        ecc = rng.uniform(0.75, 1.0)
+        rot = rng.uniform(0, np.pi)
+        u = dx * math.cos(rot) + dy * math.sin(rot)
+        v = (-dx * math.sin(rot) + dy * math.cos(rot)) / ecc
+        rho[i + 1] = (u**2 + v**2).sqrt() / rt
     m, idx = rho.min(0)
     inside = m < 1
     instances = torch.where(inside, idx, torch.zeros_like(idx))
@@ -251,7 +332,8 @@ def gland_phantom(size: int = 256, seed: int = 0, domain=None, n_glands: int | N
     label = (inside & ~(lumen & has_hole[idx])).long()
     instances = instances * label
     # appearance: pink stroma with fibres, purple epithelium with nuclei, near-white lumen
-    fib = smooth_noise((size, size), 1.5, g); grain = smooth_noise((size, size), size / 30, g)
+    fib = smooth_noise((size, size), 1.5, g)
+    grain = smooth_noise((size, size), size / 30, g)
     stroma = torch.tensor([0.93, 0.62, 0.78])[:, None, None] * (1 + 0.05 * grain + 0.04 * fib)[None]
     nuclei = (smooth_noise((size, size), 1.2, g) > 0.9).float()
     nuclei = gaussian_blur(nuclei[None, None], 0.6)[0, 0].clamp(0, 1)
@@ -265,24 +347,31 @@ def gland_phantom(size: int = 256, seed: int = 0, domain=None, n_glands: int | N
 # %% ../../nbs/01_phantoms.ipynb #c023
 ORGAN_CLASSES = ('background', 'liver', 'kidney', 'spleen', 'vessel')
 
+
 def organ_phantom3d(size: int | tuple[int, int, int] = 64, seed: int = 0, domain=None) -> dict:
     "A CT-like volume: dict(image 1xDxHxW, label DxHxW with classes `ORGAN_CLASSES`, body DxHxW bool)."
     D, H, W = (size,) * 3 if isinstance(size, int) else size
-    if min(D, H, W) < 16: raise ValueError(f"organ_phantom3d needs every side >= 16, got {(D, H, W)}")
-    rng = np.random.default_rng(seed); g = torch.Generator().manual_seed(seed)
+    if min(D, H, W) < 16:
+        raise ValueError(f"organ_phantom3d needs every side >= 16, got {(D, H, W)}")
+    rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
     z, y, x = torch.meshgrid(*(torch.linspace(-1, 1, n) for n in (D, H, W)), indexing='ij')
+
     def blob(c, r, wobble=0.1):
         th = torch.atan2(y - c[1], x - c[2])
         rr = 1 + wobble * torch.cos(2 * th + float(rng.uniform(0, 6))) * torch.cos(float(rng.uniform(1, 3)) * z)
-        return (((z - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((x - c[2]) / r[2]) ** 2) < rr ** 2
+        return (((z - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((x - c[2]) / r[2]) ** 2) < rr**2
+
     j = lambda s: rng.normal(0, s)
     body = ((y / 0.8) ** 2 + (x / 0.92) ** 2) < 1
     label = torch.zeros(D, H, W, dtype=torch.long)
-    label[blob((j(.1), -0.05 + j(.05), -0.35 + j(.05)), (0.7, 0.42 + j(.03), 0.38 + j(.03)))] = 1
+    label[blob((j(0.1), -0.05 + j(0.05), -0.35 + j(0.05)), (0.7, 0.42 + j(0.03), 0.38 + j(0.03)))] = 1
     for sx in (-1, 1):
-        label[blob((0.15 + j(.05), 0.35 + j(.03), sx * 0.42 + j(.03)), (0.3, 0.13, 0.1), 0.05)] = 2
-    label[blob((-0.1 + j(.08), -0.2 + j(.05), 0.5 + j(.04)), (0.35, 0.2, 0.14))] = 3
-    cy, cx = 0.22 + j(.03) + 0.06 * torch.sin(2.5 * z + float(rng.uniform(0, 6))), 0.0 + j(.03) + 0.05 * torch.cos(2 * z)
+        label[blob((0.15 + j(0.05), 0.35 + j(0.03), sx * 0.42 + j(0.03)), (0.3, 0.13, 0.1), 0.05)] = 2
+    label[blob((-0.1 + j(0.08), -0.2 + j(0.05), 0.5 + j(0.04)), (0.35, 0.2, 0.14))] = 3
+    cy, cx = 0.22 + j(0.03) + 0.06 * torch.sin(2.5 * z + float(rng.uniform(0, 6))), 0.0 + j(0.03) + 0.05 * torch.cos(
+        2 * z
+    )
     rv = 1.6 * 2 / H
     label[((y - cy) ** 2 + (x - cx) ** 2).sqrt() < rv] = 4
     label = label * body
@@ -299,22 +388,32 @@ def organ_phantom3d(size: int | tuple[int, int, int] = 64, seed: int = 0, domain
 # %% ../../nbs/01_phantoms.ipynb #c030
 PHANTOMS = {'vessels': fundus_phantom, 'glands': gland_phantom, 'organs3d': organ_phantom3d}
 
+
 class PhantomDataset(torch.utils.data.Dataset):
     "`n` phantoms of kind 'vessels', 'glands' or 'organs3d', item i drawn with seed `seed + i`."
+
     def __init__(self, kind: str, n: int = 16, size: int = 128, seed: int = 0, domain=None, cache: bool = True):
-        if kind not in PHANTOMS: raise ValueError(f"unknown phantom kind {kind!r}; expected one of {sorted(PHANTOMS)}")
-        if n < 1: raise ValueError(f"a phantom dataset needs n >= 1 items, got {n}")
+        if kind not in PHANTOMS:
+            raise ValueError(f"unknown phantom kind {kind!r}; expected one of {sorted(PHANTOMS)}")
+        if n < 1:
+            raise ValueError(f"a phantom dataset needs n >= 1 items, got {n}")
         self.kind, self.n, self.size, self.seed, self.domain, self.cache = kind, n, size, seed, domain, cache
         self._items: dict[int, dict] = {}
         self.num_classes = 5 if kind == 'organs3d' else 2
         self.dim = 3 if kind == 'organs3d' else 2
         self.in_channels = 1 if kind == 'organs3d' else 3
-    def __len__(self): return self.n
+
+    def __len__(self):
+        return self.n
+
     def __getitem__(self, i: int) -> dict:
-        if not -self.n <= i < self.n: raise IndexError(f"index {i} out of range for {self.n} phantoms")
+        if not -self.n <= i < self.n:
+            raise IndexError(f"index {i} out of range for {self.n} phantoms")
         i = i % self.n
-        if i in self._items: return self._items[i]
+        if i in self._items:
+            return self._items[i]
         s = PHANTOMS[self.kind](self.size, seed=self.seed + i, domain=self.domain)
         s['name'] = f'{self.kind}_{self.seed + i:04d}'
-        if self.cache: self._items[i] = s
+        if self.cache:
+            self._items[i] = s
         return s

@@ -19,17 +19,21 @@ __all__ = ['sigmoid_rampup', 'downsample_label', 'Supervised', 'MeanTeacher']
 # %% ../../nbs/08_baselines.ipynb #c005
 def sigmoid_rampup(step: float, length: float) -> float:
     "exp(-5 (1 - t)^2) for t = step / length < 1, then 1 (Laine and Aila, 2017)."
-    if length <= 0: return 1.0
+    if length <= 0:
+        return 1.0
     t = min(max(step / length, 0.0), 1.0)
     return float(math.exp(-5.0 * (1.0 - t) ** 2))
+
 
 def downsample_label(label: torch.Tensor, size) -> torch.Tensor:
     "Nearest-neighbour resize of a B x *spatial class map to `size`."
     return F.interpolate(label[:, None].float(), size=tuple(size), mode='nearest')[:, 0].long()
 
+
 @register_method
 class Supervised(Method):
     "U-Net trained with Dice + CE (optional deep supervision)."
+
     name = 'unet'
     description = 'U-Net, Dice + cross-entropy (the supervised baseline)'
     paper = 'Ronneberger et al., U-Net, MICCAI 2015; Isensee et al., nnU-Net, Nature Methods 2021'
@@ -47,9 +51,16 @@ class Supervised(Method):
         sup = crit(out.logits, y, fov)
         parts = dict(sup=sup)
         if self.cfg.deep_supervision and out.aux:
-            ws = [2.0 ** -(k + 1) for k in range(len(out.aux))][::-1]      # aux is deepest first
-            ds = sum(w * crit(a, downsample_label(y, a.shape[2:]), None if fov is None else downsample_label(fov.long(), a.shape[2:]).bool())
-                     for w, a in zip(ws, out.aux)) / sum(ws)
+            ws = [2.0 ** -(k + 1) for k in range(len(out.aux))][::-1]  # aux is deepest first
+            ds = sum(
+                w
+                * crit(
+                    a,
+                    downsample_label(y, a.shape[2:]),
+                    None if fov is None else downsample_label(fov.long(), a.shape[2:]).bool(),
+                )
+                for w, a in zip(ws, out.aux)
+            ) / sum(ws)
             parts['deep_sup'] = ds
             parts['sup'] = sup + self.cfg.deep_supervision * ds
         return parts
@@ -63,6 +74,7 @@ class Supervised(Method):
 @register_method
 class MeanTeacher(Supervised):
     "Mean teacher: supervised loss + ramped-up consistency with an EMA teacher on unlabeled images."
+
     name = 'mean_teacher'
     description = 'mean teacher: EMA-teacher consistency on unlabeled images (semi-supervised baseline)'
     paper = 'Tarvainen and Valpola, Mean teachers are better role models, NeurIPS 2017'
@@ -80,16 +92,19 @@ class MeanTeacher(Supervised):
     def unsupervised_losses(self, student: SegOutput, teacher, unlabeled: dict, step: int) -> dict[str, torch.Tensor]:
         """The hook: loss terms on the unlabeled batch, given the student's output on its perturbed view
         (`losses` sums them and weights the sum by `weight(step)`). Here: MSE between softmaxes."""
-        with torch.no_grad(): t = teacher(self.perturb(unlabeled['image'])).logits.float().softmax(1)
+        with torch.no_grad():
+            t = teacher(self.perturb(unlabeled['image'])).logits.float().softmax(1)
         return dict(consistency=F.mse_loss(student.logits.float().softmax(1), t))
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
-        if unlabeled is None or teacher is None: return super().losses(model, labeled)
+        if unlabeled is None or teacher is None:
+            return super().losses(model, labeled)
         n = labeled['image'].shape[0]
-        out_l, out_u = model(torch.cat([labeled['image'], self.perturb(unlabeled['image'])])).split(n)   # one forward
+        out_l, out_u = model(torch.cat([labeled['image'], self.perturb(unlabeled['image'])])).split(n)  # one forward
         parts = self.seg_loss(out_l, labeled)
         u = self.unsupervised_losses(out_u, teacher, unlabeled, step)
         w = self.weight(step)
-        parts.update(u); parts['w_unsup'] = torch.tensor(w)
+        parts.update(u)
+        parts['w_unsup'] = torch.tensor(w)
         parts['loss'] = parts['sup'] + w * sum(u.values())
         return parts

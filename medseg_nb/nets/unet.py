@@ -15,75 +15,123 @@ from ..core import SegOutput
 __all__ = ['conv_nd', 'norm_nd', 'ConvBlock', 'UNet']
 
 # %% ../../nbs/05_unet.ipynb #c005
-def conv_nd(dim: int): return {2: nn.Conv2d, 3: nn.Conv3d}[dim]
+def conv_nd(dim: int):
+    return {2: nn.Conv2d, 3: nn.Conv3d}[dim]
+
 
 def norm_nd(kind: str, dim: int, ch: int) -> nn.Module:
     "A normalisation layer: 'instance' (affine), 'batch', 'group' (8 groups or fewer) or 'none'."
-    if kind == 'instance': return {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[dim](ch, affine=True)
-    if kind == 'batch': return {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dim](ch)
-    if kind == 'group': return nn.GroupNorm(min(8, ch), ch)
-    if kind == 'none': return nn.Identity()
+    if kind == 'instance':
+        return {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[dim](ch, affine=True)
+    if kind == 'batch':
+        return {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dim](ch)
+    if kind == 'group':
+        return nn.GroupNorm(min(8, ch), ch)
+    if kind == 'none':
+        return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}; expected 'instance', 'batch', 'group' or 'none'")
+
 
 class ConvBlock(nn.Sequential):
     "(conv 3 -> norm -> LeakyReLU) x 2, then the optional `post` module."
-    def __init__(self, cin: int, cout: int, dim: int = 2, norm: str = 'instance', dropout: float = 0.0,
-                 post: nn.Module | None = None):
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        dim: int = 2,
+        norm: str = 'instance',
+        dropout: float = 0.0,
+        post: nn.Module | None = None,
+    ):
         C = conv_nd(dim)
-        layers = [C(cin, cout, 3, padding=1, bias=norm == 'none'), norm_nd(norm, dim, cout), nn.LeakyReLU(0.01, inplace=True)]
-        if dropout: layers.append({2: nn.Dropout2d, 3: nn.Dropout3d}[dim](dropout))
-        layers += [C(cout, cout, 3, padding=1, bias=norm == 'none'), norm_nd(norm, dim, cout), nn.LeakyReLU(0.01, inplace=True)]
-        if post is not None: layers.append(post)
+        layers = [
+            C(cin, cout, 3, padding=1, bias=norm == 'none'),
+            norm_nd(norm, dim, cout),
+            nn.LeakyReLU(0.01, inplace=True),
+        ]
+        if dropout:
+            layers.append({2: nn.Dropout2d, 3: nn.Dropout3d}[dim](dropout))
+        layers += [
+            C(cout, cout, 3, padding=1, bias=norm == 'none'),
+            norm_nd(norm, dim, cout),
+            nn.LeakyReLU(0.01, inplace=True),
+        ]
+        if post is not None:
+            layers.append(post)
         super().__init__(*layers)
 
 # %% ../../nbs/05_unet.ipynb #c006
 class UNet(nn.Module):
     "U-Net for `dim`-D images: `SegOutput(logits, aux=[coarser logits, deepest first], features)`."
-    def __init__(self, in_channels: int, num_classes: int, dim: int = 2, width: int = 16, depth: int = 4,
-                 norm: str = 'instance', dropout: float = 0.0, max_width: int = 320,
-                 post_block: Callable[[int, int], nn.Module] | None = None):
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        dim: int = 2,
+        width: int = 16,
+        depth: int = 4,
+        norm: str = 'instance',
+        dropout: float = 0.0,
+        max_width: int = 320,
+        post_block: Callable[[int, int], nn.Module] | None = None,
+    ):
         super().__init__()
-        if dim not in (2, 3): raise ValueError(f"dim must be 2 or 3, got {dim}")
-        if depth < 1: raise ValueError(f"depth must be >= 1, got {depth}")
+        if dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {dim}")
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
         self.dim, self.depth, self.in_channels, self.num_classes = dim, depth, in_channels, num_classes
-        ch = [min(width * 2 ** i, max_width) for i in range(depth + 1)]
+        ch = [min(width * 2**i, max_width) for i in range(depth + 1)]
         self.channels = ch
         post = (lambda c: post_block(c, dim)) if post_block else (lambda c: None)
         C = conv_nd(dim)
         self.enc = nn.ModuleList([ConvBlock(in_channels, ch[0], dim, norm, 0.0, post(ch[0]))])
         self.down = nn.ModuleList()
         for i in range(1, depth + 1):
-            self.down.append(C(ch[i - 1], ch[i - 1], 2, stride=2))        # strided conv: learnable down-sampling
+            self.down.append(C(ch[i - 1], ch[i - 1], 2, stride=2))  # strided conv: learnable down-sampling
             self.enc.append(ConvBlock(ch[i - 1], ch[i], dim, norm, dropout if i == depth else 0.0, post(ch[i])))
         T = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[dim]
         self.up = nn.ModuleList([T(ch[i], ch[i - 1], 2, stride=2) for i in range(depth, 0, -1)])
-        self.dec = nn.ModuleList([ConvBlock(2 * ch[i - 1], ch[i - 1], dim, norm, 0.0, post(ch[i - 1])) for i in range(depth, 0, -1)])
+        self.dec = nn.ModuleList(
+            [ConvBlock(2 * ch[i - 1], ch[i - 1], dim, norm, 0.0, post(ch[i - 1])) for i in range(depth, 0, -1)]
+        )
         self.heads = nn.ModuleList([C(ch[i - 1], num_classes, 1) for i in range(depth, 0, -1)])
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         "Encoder feature maps, finest first; the last one is the bottleneck."
         skips = [self.enc[0](x)]
-        for down, block in zip(self.down, self.enc[1:]): skips.append(block(down(skips[-1])))
+        for down, block in zip(self.down, self.enc[1:]):
+            skips.append(block(down(skips[-1])))
         return skips
 
     def decode(self, skips: list[torch.Tensor]) -> list[torch.Tensor]:
         "Decoder feature maps, deepest (coarsest) first; the last one is at input resolution."
         h, outs = skips[-1], []
         for up, block, skip in zip(self.up, self.dec, reversed(skips[:-1])):
-            h = block(torch.cat([up(h), skip], 1)); outs.append(h)
+            h = block(torch.cat([up(h), skip], 1))
+            outs.append(h)
         return outs
 
     def _pad(self, x):
-        m = 2 ** self.depth
+        m = 2**self.depth
         sp = x.shape[2:]
         if x.ndim != self.dim + 2:
-            raise ValueError(f"a {self.dim}-D U-Net expects input B x C x {' x '.join('DHW'[-self.dim:])}, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"a {self.dim}-D U-Net expects input B x C x {' x '.join('DHW'[-self.dim:])}, "
+                f"got shape {tuple(x.shape)}"
+            )
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"the U-Net was built for {self.in_channels} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
+            raise ValueError(
+                f"the U-Net was built for {self.in_channels} input channels, got {x.shape[1]} (shape {tuple(x.shape)})"
+            )
         pad = [(-n) % m for n in sp]
-        if not any(pad): return x, sp
+        if not any(pad):
+            return x, sp
         spec = []
-        for p in reversed(pad): spec += [0, p]
+        for p in reversed(pad):
+            spec += [0, p]
         mode = 'reflect' if all(p < n for p, n in zip(pad, sp)) else 'replicate'
         return F.pad(x, spec, mode=mode), sp
 

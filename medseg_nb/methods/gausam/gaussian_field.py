@@ -18,7 +18,9 @@ __all__ = ['Gaussians', 'pixel_grid', 'render_dense', 'render_normalised', 'rend
 # %% ../../../nbs/11_gaussian_fields.ipynb #c006
 @dataclass
 class Gaussians:
-    "Batched 2-D Gaussian primitives: mu B x N x 2 (x, y in [0, 1]), log_s B x N x 2, theta B x N, alpha B x N x C, bias B x C."
+    """Batched 2-D Gaussian primitives: mu B x N x 2 (x, y in [0, 1]), log_s B x N x 2, theta B x N, alpha B x N x C,
+    bias B x C."""
+
     mu: torch.Tensor
     log_s: torch.Tensor
     theta: torch.Tensor
@@ -27,21 +29,34 @@ class Gaussians:
 
     def __post_init__(self):
         B, N = self.mu.shape[:2]
-        checks = dict(mu=(B, N, 2), log_s=(B, N, 2), theta=(B, N), alpha=(B, N, self.alpha.shape[-1]), bias=(B, self.alpha.shape[-1]))
+        checks = dict(
+            mu=(B, N, 2),
+            log_s=(B, N, 2),
+            theta=(B, N),
+            alpha=(B, N, self.alpha.shape[-1]),
+            bias=(B, self.alpha.shape[-1]),
+        )
         for k, shp in checks.items():
             if tuple(getattr(self, k).shape) != shp:
                 raise ValueError(f"Gaussians.{k} has shape {tuple(getattr(self, k).shape)}; expected {shp}")
+
     @property
-    def n(self) -> int: return self.mu.shape[1]
+    def n(self) -> int:
+        return self.mu.shape[1]
+
     @property
-    def classes(self) -> int: return self.alpha.shape[-1]
+    def classes(self) -> int:
+        return self.alpha.shape[-1]
+
     def covariance(self) -> torch.Tensor:
         "Sigma = R diag(s^2) R^T, B x N x 2 x 2."
         c, s = torch.cos(self.theta), torch.sin(self.theta)
         R = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
         return R @ torch.diag_embed(torch.exp(2 * self.log_s)) @ R.transpose(-1, -2)
+
     def detach(self) -> 'Gaussians':
         return Gaussians(*(t.detach() for t in (self.mu, self.log_s, self.theta, self.alpha, self.bias)))
+
 
 def pixel_grid(H: int, W: int, device=None, dtype=torch.float32) -> torch.Tensor:
     "Normalised pixel-centre coordinates, H x W x 2 (x, y)."
@@ -49,17 +64,19 @@ def pixel_grid(H: int, W: int, device=None, dtype=torch.float32) -> torch.Tensor
     xs = (torch.arange(W, device=device, dtype=dtype) + 0.5) / W
     return torch.stack(torch.meshgrid(xs, ys, indexing='xy'), -1)
 
+
 def _eval(q: torch.Tensor, mu, log_s, theta, alpha) -> torch.Tensor:
     "sum_i alpha_i G_i(q) for points q: B x P x 2 and primitives B x N -> B x P x C."
     ### BEGIN SOLUTION
-    d = q[:, :, None, :] - mu[:, None]                                   # B x P x N x 2
+    d = q[:, :, None, :] - mu[:, None]  # B x P x N x 2
     c, s = torch.cos(theta)[:, None], torch.sin(theta)[:, None]
     u = (c * d[..., 0] + s * d[..., 1]) / torch.exp(log_s[..., 0])[:, None]
     v = (-s * d[..., 0] + c * d[..., 1]) / torch.exp(log_s[..., 1])[:, None]
     m2 = u * u + v * v
     g = torch.where(m2 <= 9.0, torch.exp(-0.5 * m2), torch.zeros_like(m2))
-    return g @ alpha                                                      # B x P x C
+    return g @ alpha  # B x P x C
     ### END SOLUTION
+
 
 def render_dense(gs: Gaussians, H: int, W: int) -> torch.Tensor:
     "Logit field B x C x H x W: every primitive at every pixel (the reference)."
@@ -78,13 +95,16 @@ def render_normalised(gs: Gaussians, H: int, W: int, eps: float = 1e-3) -> torch
 # %% ../../../nbs/11_gaussian_fields.ipynb #c015
 def _boxes(gs: Gaussians) -> tuple[torch.Tensor, torch.Tensor]:
     "Half-widths of the 3-sigma boxes, B x N in x and in y (normalised units)."
-    s2 = torch.exp(2 * gs.log_s); c2, sn2 = torch.cos(gs.theta) ** 2, torch.sin(gs.theta) ** 2
+    s2 = torch.exp(2 * gs.log_s)
+    c2, sn2 = torch.cos(gs.theta) ** 2, torch.sin(gs.theta) ** 2
     return 3 * (c2 * s2[..., 0] + sn2 * s2[..., 1]).sqrt(), 3 * (sn2 * s2[..., 0] + c2 * s2[..., 1]).sqrt()
+
 
 def render(gs: Gaussians, H: int, W: int, tile: int = 64, checkpointing: bool | None = None) -> torch.Tensor:
     "Logit field B x C x H x W at any resolution, tile by tile, skipping primitives that cannot reach a tile."
     B = gs.mu.shape[0]
-    if H < 1 or W < 1: raise ValueError(f"render needs a positive size, got {H} x {W}")
+    if H < 1 or W < 1:
+        raise ValueError(f"render needs a positive size, got {H} x {W}")
     ex, ey = _boxes(gs)
     ckpt = torch.is_grad_enabled() and gs.mu.requires_grad if checkpointing is None else checkpointing
     grid = pixel_grid(H, W, gs.mu.device, gs.mu.dtype)
@@ -94,15 +114,26 @@ def render(gs: Gaussians, H: int, W: int, tile: int = 64, checkpointing: bool | 
         for x0 in range(0, W, tile):
             y1, x1 = min(y0 + tile, H), min(x0 + tile, W)
             lo_x, hi_x, lo_y, hi_y = x0 / W, x1 / W, y0 / H, y1 / H
-            hit = ((gs.mu[..., 0] + ex > lo_x) & (gs.mu[..., 0] - ex < hi_x) &
-                   (gs.mu[..., 1] + ey > lo_y) & (gs.mu[..., 1] - ey < hi_y))          # B x N
+            hit = (
+                (gs.mu[..., 0] + ex > lo_x)
+                & (gs.mu[..., 0] - ex < hi_x)
+                & (gs.mu[..., 1] + ey > lo_y)
+                & (gs.mu[..., 1] - ey < hi_y)
+            )  # B x N
             q = grid[y0:y1, x0:x1].reshape(1, -1, 2)
             parts = []
             for b in range(B):
                 idx = hit[b].nonzero()[:, 0]
                 if len(idx) == 0:
-                    parts.append(gs.alpha.new_zeros(1, q.shape[1], gs.classes) + 0 * gs.alpha[b:b + 1, :1].sum()); continue
-                args = (q, gs.mu[b:b + 1, idx], gs.log_s[b:b + 1, idx], gs.theta[b:b + 1, idx], gs.alpha[b:b + 1, idx])
+                    parts.append(gs.alpha.new_zeros(1, q.shape[1], gs.classes) + 0 * gs.alpha[b : b + 1, :1].sum())
+                    continue
+                args = (
+                    q,
+                    gs.mu[b : b + 1, idx],
+                    gs.log_s[b : b + 1, idx],
+                    gs.theta[b : b + 1, idx],
+                    gs.alpha[b : b + 1, idx],
+                )
                 parts.append(checkpoint(_eval, *args, use_reentrant=False) if ckpt else _eval(*args))
             t = torch.cat(parts) + gs.bias[:, None]
             cols.append(t.transpose(1, 2).reshape(B, gs.classes, y1 - y0, x1 - x0))
@@ -110,8 +141,9 @@ def render(gs: Gaussians, H: int, W: int, tile: int = 64, checkpointing: bool | 
     return torch.cat(rows, -2)
 
 # %% ../../../nbs/11_gaussian_fields.ipynb #c022
-def init_gaussians(n: int, prior: torch.Tensor | None = None, classes: int = 1, scale: float | None = None,
-                   seed: int = 0, device=None) -> Gaussians:
+def init_gaussians(
+    n: int, prior: torch.Tensor | None = None, classes: int = 1, scale: float | None = None, seed: int = 0, device=None
+) -> Gaussians:
     "N primitives (batch 1): means uniform, or drawn from `prior` (H x W, non-negative) when given."
     g = torch.Generator().manual_seed(seed)
     if prior is not None:
@@ -123,32 +155,56 @@ def init_gaussians(n: int, prior: torch.Tensor | None = None, classes: int = 1, 
     else:
         mu = torch.rand(n, 2, generator=g)
     s = scale or 0.25 / math.sqrt(n)
-    gs = Gaussians(mu=mu[None], log_s=torch.full((1, n, 2), math.log(s)), theta=math.pi * torch.rand(1, n, generator=g),
-                   alpha=torch.full((1, n, classes), 2.0), bias=torch.full((1, classes), -2.0))
+    gs = Gaussians(
+        mu=mu[None],
+        log_s=torch.full((1, n, 2), math.log(s)),
+        theta=math.pi * torch.rand(1, n, generator=g),
+        alpha=torch.full((1, n, classes), 2.0),
+        bias=torch.full((1, classes), -2.0),
+    )
     return Gaussians(*(t.to(device) for t in (gs.mu, gs.log_s, gs.theta, gs.alpha, gs.bias)))
+
 
 def soft_dice(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 1 - (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1)
 
-def fit_gaussians(mask: torch.Tensor, n: int = 256, prior: torch.Tensor | None = None, steps: int = 200,
-                  lr: float = 0.01, seed: int = 0, init: Gaussians | None = None) -> tuple[Gaussians, list[float]]:
+
+def fit_gaussians(
+    mask: torch.Tensor,
+    n: int = 256,
+    prior: torch.Tensor | None = None,
+    steps: int = 200,
+    lr: float = 0.01,
+    seed: int = 0,
+    init: Gaussians | None = None,
+) -> tuple[Gaussians, list[float]]:
     "Fit N primitives to a binary H x W mask by Adam on Dice + BCE; returns the fit and the hard Dice after each step."
-    y = mask.float()[None, None]; H, W = mask.shape
+    y = mask.float()[None, None]
+    H, W = mask.shape
     gs = init or init_gaussians(n, prior, seed=seed, device=mask.device)
     params = [gs.mu, gs.log_s, gs.theta, gs.alpha, gs.bias]
-    for p in params: p.requires_grad_(True)
-    opt = torch.optim.Adam([dict(params=[gs.mu], lr=lr * 0.5), dict(params=[gs.log_s, gs.theta], lr=lr * 5),
-                            dict(params=[gs.alpha, gs.bias], lr=lr * 10)])
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(
+        [
+            dict(params=[gs.mu], lr=lr * 0.5),
+            dict(params=[gs.log_s, gs.theta], lr=lr * 5),
+            dict(params=[gs.alpha, gs.bias], lr=lr * 10),
+        ]
+    )
     hist = []
     for _ in range(steps):
         logit = render(gs, H, W)
         p = torch.sigmoid(logit)
         loss = soft_dice(p, y) + F.binary_cross_entropy_with_logits(logit, y)
-        opt.zero_grad(); loss.backward(); opt.step()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
         with torch.no_grad():
             hard = (logit > 0).float()
             hist.append(float(2 * (hard * y).sum() / (hard.sum() + y.sum()).clamp_min(1)))
     return gs.detach(), hist
+
 
 def steps_to(hist: list[float], target: float) -> int | None:
     "The first step (1-based) at which Dice reaches `target`, or None."

@@ -22,12 +22,16 @@ __all__ = ['skeleton', 'neighbour_count', 'VesselGraph', 'mask_to_graph', 'graph
 # %% ../../../nbs/20_vessel_graphs.ipynb #c006
 _K8 = np.ones((3, 3), int)
 
+
 def skeleton(mask) -> np.ndarray:
     "The one-pixel-wide skeleton of a binary mask (skimage)."
     from skimage.morphology import skeletonize
+
     m = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask) > 0
-    if m.ndim != 2: raise ValueError(f"skeleton expects a 2-D mask, got shape {m.shape}")
+    if m.ndim != 2:
+        raise ValueError(f"skeleton expects a 2-D mask, got shape {m.shape}")
     return skeletonize(m)
+
 
 def neighbour_count(sk: np.ndarray) -> np.ndarray:
     "Number of 8-neighbours of each skeleton pixel (0 off the skeleton)."
@@ -37,44 +41,66 @@ def neighbour_count(sk: np.ndarray) -> np.ndarray:
 @dataclass
 class VesselGraph:
     "Nodes (N x 2 positions in pixels, kinds) and edges (node pairs, centre lines, radii) of a vessel tree."
-    nodes: torch.Tensor                               # N x 2 (x, y)
-    kinds: torch.Tensor                               # N: 0 end point, 1 junction
-    edges: list[tuple[int, int]]                      # node indices (-1: none)
-    lines: list[torch.Tensor]                         # per edge: K x 2 centre-line points between its nodes
-    radii: torch.Tensor                               # E
-    shape: tuple[int, int]                            # H, W of the image
+
+    nodes: torch.Tensor  # N x 2 (x, y)
+    kinds: torch.Tensor  # N: 0 end point, 1 junction
+    edges: list[tuple[int, int]]  # node indices (-1: none)
+    lines: list[torch.Tensor]  # per edge: K x 2 centre-line points between its nodes
+    radii: torch.Tensor  # E
+    shape: tuple[int, int]  # H, W of the image
 
     def polyline(self, e: int) -> torch.Tensor:
         "The full centre line of edge e, its nodes included: M x 2."
         i, j = self.edges[e]
-        pts = [self.nodes[i:i + 1]] if i >= 0 else []
+        pts = [self.nodes[i : i + 1]] if i >= 0 else []
         pts.append(self.lines[e])
-        if j >= 0: pts.append(self.nodes[j:j + 1])
+        if j >= 0:
+            pts.append(self.nodes[j : j + 1])
         return torch.cat(pts)
+
     def lengths(self) -> torch.Tensor:
         "Length of every edge in pixels (sum of its polyline's pieces)."
-        return torch.stack([self.polyline(e).diff(dim=0).norm(dim=1).sum() if len(self.polyline(e)) > 1 else self.radii.new_zeros(())
-                            for e in range(len(self.edges))]) if self.edges else self.radii.new_zeros(0)
+        return (
+            torch.stack(
+                [
+                    (
+                        self.polyline(e).diff(dim=0).norm(dim=1).sum()
+                        if len(self.polyline(e)) > 1
+                        else self.radii.new_zeros(())
+                    )
+                    for e in range(len(self.edges))
+                ]
+            )
+            if self.edges
+            else self.radii.new_zeros(0)
+        )
+
     def tortuosity(self) -> torch.Tensor:
         "Length over chord of every edge (1 for a straight segment)."
         out = []
         for e in range(len(self.edges)):
-            p = self.polyline(e); L = p.diff(dim=0).norm(dim=1).sum(); c = (p[-1] - p[0]).norm()
+            p = self.polyline(e)
+            L = p.diff(dim=0).norm(dim=1).sum()
+            c = (p[-1] - p[0]).norm()
             out.append(L / c.clamp_min(1.0))
         return torch.stack(out) if out else self.radii.new_zeros(0)
+
     def degrees(self) -> torch.Tensor:
         "Number of edge ends at each node."
         d = torch.zeros(len(self.nodes), dtype=torch.long)
         for i, j in self.edges:
-            if i >= 0: d[i] += 1
-            if j >= 0: d[j] += 1
+            if i >= 0:
+                d[i] += 1
+            if j >= 0:
+                d[j] += 1
         return d
 
 # %% ../../../nbs/20_vessel_graphs.ipynb #c010
 def _pixel_graph(coords: np.ndarray, shape) -> coo_matrix:
     "Sparse 8-neighbour graph over pixel coordinates (P x 2, row/col), without redundant diagonals."
     H, W = shape
-    idx = -np.ones(shape, int); idx[coords[:, 0], coords[:, 1]] = np.arange(len(coords))
+    idx = -np.ones(shape, int)
+    idx[coords[:, 0], coords[:, 1]] = np.arange(len(coords))
     on = idx >= 0
     rows, cols, w = [], [], []
     pad = np.pad(idx, 1, constant_values=-1)
@@ -82,41 +108,53 @@ def _pixel_graph(coords: np.ndarray, shape) -> coo_matrix:
     for dr, dc in [(0, 1), (1, 0), (1, 1), (1, -1)]:
         nb = pad[r + dr, c + dc]
         ok = nb >= 0
-        if dr and dc:      # a diagonal is redundant when an orthogonal 2-step path links the same pixels
+        if dr and dc:  # a diagonal is redundant when an orthogonal 2-step path links the same pixels
             ok &= ~((pad[r + dr, c] >= 0) | (pad[r, c + dc] >= 0))
-        rows.append(np.arange(len(coords))[ok]); cols.append(nb[ok]); w.append(np.full(ok.sum(), math.sqrt(2) if dr and dc else 1.0))
+        rows.append(np.arange(len(coords))[ok])
+        cols.append(nb[ok])
+        w.append(np.full(ok.sum(), math.sqrt(2) if dr and dc else 1.0))
     rows, cols, w = map(np.concatenate, (rows, cols, w))
     n = len(coords)
-    return coo_matrix((np.concatenate([w, w]), (np.concatenate([rows, cols]), np.concatenate([cols, rows]))), shape=(n, n)).tocsr()
+    return coo_matrix(
+        (np.concatenate([w, w]), (np.concatenate([rows, cols]), np.concatenate([cols, rows]))), shape=(n, n)
+    ).tocsr()
+
 
 def mask_to_graph(mask, step: int = 4, min_length: float = 0.0) -> VesselGraph:
     "The vessel graph of a binary H x W mask: junction and end-point nodes, centre-line edges with radii."
     m = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask) > 0
-    sk = skeleton(m); nbc = neighbour_count(sk)
+    sk = skeleton(m)
+    nbc = neighbour_count(sk)
     dist = ndi.distance_transform_edt(m)
-    junc = sk & (nbc >= 3); end = sk & (nbc == 1)
+    junc = sk & (nbc >= 3)
+    end = sk & (nbc == 1)
     jl, nj = ndi.label(junc, _K8)
     jpos = np.array(ndi.center_of_mass(junc, jl, range(1, nj + 1))).reshape(-1, 2) if nj else np.zeros((0, 2))
     ends = np.argwhere(end)
-    node_rc = np.concatenate([jpos, ends.astype(float)]) + 0.5               # row, col of pixel centres
+    node_rc = np.concatenate([jpos, ends.astype(float)]) + 0.5  # row, col of pixel centres
     kinds = np.concatenate([np.ones(nj, int), np.zeros(len(ends), int)])
-    end_id = -np.ones(m.shape, int); end_id[ends[:, 0], ends[:, 1]] = nj + np.arange(len(ends))
+    end_id = -np.ones(m.shape, int)
+    end_id[ends[:, 0], ends[:, 1]] = nj + np.arange(len(ends))
     seg = sk & ~junc
     sl, ns = ndi.label(seg, _K8)
     edges, lines, radii = [], [], []
     if ns:
-        coords = np.argwhere(seg); lab = sl[coords[:, 0], coords[:, 1]]
+        coords = np.argwhere(seg)
+        lab = sl[coords[:, 0], coords[:, 1]]
         G = _pixel_graph(coords, m.shape)
         deg_in_seg = np.asarray((G > 0).sum(1)).ravel()
         # start pixel of each segment: one with <= 1 neighbour inside the segment (any pixel for a closed loop)
         order = np.lexsort((deg_in_seg, lab))
         first = np.unique(lab[order], return_index=True)[1]
         starts = order[first]
-        loops = set(starts[deg_in_seg[starts] >= 2].tolist())      # closed segments: no pixel with < 2 neighbours
+        loops = set(starts[deg_in_seg[starts] >= 2].tolist())  # closed segments: no pixel with < 2 neighbours
         G = G.tolil()
-        for st in loops:                                            # cut one link, so distances run one way round
-            nb = G.rows[st][0]; G[st, nb] = 0; G[nb, st] = 0
-        G = G.tocsr(); G.eliminate_zeros()
+        for st in loops:  # cut one link, so distances run one way round
+            nb = G.rows[st][0]
+            G[st, nb] = 0
+            G[nb, st] = 0
+        G = G.tocsr()
+        G.eliminate_zeros()
         d = dijkstra(G, indices=starts, min_only=True)
         seq = np.lexsort((d, lab))
         bounds = np.flatnonzero(np.diff(lab[seq])) + 1
@@ -126,22 +164,45 @@ def mask_to_graph(mask, step: int = 4, min_length: float = 0.0) -> VesselGraph:
             pts = coords[run]
             ends_ids = []
             for p in (pts[0], pts[-1]):
-                if end_id[p[0], p[1]] >= 0: ends_ids.append(int(end_id[p[0], p[1]]))
-                elif jtouch[p[0], p[1]] > 0: ends_ids.append(int(jtouch[p[0], p[1]]) - 1)
-                else: ends_ids.append(-1)
+                if end_id[p[0], p[1]] >= 0:
+                    ends_ids.append(int(end_id[p[0], p[1]]))
+                elif jtouch[p[0], p[1]] > 0:
+                    ends_ids.append(int(jtouch[p[0], p[1]]) - 1)
+                else:
+                    ends_ids.append(-1)
             if len(run) == 1 and ends_ids[0] == ends_ids[1] and ends_ids[0] >= 0 and kinds[ends_ids[0]] == 0:
                 ends_ids[1] = -1
             inner = pts[1:-1][::step] if len(pts) > 2 else pts[:0]
-            line = np.concatenate([pts[:1] if end_id[pts[0][0], pts[0][1]] < 0 else pts[:0], inner,
-                                   pts[-1:] if end_id[pts[-1][0], pts[-1][1]] < 0 and len(pts) > 1 else pts[:0]])
-            if run[0] in loops: line = np.concatenate([line, pts[:1]])      # close the ring
-            edges.append(tuple(ends_ids)); lines.append(torch.tensor(line[:, ::-1] + 0.5, dtype=torch.float32))   # (x, y) of pixel centres
-            radii.append(max(math.sqrt(0.5), float(dist[pts[:, 0], pts[:, 1]].mean()) - 0.5))   # see the note above
-    g = VesselGraph(torch.tensor(node_rc[:, ::-1].copy(), dtype=torch.float32), torch.tensor(kinds), edges, lines,
-                    torch.tensor(radii, dtype=torch.float32), tuple(m.shape))
+            line = np.concatenate(
+                [
+                    pts[:1] if end_id[pts[0][0], pts[0][1]] < 0 else pts[:0],
+                    inner,
+                    pts[-1:] if end_id[pts[-1][0], pts[-1][1]] < 0 and len(pts) > 1 else pts[:0],
+                ]
+            )
+            if run[0] in loops:
+                line = np.concatenate([line, pts[:1]])  # close the ring
+            edges.append(tuple(ends_ids))
+            lines.append(torch.tensor(line[:, ::-1] + 0.5, dtype=torch.float32))  # (x, y) of pixel centres
+            radii.append(max(math.sqrt(0.5), float(dist[pts[:, 0], pts[:, 1]].mean()) - 0.5))  # see the note above
+    g = VesselGraph(
+        torch.tensor(node_rc[:, ::-1].copy(), dtype=torch.float32),
+        torch.tensor(kinds),
+        edges,
+        lines,
+        torch.tensor(radii, dtype=torch.float32),
+        tuple(m.shape),
+    )
     if min_length > 0:
         keep = [e for e, L in enumerate(g.lengths().tolist()) if L >= min_length]
-        g = VesselGraph(g.nodes, g.kinds, [g.edges[e] for e in keep], [g.lines[e] for e in keep], g.radii[keep] if keep else g.radii[:0], g.shape)
+        g = VesselGraph(
+            g.nodes,
+            g.kinds,
+            [g.edges[e] for e in keep],
+            [g.lines[e] for e in keep],
+            g.radii[keep] if keep else g.radii[:0],
+            g.shape,
+        )
     return g
 
 # %% ../../../nbs/20_vessel_graphs.ipynb #c015
@@ -150,17 +211,24 @@ def graph_segments(g: VesselGraph) -> tuple[torch.Tensor, torch.Tensor]:
     pieces, rad = [], []
     for e in range(len(g.edges)):
         p = g.polyline(e)
-        if len(p) < 2: p = torch.cat([p, p])
-        pieces.append(torch.stack([p[:-1], p[1:]], 1)); rad.append(g.radii[e].expand(len(p) - 1))
-    if not pieces: return g.nodes.new_zeros(0, 2, 2), g.radii.new_zeros(0)
+        if len(p) < 2:
+            p = torch.cat([p, p])
+        pieces.append(torch.stack([p[:-1], p[1:]], 1))
+        rad.append(g.radii[e].expand(len(p) - 1))
+    if not pieces:
+        return g.nodes.new_zeros(0, 2, 2), g.radii.new_zeros(0)
     return torch.cat(pieces), torch.cat(rad)
 
-def render_graph(g: VesselGraph, tau: float = 0.5, shape: tuple[int, int] | None = None, chunk: int = 2048) -> torch.Tensor:
+
+def render_graph(
+    g: VesselGraph, tau: float = 0.5, shape: tuple[int, int] | None = None, chunk: int = 2048
+) -> torch.Tensor:
     "Soft vessel map H x W in [0, 1] of a graph: the union of capsules along its edges."
     H, W = shape or g.shape
     seg, r = graph_segments(g)
     logq = torch.zeros(H * W, dtype=seg.dtype, device=seg.device)
-    if len(seg) == 0: return logq.view(H, W)
+    if len(seg) == 0:
+        return logq.view(H, W)
     reach = ((seg[:, 1] - seg[:, 0]).norm(dim=1) / 2 + r).max().item() + 4 * tau + 1
     for sl in torch.arange(len(seg)).split(chunk):
         flat, ok, d, _ = capsule_windows(seg[sl, 0], seg[sl, 1], reach, H, W)
@@ -170,18 +238,26 @@ def render_graph(g: VesselGraph, tau: float = 0.5, shape: tuple[int, int] | None
 
 # %% ../../../nbs/20_vessel_graphs.ipynb #c020
 def graph_stats(g: VesselGraph) -> dict:
-    "Topology at a glance: branches (edges), junctions, end points, junction degrees, total length, mean radius and tortuosity."
+    """Topology at a glance: branches (edges), junctions, end points, junction degrees, total length, mean radius and
+    tortuosity."""
     deg = g.degrees()
     jd = deg[g.kinds == 1]
-    return dict(branches=len(g.edges), nodes=len(g.nodes), junctions=int((g.kinds == 1).sum()), end_points=int((g.kinds == 0).sum()),
-                junction_degrees={int(k): int(v) for k, v in zip(*np.unique(jd.numpy(), return_counts=True))},
-                total_length=float(g.lengths().sum()), mean_radius=float(g.radii.mean()) if len(g.radii) else 0.0,
-                mean_tortuosity=float(g.tortuosity().mean()) if g.edges else 0.0)
+    return dict(
+        branches=len(g.edges),
+        nodes=len(g.nodes),
+        junctions=int((g.kinds == 1).sum()),
+        end_points=int((g.kinds == 0).sum()),
+        junction_degrees={int(k): int(v) for k, v in zip(*np.unique(jd.numpy(), return_counts=True))},
+        total_length=float(g.lengths().sum()),
+        mean_radius=float(g.radii.mean()) if len(g.radii) else 0.0,
+        mean_tortuosity=float(g.tortuosity().mean()) if g.edges else 0.0,
+    )
 
 # %% ../../../nbs/20_vessel_graphs.ipynb #c026
 def find_disc(image: torch.Tensor, fov: torch.Tensor | None = None) -> torch.Tensor:
     "Optic-disc centre (x, y) in pixels: the brightest disc-sized blob inside the field of view."
     from medseg_nb.data.phantoms import gaussian_blur
+
     H, W = image.shape[-2:]
     lum = gaussian_blur(image.float().mean(0, keepdim=True)[None], 0.03 * min(H, W))[0, 0]
     if fov is not None:
@@ -190,36 +266,44 @@ def find_disc(image: torch.Tensor, fov: torch.Tensor | None = None) -> torch.Ten
     i = int(lum.argmax())
     return torch.tensor([i % W + 0.5, i // W + 0.5])
 
+
 def fov_circle(fov) -> tuple[torch.Tensor, float]:
     "Centre (x, y) and radius of a field-of-view mask (radius from its area)."
     f = np.asarray(fov.cpu() if isinstance(fov, torch.Tensor) else fov) > 0
-    if not f.any(): raise ValueError("the field-of-view mask is empty")
+    if not f.any():
+        raise ValueError("the field-of-view mask is empty")
     r, c = np.argwhere(f).mean(0)
     return torch.tensor([c + 0.5, r + 0.5], dtype=torch.float32), float(math.sqrt(f.sum() / math.pi))
 
+
 def atlas_transform(fov, disc: torch.Tensor, size: int = 128, eye: str = 'auto') -> torch.Tensor:
     "3 x 3 matrix mapping image pixels (x, y, 1) to the atlas frame: FOV centred, radius 0.45 size, disc to the right."
-    if eye not in ('auto', 'right', 'left'): raise ValueError(f"eye must be 'auto', 'right' or 'left', got {eye!r}")
+    if eye not in ('auto', 'right', 'left'):
+        raise ValueError(f"eye must be 'auto', 'right' or 'left', got {eye!r}")
     c, r = fov_circle(fov)
     v = disc.float() - c
     left = bool(v[0] < 0) if eye == 'auto' else eye == 'left'
-    M = torch.diag(torch.tensor([-1.0 if left else 1.0, 1.0]))                 # mirror a left eye first
+    M = torch.diag(torch.tensor([-1.0 if left else 1.0, 1.0]))  # mirror a left eye first
     v = M @ v
     ang = math.atan2(float(v[1]), float(v[0]))
     s = 0.45 * size / r
     R = torch.tensor([[math.cos(-ang), -math.sin(-ang)], [math.sin(-ang), math.cos(-ang)]])
     A = s * R @ M
-    T = torch.eye(3); T[:2, :2] = A; T[:2, 2] = torch.tensor([size / 2, size / 2]) - A @ c
+    T = torch.eye(3)
+    T[:2, :2] = A
+    T[:2, 2] = torch.tensor([size / 2, size / 2]) - A @ c
     return T
+
 
 def warp_to_atlas(x: torch.Tensor, T: torch.Tensor, size: int = 128) -> torch.Tensor:
     "Resample an image or mask C x H x W into the atlas frame (size x size) with the transform T (bilinear)."
     H, W = x.shape[-2:]
     Ti = torch.linalg.inv(T)
     ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing='ij')
-    pts = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ Ti.T                      # atlas -> image pixels
+    pts = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ Ti.T  # atlas -> image pixels
     grid = torch.stack([pts[..., 0] / W * 2 - 1, pts[..., 1] / H * 2 - 1], -1)[None]
     return F.grid_sample(x[None].float(), grid, mode='bilinear', padding_mode='zeros', align_corners=False)[0]
+
 
 def transform_graph(g: VesselGraph, T: torch.Tensor, size: int) -> VesselGraph:
     "The graph with every position mapped by T (radii scaled by T's scale)."
@@ -231,15 +315,18 @@ def transform_graph(g: VesselGraph, T: torch.Tensor, size: int) -> VesselGraph:
 @dataclass
 class Atlas:
     "Mean vessel probability (size x size), mean graph, per-node position variance (N) and match counts (N)."
+
     prob: torch.Tensor
     graph: VesselGraph
     node_var: torch.Tensor
     node_matches: torch.Tensor
     size: int
 
+
 def build_atlas(samples: list[dict], size: int = 128, threshold: float = 0.35, match_radius: float = 0.06) -> Atlas:
     "A statistical vessel atlas from samples with 'image', 'label' and 'fov' (aligned by FOV and optic disc)."
-    if not samples: raise ValueError("build_atlas needs at least one sample")
+    if not samples:
+        raise ValueError("build_atlas needs at least one sample")
     probs, graphs = [], []
     for s in samples:
         T = atlas_transform(s['fov'], find_disc(s['image'], s['fov']), size)
@@ -252,12 +339,15 @@ def build_atlas(samples: list[dict], size: int = 128, threshold: float = 0.35, m
     if len(mean_g.nodes):
         matched = [[] for _ in range(len(mean_g.nodes))]
         for g in graphs:
-            if not len(g.nodes): continue
+            if not len(g.nodes):
+                continue
             D = torch.cdist(mean_g.nodes, g.nodes)
             D = torch.where(mean_g.kinds[:, None] == g.kinds[None], D, torch.full_like(D, float('inf')))
             dmin, j = D.min(1)
-            for i in torch.nonzero(dmin <= R)[:, 0].tolist(): matched[i].append(g.nodes[j[i]])
+            for i in torch.nonzero(dmin <= R)[:, 0].tolist():
+                matched[i].append(g.nodes[j[i]])
         for i, m in enumerate(matched):
             cnt[i] = len(m)
-            if len(m) >= 2: var[i] = torch.stack(m).var(0, unbiased=True).sum()
+            if len(m) >= 2:
+                var[i] = torch.stack(m).var(0, unbiased=True).sum()
     return Atlas(prob, mean_g, var, cnt, size)
