@@ -17,12 +17,13 @@ from pathlib import Path
 import nbformat
 
 # %% auto #0
-__all__ = ['BEGIN', 'END', 'GRADE_RE', 'ASSIGNMENTS', 'grade_spec', 'has_solution', 'instructor_version', 'student_version',
-           'build', 'grade', 'format_report']
+__all__ = ['BEGIN', 'END', 'GRADE_RE', 'WRITTEN_RE', 'ASSIGNMENTS', 'grade_spec', 'written_spec', 'has_solution',
+           'instructor_version', 'student_version', 'build', 'grade', 'format_report', 'autograde']
 
 # %% ../nbs/90_assignments.ipynb #c006
 BEGIN, END = '### BEGIN SOLUTION', '### END SOLUTION'
 GRADE_RE = re.compile(r'^#\s*grade:\s*([A-Za-z0-9_.-]+)\s+(\d+(?:\.\d+)?)\s*$')
+WRITTEN_RE = re.compile(r'^<!--\s*written:\s*([A-Za-z0-9_.-]+)\s+(\d+(?:\.\d+)?)\s*-->$')
 
 
 def grade_spec(cell) -> tuple[str, float] | None:
@@ -33,6 +34,14 @@ def grade_spec(cell) -> tuple[str, float] | None:
     return (m[1], float(m[2])) if m else None
 
 
+def written_spec(cell) -> tuple[str, float] | None:
+    "(grade id, points) of a written answer graded by hand (markdown, first line `<!-- written: ID POINTS -->`)."
+    if cell.get('cell_type') != 'markdown' or not cell.source.strip():
+        return None
+    m = WRITTEN_RE.match(cell.source.lstrip().splitlines()[0].strip())
+    return (m[1], float(m[2])) if m else None
+
+
 def has_solution(cell) -> bool:
     return cell.get('cell_type') == 'code' and BEGIN in cell.source
 
@@ -40,17 +49,27 @@ def has_solution(cell) -> bool:
 def instructor_version(nb, name: str):
     "A copy of `nb` in nbgrader's format: solution cells and graded test cells carry nbgrader metadata; no outputs."
     nb = copy.deepcopy(nb)
-    ids, n_sol = {}, 0
+    ids, n_sol, written = {}, 0, {}
     for i, cell in enumerate(nb.cells):
-        spec = grade_spec(cell)
+        spec, wspec = grade_spec(cell), written_spec(cell)
+        if wspec:
+            gid, pts = wspec
+            if gid in ids or gid in written:
+                raise ValueError(f"{name}: grade id {gid!r} is used by two graded cells")
+            written[gid] = pts
+            # nbgrader's "manually graded answer": a solution cell that is also graded
+            cell.metadata['nbgrader'] = dict(
+                grade=True, solution=True, locked=False, points=pts, grade_id=gid, schema_version=3
+            )
+            continue
         if cell.get('cell_type') == 'code':
             cell.outputs, cell.execution_count = [], None
         if spec and has_solution(cell):
             raise ValueError(f"{name}: cell {i} is both a test cell and a solution cell; keep them apart")
         if spec:
             gid, pts = spec
-            if gid in ids:
-                raise ValueError(f"{name}: grade id {gid!r} is used by two test cells")
+            if gid in ids or gid in written:
+                raise ValueError(f"{name}: grade id {gid!r} is used by two graded cells")
             ids[gid] = pts
             cell.metadata['nbgrader'] = dict(
                 grade=True, solution=False, locked=True, points=pts, grade_id=gid, schema_version=3
@@ -69,12 +88,14 @@ def instructor_version(nb, name: str):
             f"{name} is not an assignment: expected '{BEGIN}' regions and '# grade: ID POINTS' test cells, "
             f"found {n_sol} solution cells and {len(ids)} test cells"
         )
-    nb.metadata['medseg_nb'] = dict(assignment=name, max_score=sum(ids.values()), tests=ids)
+    nb.metadata['medseg_nb'] = dict(
+        assignment=name, max_score=sum(ids.values()) + sum(written.values()), tests=ids, written=written
+    )
     return nb
 
 
 def student_version(source_nb):
-    "The student's copy, by nbgrader's preprocessors: solutions become stubs, hidden tests and outputs go."
+    "The student's copy, by nbgrader's preprocessors: solutions and written answers become stubs; hidden tests go."
     from nbgrader.preprocessors import ClearHiddenTests, ClearOutput, ClearSolutions
 
     nb, res = copy.deepcopy(source_nb), {}
@@ -171,13 +192,17 @@ def grade(
             'no-source', f"the instructor's version was not found ({spath}); pass --source DIR/source/NAME/NAME.ipynb"
         )
     src = nbformat.read(spath, as_version=4)
-    tests = {
-        c.metadata['nbgrader']['grade_id']: c
-        for c in src.cells
-        if c.get('metadata', {}).get('nbgrader', {}).get('grade')
-    }
+    graded = [c for c in src.cells if c.get('metadata', {}).get('nbgrader', {}).get('grade')]
+    # test cells score themselves; written answers (graded solution cells) wait for the instructor
+    tests = {c.metadata['nbgrader']['grade_id']: c for c in graded if not c.metadata['nbgrader'].get('solution')}
+    written = {c.metadata['nbgrader']['grade_id']: c for c in graded if c.metadata['nbgrader'].get('solution')}
     rep['assignment'] = src.metadata.get('medseg_nb', {}).get('assignment', spath.stem)
     rep['max_score'] = sum(float(c.metadata['nbgrader']['points']) for c in tests.values())
+    answers = {c.get('metadata', {}).get('nbgrader', {}).get('grade_id'): c.source for c in nb.cells}
+    rep['written'] = [
+        dict(id=g, max_points=float(c.metadata['nbgrader']['points']), answer=answers.get(g, '').strip()[:2000])
+        for g, c in written.items()
+    ]
     # the instructor's test cells replace the student's; graded cells the student added or renamed do not count
     cells, seen = [], set()
     for c in nb.cells:
@@ -191,7 +216,7 @@ def grade(
         cells.append(c)
     missing = [g for g in tests if g not in seen]
     cells += [copy.deepcopy(tests[g]) for g in missing]  # deleted test cells run at the end
-    last = max(i for i, c in enumerate(cells) if c.get('metadata', {}).get('nbgrader', {}).get('grade'))
+    last = max(i for i, c in enumerate(cells) if c.get('metadata', {}).get('nbgrader', {}).get('grade_id') in tests)
     nb.cells = cells[: last + 1]  # nothing later can change a score
     with tempfile.TemporaryDirectory() as tmp:
         inp, outp = Path(tmp) / 'in.ipynb', Path(tmp) / 'out.ipynb'
@@ -233,7 +258,7 @@ def grade(
 
     for c in executed.cells:
         g = c.get('metadata', {}).get('nbgrader', {})
-        if not g.get('grade'):
+        if g.get('grade_id') not in tests:
             continue
         if c.get('execution_count') is None:  # never ran (the kernel died, say): no output is not a pass
             why = (err or '').strip().splitlines()[-1:] or ['no message']
@@ -275,7 +300,58 @@ def format_report(rep: dict) -> str:
         + (f"  {c['message']}" if c['message'] else '')
         for c in rep['cells']
     ]
+    lines += [
+        f"  {w['id']:<28} ?/{w['max_points']:g}  written: to be graded by hand"
+        + ('' if w['answer'] and 'YOUR ANSWER HERE' not in w['answer'] else '  (no answer)')
+        for w in rep.get('written', [])
+    ]
     return '\n'.join(lines)
+
+# %% ../nbs/90_assignments.ipynb #c101
+def _nbgrader(course: Path, *args: str, cell_timeout: float = 120):
+    "Run one nbgrader command in the course folder; a failure raises with nbgrader's own last lines."
+    env = dict(os.environ, MEDSEG_FAST='1', MPLBACKEND='Agg', PYTHONWARNINGS='ignore')
+    cmd = [sys.executable, '-m', 'nbgrader', *args, f'--Execute.timeout={int(cell_timeout)}']
+    r = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"nbgrader {args[0]} failed ({r.returncode}):\n" + '\n'.join(r.stderr.splitlines()[-15:]))
+
+
+def autograde(course: str | Path, name: str, submissions: dict, cell_timeout: float = 120) -> dict:
+    """nbgrader's pipeline on a course built by `build`: generate_assignment, autograde and generate_feedback for
+    `submissions` (student id -> notebook path); returns, per student, the gradebook's scores and the feedback page."""
+    course = Path(course).resolve()
+    if not (course / 'source' / name / f'{name}.ipynb').exists():
+        raise FileNotFoundError(
+            f"no assignment {name!r} in {course}: expected source/{name}/{name}.ipynb (run `build`)"
+        )
+    bad = [s for s in submissions if not re.fullmatch(r'[A-Za-z0-9_-]+', s)]
+    if bad:
+        raise ValueError(f"student ids must be letters, digits, '-' or '_'; got {bad}")
+    _nbgrader(course, 'generate_assignment', name, '--force', cell_timeout=cell_timeout)
+    for student, path in submissions.items():
+        dst = course / 'submitted' / student / name / f'{name}.ipynb'
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(Path(path).read_bytes())
+    _nbgrader(course, 'autograde', name, '--create', '--force', cell_timeout=cell_timeout)
+    _nbgrader(course, 'generate_feedback', name, '--force', cell_timeout=cell_timeout)
+    from nbgrader.api import Gradebook
+
+    out = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student in submissions:
+            sub = gb.find_submission(name, student)
+            grades = [g for nb_ in sub.notebooks for g in nb_.grades]
+            out[student] = dict(
+                score=float(sub.score),
+                max_score=float(sub.max_score),
+                auto_score=float(sum(g.score for g in grades if g.cell_type == 'code')),
+                auto_max=float(sum(g.max_score for g in grades if g.cell_type == 'code')),
+                needs_manual_grade=[g.name for g in grades if g.needs_manual_grade],
+                cells={g.name: (float(g.score), float(g.max_score)) for g in grades},
+                feedback=str(course / 'feedback' / student / name / f'{name}.html'),
+            )
+    return out
 
 # %% ../nbs/90_assignments.ipynb #c016
 ASSIGNMENTS = {

@@ -447,6 +447,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument('--timeout', type=float, default=600, help='seconds for the whole notebook')
     q.add_argument('--cell-timeout', type=float, default=120, help='seconds per cell')
     q.add_argument('--json', action='store_true')
+    q = asub.add_parser(
+        'autograde', help="nbgrader's pipeline on a built course: generate_assignment, autograde, generate_feedback"
+    )
+    q.add_argument('course', help='the folder written by `assignment build`')
+    q.add_argument('name', help='assignment name, e.g. 60_nsda')
+    q.add_argument('submissions', nargs='+', metavar='STUDENT=NOTEBOOK', help='student id and submitted notebook')
+    q.add_argument('--cell-timeout', type=float, default=120, help='seconds per cell')
+    q.add_argument('--json', action='store_true')
     p = sub.add_parser('site', help='execute every notebook and render the tutorials as a static, offline site')
     p.add_argument('--nbs', default='nbs')
     p.add_argument('--out', default='site')
@@ -524,7 +532,7 @@ def _run(a) -> dict:
             cell_timeout=a.cell_timeout,
         )
     if a.command == 'assignment':
-        from medseg_nb.assignments import ASSIGNMENTS, build, format_report, grade
+        from medseg_nb.assignments import ASSIGNMENTS, autograde, build, format_report, grade
 
         if a.action == 'build':
             nbs = [Path('nbs') / f'{n}.ipynb' for n in ASSIGNMENTS] if a.notebooks == ['all'] else a.notebooks
@@ -538,6 +546,18 @@ def _run(a) -> dict:
                     )
                 )
             return dict(assignments=rows)
+        if a.action == 'autograde':
+            bad = [s for s in a.submissions if '=' not in s]
+            if bad:
+                raise ValueError(f"submissions should be STUDENT=NOTEBOOK, got {bad}")
+            res = autograde(a.course, a.name, dict(s.split('=', 1) for s in a.submissions), a.cell_timeout)
+            if not a.json:
+                for who, r in res.items():
+                    print(
+                        f"{who}: {r['auto_score']:g}/{r['auto_max']:g} by tests, {r['score']:g}/{r['max_score']:g} "
+                        f"so far; by hand: {', '.join(r['needs_manual_grade']) or 'nothing'}; feedback {r['feedback']}"
+                    )
+            return dict(results=res)
         rep = grade(a.student, a.source, a.timeout, a.cell_timeout)
         if not a.json:
             print(format_report(rep))

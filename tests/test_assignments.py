@@ -13,20 +13,20 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from medseg_nb.assignments import ASSIGNMENTS, BEGIN, build, grade
+from medseg_nb.assignments import ASSIGNMENTS, BEGIN, autograde, build, grade
 
 NBS = Path(__file__).parents[1] / 'nbs'
 
 # (exact text in the reference solution, the mistake, the score it should keep)
 MISTAKES = {
-    '11_gaussian_fields': ('v = (-s * d[..., 0]', 'v = (s * d[..., 0]', 1.0),                    # rotation sign
-    '21_graphseg': (' - 1 - logvar + math.log(prior_var))', ' - 1 - logvar)', 1.0),               # forgets the prior's variance
-    '31_match': (' if S[i, j] >= one_to_one]', ']', 1.0),                                            # keeps weak assignment pairs
-    '41_soft_moe': ('return lt.softmax(-2), logits.softmax(-1)', 'return lt.softmax(-1), logits.softmax(-1)', 1.0),  # dispatch over slots
-    '50_lomix': ('zip(convs, maps)]).softmax(0)', 'zip(convs, maps)])', 1.0),                        # raw weights, no softmax
-    '60_nsda': ('c[..., -1:].expand(*c.shape[:-1], r)', 'c.new_zeros(*c.shape[:-1], r)', 1.0),      # wrong right border
-    '70_vector_quantization': ('torch.multinomial(off[flat[move]]', 'torch.multinomial(P[flat[move]]', 3.0),  # may keep its own code
-    '80_stratified_sampling': ('k = quota.floor().long().clamp_min(1)', 'k = quota.floor().long()', 1.0),   # empty strata
+    '11_gaussian_fields': ('v = (-s * d[..., 0]', 'v = (s * d[..., 0]', 3.0),                    # rotation sign
+    '21_graphseg': (' - 1 - logvar + math.log(prior_var))', ' - 1 - logvar)', 3.0),               # forgets the prior's variance
+    '31_match': (' if S[i, j] >= one_to_one]', ']', 3.0),                                            # keeps weak assignment pairs
+    '41_soft_moe': ('return lt.softmax(-2), logits.softmax(-1)', 'return lt.softmax(-1), logits.softmax(-1)', 3.0),  # dispatch over slots
+    '50_lomix': ('zip(convs, maps)]).softmax(0)', 'zip(convs, maps)])', 3.0),                        # raw weights, no softmax
+    '60_nsda': ('c[..., -1:].expand(*c.shape[:-1], r)', 'c.new_zeros(*c.shape[:-1], r)', 3.0),      # wrong right border
+    '70_vector_quantization': ('torch.multinomial(off[flat[move]]', 'torch.multinomial(P[flat[move]]', 5.0),  # may keep its own code
+    '80_stratified_sampling': ('k = quota.floor().long().clamp_min(1)', 'k = quota.floor().long()', 3.0),   # empty strata
 }
 
 
@@ -47,11 +47,11 @@ def course(tmp_path_factory):
         jobs[(name, 'mistake')] = (wrong, r['source'])
     with ThreadPoolExecutor(2) as ex:       # each grade runs its own kernel in a child process
         futs = {k: ex.submit(grade, nb, src, 300, 120) for k, (nb, src) in jobs.items()}
-        return rows, {k: f.result() for k, f in futs.items()}
+        return rows, {k: f.result() for k, f in futs.items()}, out
 
 
 def test_every_family_has_an_assignment(course):
-    rows, _ = course
+    rows, _, _ = course
     assert set(rows) == set(ASSIGNMENTS) == set(MISTAKES)
     for r in rows.values():
         stu = Path(r['student']).read_text()
@@ -59,15 +59,69 @@ def test_every_family_has_an_assignment(course):
         assert 'BEGIN HIDDEN TESTS' in Path(r['source']).read_text()      # every assignment keeps some tests hidden
 
 
+def test_assignments_have_stated_parts_and_a_written_answer(course):
+    """At least three graded parts (about 10 points), one of them a written answer graded by hand; every part is stated
+    in the notebook as "Exercise K (P points" with its points; the reference answer is not in the student copy."""
+    rows, _, _ = course
+    for name, r in rows.items():
+        src = nbformat.read(r['source'], as_version=4)
+        meta = src.metadata['medseg_nb']
+        parts = {**meta['tests'], **meta['written']}
+        assert len(parts) >= 3 and meta['written'] and 8 <= meta['max_score'] <= 12, (name, parts)
+        text = '\n'.join(c.source for c in src.cells if c.cell_type == 'markdown')
+        stated = sorted(float(p) for p in re.findall(r'\*\*Exercise \d+ \((\d+(?:\.\d+)?) points?', text))
+        # each test and written part once in the statement, the written part again above its answer cell
+        assert sorted(parts.values()) == sorted(_once_each(stated, meta)), (name, stated)
+        stu = nbformat.read(r['student'], as_version=4)
+        for c in src.cells:
+            if c.get('metadata', {}).get('nbgrader', {}).get('solution') and c.cell_type == 'markdown':
+                answer = c.source.splitlines()[-1]
+                assert not any(answer in v.source for v in stu.cells), f'{name}: the written answer is in the student copy'
+                twin = [v for v in stu.cells if v.metadata.get('nbgrader', {}).get('grade_id') == c.metadata['nbgrader']['grade_id']]
+                assert twin and 'YOUR ANSWER HERE' in twin[0].source
+
+
+def _once_each(stated, meta):
+    "The stated points with each written part's repetition (above its answer cell) taken out once."
+    out = list(stated)
+    for p in meta['written'].values():
+        out.remove(float(p))
+    return out
+
+
 @pytest.mark.parametrize('name', list(ASSIGNMENTS))
 def test_reference_full_stub_zero_mistake_partial(course, name):
-    _, res = course
+    _, res, _ = course
     ref, stub, bad = (res[(name, k)] for k in ('reference', 'stub', 'mistake'))
     assert ref['status'] == 'ok' and ref['score'] == ref['max_score'] > 0, ref
     assert stub['score'] == 0 and stub['max_score'] == ref['max_score'], stub
     assert all('NotImplementedError' in c['message'] for c in stub['cells']), stub
     assert bad['score'] == MISTAKES[name][2], bad
     assert 0 < bad['score'] < bad['max_score']
+    assert [w['id'] for w in ref['written']] == [w['id'] for w in stub['written']] and ref['written'], ref
+    assert 'YOUR ANSWER HERE' in stub['written'][0]['answer'] and 'YOUR ANSWER HERE' not in ref['written'][0]['answer']
+
+
+NBGRADER = '80_stratified_sampling'      # one assignment through nbgrader's own pipeline (every one through `grade`)
+
+
+def test_nbgrader_pipeline_end_to_end(course):
+    """generate_assignment, autograde and generate_feedback on the built course, with its gradebook: the reference scores
+    every test point, the untouched copy none, the planted mistake what `grade` gives it; the written answer waits for
+    the instructor; a feedback page per student."""
+    rows, res, out = course
+    r = rows[NBGRADER]
+    got = autograde(out, NBGRADER, {'reference': r['source'], 'blank': r['student'], 'mistake': out / f'{NBGRADER}_mistake.ipynb'})
+    auto_max = res[(NBGRADER, 'reference')]['max_score']
+    assert got['reference']['auto_score'] == got['reference']['auto_max'] == auto_max, got['reference']
+    assert got['blank']['auto_score'] == 0, got['blank']
+    assert got['mistake']['auto_score'] == MISTAKES[NBGRADER][2], got['mistake']
+    written = list(nbformat.read(r['source'], as_version=4).metadata['medseg_nb']['written'])
+    assert got['reference']['needs_manual_grade'] == written and got['reference']['max_score'] == r['points']
+    for who, g in got.items():
+        page = Path(g['feedback'])
+        assert page.exists() and page.stat().st_size > 1000, (who, page)
+    assert (out / 'gradebook.db').exists() and (out / 'release' / NBGRADER / f'{NBGRADER}.ipynb').exists()
 
 
 def _demo(tmp_path, solution: str):
