@@ -26,17 +26,22 @@ from medseg_nb.methods.graphseg.vessel_graph import (
 )
 
 # %% auto #0
-__all__ = ['SHIFTS', 'expected_loglik', 'kl_normal', 'grid_degree', 'grid_logdet', 'kl_smooth', 'kl_gamma', 'gamma_posterior',
-           'gamma_marginal_nll', 'residual_energy', 'noise_nll', 'noise_precision', 'boundary_prob', 'edge_nll',
+__all__ = ['SHIFTS', 'residual_energy', 'expected_loglik', 'kl_normal', 'grid_degree', 'grid_logdet', 'kl_smooth', 'kl_gamma',
+           'gamma_posterior', 'gamma_marginal_nll', 'noise_nll', 'noise_precision', 'boundary_prob', 'edge_nll',
            'edge_precision', 'Decomposer', 'GraphSegNet', 'neg_elbo', 'vesselness', 'DeformableGraph',
            'alignment_energy', 'warp_from_atlas', 'fit_prior', 'prior_kl', 'PriorDataset', 'GraphSeg']
 
 # %% ../../../nbs/21_graphseg.ipynb #c006
+def residual_energy(x, mu_s, logvar_s, mu_n, logvar_n) -> torch.Tensor:
+    "E_q[(x - s - n)^2] per pixel (B x C x H x W)."
+    return (x - mu_s - mu_n) ** 2 + logvar_s.exp() + logvar_n.exp()
+
+
 def expected_loglik(x, mu_s, logvar_s, mu_n, logvar_n, log_noise) -> torch.Tensor:
     """E_q[log N(x; s + n, sigma^2)] per item (B), closed form; all maps B x C x H x W, `log_noise` = log sigma^2
     (broadcast)."""
     log_noise = torch.as_tensor(log_noise, dtype=x.dtype, device=x.device)
-    r = (x - mu_s - mu_n) ** 2 + logvar_s.exp() + logvar_n.exp()
+    r = residual_energy(x, mu_s, logvar_s, mu_n, logvar_n)
     return (-0.5 * (r / log_noise.exp() + log_noise + math.log(2 * math.pi))).flatten(1).sum(1)
 
 
@@ -110,11 +115,6 @@ def gamma_marginal_nll(E: torch.Tensor, m, a: float, b) -> torch.Tensor:
         - torch.lgamma(a + 0.5 * m)
         + 0.5 * m * math.log(2 * math.pi)
     )
-
-
-def residual_energy(x, mu_s, logvar_s, mu_n, logvar_n) -> torch.Tensor:
-    "E_q[(x - s - n)^2] per pixel (B x C x H x W)."
-    return (x - mu_s - mu_n) ** 2 + logvar_s.exp() + logvar_n.exp()
 
 
 def noise_nll(x, mu_s, logvar_s, mu_n, logvar_n, a: float = 1.0, b: float = 1e-6) -> torch.Tensor:

@@ -5,6 +5,7 @@
 # %% ../../../nbs/40_selective_scan.ipynb #c003
 from __future__ import annotations
 import math
+import os
 import warnings
 import torch
 import torch.nn.functional as F
@@ -139,7 +140,6 @@ def selective_scan_triton(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
 ):
     "The scan as one Triton launch forward and one backward; CUDA tensors, or any with TRITON_INTERPRET=1 (CPU, slow)."
-    import os
 
     scan = _triton_scan()
     if scan is None:

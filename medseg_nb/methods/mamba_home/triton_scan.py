@@ -12,6 +12,24 @@ import triton.language as tl
 
 
 @triton.jit
+def _program(D, N, L, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
+    """This program's sequence and channels d (BLOCK_D) and states n (BLOCK_N), their masks, and the offsets of its
+    state (b x D x N), of its rows of delta, u, y (b x D x L) and of its rows of B, C (b x N x L)."""
+    pid_b, pid_d = tl.program_id(0), tl.program_id(1)
+    d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    n = tl.arange(0, BLOCK_N)
+    mask_d, mask_n = d < D, n < N
+    state = (pid_b * D + d[:, None]) * N + n[None, :]
+    return pid_b, pid_d, d, n, mask_d, mask_n, state, pid_b * D * L + d * L, pid_b * N * L + n * L
+
+
+@triton.jit
+def _step(h, A, dt, u, B_t):
+    "h_t = exp(delta_t A) h_{t-1} + delta_t u_t B_t, for BLOCK_D channels x BLOCK_N states."
+    return tl.exp(dt[:, None] * A) * h + (dt * u)[:, None] * B_t[None, :]
+
+
+@triton.jit
 def _scan_fwd(
     dt_ptr,
     u_ptr,
@@ -30,16 +48,10 @@ def _scan_fwd(
     BLOCK_N: tl.constexpr,
 ):
     "One program: one sequence and BLOCK_D channels; its state h (BLOCK_D x N) stays in registers for all L steps."
-    pid_b, pid_d = tl.program_id(0), tl.program_id(1)
-    d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    n = tl.arange(0, BLOCK_N)
-    mask_d, mask_n = d < D, n < N
+    pid_b, pid_d, d, n, mask_d, mask_n, state, row, col = _program(D, N, L, BLOCK_D, BLOCK_N)
     mask_dn = mask_d[:, None] & mask_n[None, :]
-    state = (pid_b * D + d[:, None]) * N + n[None, :]  # index into b x D x N
     A = tl.load(A_ptr + d[:, None] * N + n[None, :], mask=mask_dn, other=0.0)
     h = tl.zeros((BLOCK_D, BLOCK_N), dtype=A.dtype)
-    row = pid_b * D * L + d * L  # delta, u, y: b x D x L
-    col = pid_b * N * L + n * L  # B, C: b x N x L
     for k in range(0, K):
         tl.store(hck_ptr + state * K + k, h, mask=mask_dn)  # h at the start of chunk k, for backward
         for j in range(0, CHUNK):
@@ -49,8 +61,8 @@ def _scan_fwd(
             u = tl.load(u_ptr + row + t, mask=mask_d & ok, other=0.0)
             B_t = tl.load(B_ptr + col + t, mask=mask_n & ok, other=0.0)
             C_t = tl.load(C_ptr + col + t, mask=mask_n & ok, other=0.0)
-            # h_t = exp(delta_t A) h_{t-1} + delta_t u_t B_t ;  y_t = <h_t, C_t>
-            h = tl.exp(dt[:, None] * A) * h + (dt * u)[:, None] * B_t[None, :]
+            h = _step(h, A, dt, u, B_t)
+            # y_t = <h_t, C_t>
             tl.store(y_ptr + row + t, tl.sum(h * C_t[None, :], 1), mask=mask_d & ok)
     tl.store(last_ptr + state, h, mask=mask_dn)
 
@@ -81,15 +93,9 @@ def _scan_bwd(
     BLOCK_N: tl.constexpr,
 ):
     "Chunks from last to first: recompute the chunk's states from its saved start, then walk them backwards."
-    pid_b, pid_d = tl.program_id(0), tl.program_id(1)
-    d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    n = tl.arange(0, BLOCK_N)
-    mask_d, mask_n = d < D, n < N
+    pid_b, pid_d, d, n, mask_d, mask_n, state, row, col = _program(D, N, L, BLOCK_D, BLOCK_N)
     mask_dn = mask_d[:, None] & mask_n[None, :]
-    state = (pid_b * D + d[:, None]) * N + n[None, :]
     A = tl.load(A_ptr + d[:, None] * N + n[None, :], mask=mask_dn, other=0.0)
-    row = pid_b * D * L + d * L
-    col = pid_b * N * L + n * L
     part = ((pid_b * ND + pid_d) * N + n) * L  # this program's share of dB, dC: b x ND x N x L
     hs = (
         scratch_ptr
@@ -109,7 +115,7 @@ def _scan_bwd(
             dt = tl.load(dt_ptr + row + t, mask=mask_d & ok, other=0.0)
             u = tl.load(u_ptr + row + t, mask=mask_d & ok, other=0.0)
             B_t = tl.load(B_ptr + col + t, mask=mask_n & ok, other=0.0)
-            h = tl.exp(dt[:, None] * A) * h + (dt * u)[:, None] * B_t[None, :]
+            h = _step(h, A, dt, u, B_t)
             tl.store(hs + j, h)
         tl.debug_barrier()
         for jj in range(0, CHUNK):
