@@ -4,6 +4,7 @@
 
 # %% ../nbs/91_site.ipynb #c003
 from __future__ import annotations
+import copy
 import html
 import json
 import os
@@ -19,8 +20,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 # %% auto #0
-__all__ = ['PLOTLY_MATHJAX', 'MAIN_GUARD', 'ASSET_FILES', 'URLS', 'page_info', 'copy_assets', 'sliced', 'SlicedClient', 'execute',
-           'render', 'index_html', 'build_site']
+__all__ = ['PLOTLY_MATHJAX', 'MAIN_GUARD', 'ASSET_FILES', 'URLS', 'DIRECTIVE', 'NAV', 'NAV_CSS', 'page_info', 'copy_assets',
+           'sliced', 'SlicedClient', 'execute', 'for_readers', 'render', 'index_html', 'syllabus', 'navigation',
+           'add_navigation', 'build_site']
 
 # %% ../nbs/91_site.ipynb #c005
 PLOTLY_MATHJAX = re.compile(r'<script src="https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/[^"]*"></script>')
@@ -123,11 +125,47 @@ def execute(nb, cwd: str | Path, timeout: int = 600, kernel_log=None):
     return nb
 
 
-def render(nb, resources: dict | None = None) -> str:
-    "nbconvert's lab template with local require.js, widget renderer and MathJax."
-    from nbconvert import HTMLExporter
+DIRECTIVE = re.compile(r'^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
 
-    body, _ = HTMLExporter(template_name='lab', **URLS).from_notebook_node(nb, resources=resources or {})
+
+def for_readers(nb):
+    """A copy of an executed notebook as nbdev's documentation shows it: `#| hide`, `#| include: false` and
+    `#| default_exp` cells dropped, `#| echo: false` inputs and `#| output: false` outputs hidden, and the directive
+    lines themselves (`#| export`, `#| eval: false`, ...) taken out of every code cell."""
+    nb = copy.deepcopy(nb)
+    cells = []
+    for c in nb.cells:
+        if c.cell_type != 'code':
+            cells.append(c)
+            continue
+        lines = c.source.splitlines()
+        k = 0
+        while k < len(lines) and DIRECTIVE.match(lines[k]):
+            k += 1
+        found = {m[1].lower(): m[2].lower() for m in map(DIRECTIVE.match, lines[:k])}
+        if 'hide' in found or 'default_exp' in found or found.get('include') == 'false':
+            continue
+        c.source = '\n'.join(lines[k:]).strip('\n')
+        if found.get('echo') == 'false' or not c.source:
+            c.metadata.setdefault('jupyter', {})['source_hidden'] = True
+            c.metadata.setdefault('tags', []).append('remove_input')
+        if found.get('output') == 'false':
+            c.outputs = []
+        cells.append(c)
+    nb.cells = cells
+    return nb
+
+
+def render(nb, resources: dict | None = None) -> str:
+    "nbconvert's lab template with local require.js, widget renderer and MathJax; inputs tagged remove_input hidden."
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.TagRemovePreprocessor.enabled = True
+    cfg.TagRemovePreprocessor.remove_input_tags = {'remove_input'}
+    exporter = HTMLExporter(template_name='lab', config=cfg, **URLS)
+    body, _ = exporter.from_notebook_node(nb, resources=resources or {})
     # plotly's notebook renderer adds a MathJax 3 <script> from a CDN to every figure; the page has MathJax locally
     return PLOTLY_MATHJAX.sub('', body)
 
@@ -148,8 +186,7 @@ def _build_one(path: str, out: str, fast: bool, threads: int = 1, cell_timeout: 
                 break
             except Exception as e:
                 # a cell over its time limit, or a dead kernel, gets one more try in a fresh kernel (a backstop: the
-                # missed
-                # replies that caused most such timeouts are handled by `sliced`); a real error fails at once
+                # missed replies that caused most such timeouts are handled by `sliced`); a real error fails at once
                 err = f'{type(e).__name__}: {e}'
                 if attempt == 2 or not re.search(r'Timeout|DeadKernel|Kernel died', err):
                     return dict(name=path.stem, error=f'{err} (kernel log: {log})')
@@ -157,7 +194,7 @@ def _build_one(path: str, out: str, fast: bool, threads: int = 1, cell_timeout: 
                 klog.write(f'--- attempt 1 failed: {err[:300]}; a fresh kernel ---\n')
                 klog.flush()
     name = 'readme' if path.stem == 'index' else path.stem  # index.html is the site's own index
-    (Path(out) / f'{name}.html').write_text(render(nb))
+    (Path(out) / f'{name}.html').write_text(render(for_readers(nb)))
     return dict(name=name, file=f'{name}.html', seconds=round(time.time() - t, 1), **retried, **page_info(nb))
 
 # %% ../nbs/91_site.ipynb #c012
@@ -177,6 +214,55 @@ li{{margin:.5em 0}} .sum{{display:block;color:#555;font-size:.9em}}</style></hea
 {items}
 </ul></body></html>
 """
+
+
+NAV = re.compile(r'<!-- medseg-nav -->.*?<!-- /medseg-nav -->\n?', re.S)
+NAV_CSS = (
+    '.medseg-side{position:fixed;top:0;left:0;bottom:0;width:15em;overflow-y:auto;padding:1em .8em;'
+    'background:#f6f7f9;border-right:1px solid #ddd;font:13px/1.4 system-ui,sans-serif;z-index:10}'
+    '.medseg-side a{display:block;padding:.15em .3em;color:#234;text-decoration:none;border-radius:3px}'
+    '.medseg-side a.here{background:#dde6f3;font-weight:600}.medseg-side h2{font-size:14px;margin:.2em 0 .6em}'
+    'body{padding-left:16.5em!important}'
+    '.medseg-pn{display:flex;justify-content:space-between;gap:1em;margin:1em 2em;font:14px system-ui,sans-serif}'
+    '@media (max-width:900px){.medseg-side{position:static;width:auto;border:0}body{padding-left:0!important}}'
+)
+
+
+def syllabus(pages: list[dict]) -> list[dict]:
+    "The reading order: README (the index notebook) first, then the notebooks in number order."
+    return sorted(pages, key=lambda p: (p['name'] != 'readme', p['name']))
+
+
+def navigation(pages: list[dict], name: str) -> tuple[str, str]:
+    "(sidebar and top links, bottom links) of page `name`: the syllabus, previous and next."
+    order = syllabus(pages)
+    names = [p['name'] for p in order]
+    if name not in names:
+        raise ValueError(f"page {name!r} is not in the site's pages {names}")
+    i = names.index(name)
+    link = lambda p, cls='': f'<a href="{html.escape(p["file"])}"{cls}>{html.escape(p["title"])}</a>'
+    side = ''.join(link(p, ' class="here"' if p['name'] == name else '') for p in order)
+    prev = f'<span class="prev">&larr; {link(order[i - 1])}</span>' if i > 0 else '<span></span>'
+    nxt = f'<span class="next">{link(order[i + 1])} &rarr;</span>' if i + 1 < len(order) else '<span></span>'
+    pn = f'<nav class="medseg-pn" aria-label="previous and next">{prev}{nxt}</nav>'
+    top = (
+        f'<style>{NAV_CSS}</style><nav class="medseg-side" aria-label="syllabus">'
+        f'<h2><a href="index.html">medseg_nb tutorials</a></h2>{side}</nav>{pn}'
+    )
+    return top, pn
+
+
+def add_navigation(out: str | Path, pages: list[dict]):
+    "Give every page of the site its sidebar and previous / next links (replacing those of an earlier build)."
+    for p in pages:
+        f = Path(out) / p['file']
+        page = NAV.sub('', f.read_text())
+        top, bottom = navigation(pages, p['name'])
+        page = re.sub(
+            r'(<body[^>]*>)', lambda m: f'{m[1]}\n<!-- medseg-nav -->{top}<!-- /medseg-nav -->\n', page, count=1
+        )
+        page = page.replace('</body>', f'<!-- medseg-nav -->{bottom}<!-- /medseg-nav -->\n</body>', 1)
+        f.write_text(page)
 
 
 def build_site(
@@ -225,7 +311,8 @@ def build_site(
             for p in json.loads((out / 'pages.json').read_text())
             if p['name'] not in done and (out / p['file']).exists()
         ]
-    pages.sort(key=lambda p: p['name'])
+    pages = syllabus(pages)
+    add_navigation(out, pages)
     (out / 'index.html').write_text(index_html(pages))
     (out / 'pages.json').write_text(json.dumps(pages, indent=1))
     if failed:

@@ -84,3 +84,20 @@ def test_page_renders(server, browser, name):
 
 def test_every_method_has_a_page():
     assert set(METHOD_PAGES.values()) <= {p['name'] for p in PAGES}, 'a method family lacks its page in the site'
+
+
+def test_pages_have_the_syllabus_and_no_directives():
+    "Every page: the syllabus sidebar (README first, then number order), previous / next links, no `#|` directive in code."
+    import re
+    if not PAGES: pytest.fail(f'no site at {SITE}: build it with `make site` (make test does)')
+    files = [p['file'] for p in PAGES]
+    assert PAGES[0]['name'] == 'readme' and [p['name'] for p in PAGES[1:]] == sorted(p['name'] for p in PAGES[1:])
+    for i, p in enumerate(PAGES):
+        text = (SITE / p['file']).read_text()
+        side = re.search(r'<nav class="medseg-side".*?</nav>', text, re.S)
+        assert side and re.findall(r'href="([^"]+)"', side[0]) == ['index.html', *files], p['name']
+        nxt = re.search(r'class="next"><a href="([^"]+)"', text)
+        prev = re.search(r'class="prev">&larr; <a href="([^"]+)"', text)
+        assert (nxt[1] if nxt else None) == (files[i + 1] if i + 1 < len(files) else None), p['name']
+        assert (prev[1] if prev else None) == (files[i - 1] if i else None), p['name']
+        assert not re.search(r'class="c1">#\|', text), f"{p['name']}: a directive is shown in a code cell"
