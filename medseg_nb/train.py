@@ -23,7 +23,7 @@ from .viz import atomic_write_bytes
 
 # %% auto #0
 __all__ = ['TRAIN_DEFAULTS', 'save_checkpoint', 'load_checkpoint', 'lr_at', 'EMATeacher', 'sliding_window', 'predict',
-           'evaluate_model', 'val_patch', 'geometry', 'Trainer']
+           'evaluate_model', 'val_patch', 'geometry', 'TrainerBase', 'Trainer']
 
 # %% ../nbs/06_train.ipynb #c006
 def save_checkpoint(path: str | Path, state: dict) -> Path:
@@ -288,8 +288,10 @@ def _set_rng_state(st: dict):
         torch.cuda.set_rng_state_all(st['cuda'])
 
 # %% ../nbs/06_train.ipynb #c023
-class Trainer:
-    "Train `method` on `train_ds` (and `unlabeled_ds` when semi-supervised), validate on `val_ds`, write to `out`."
+class TrainerBase:
+    """Everything the training loop needs but the loop: the model on its device (DDP across ranks), the optimiser and
+    the AMP scaler, the EMA teacher, shuffled batch streams, checkpoints and history, validation. `Trainer` adds the
+    loop."""
 
     def __init__(
         self,
@@ -466,103 +468,6 @@ class Trainer:
         return {f'val_{k}': v for k, v in mean.items()}
 
     # --- the loop -------------------------------------------------------------------------------
-    def fit(self, resume: str | Path | dict | None = None, callback: Callable | None = None) -> dict:
-        "Train until `cfg.steps` or `cfg.max_minutes`; returns a summary. Ctrl-C saves `last.pt` and re-raises."
-        if resume is not None:
-            self.load_state(resume if isinstance(resume, dict) else load_checkpoint(resume, self.device))
-        cfg, total = self.cfg, self.cfg.steps
-        self.method.setup(total)
-        if self.out is not None and self.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-        lab = self._stream(self.train_ds, self.labeled_idx, cfg.batch_size, 0)
-        unl = None
-        if self.semi:
-            uds = self.unlabeled_ds if self.unlabeled_ds is not None else self.train_ds
-            unl = self._stream(uds, self.unlabeled_idx, cfg.unlabeled_batch_size or cfg.batch_size, 7919)
-        t0 = time.time()
-        self.started = t0
-        stopped = 'steps'
-        self._elapsed0 = 0.0  # a resumed run starts its time budget afresh
-        bar = tqdm(
-            total=total,
-            initial=self.step,
-            desc=self.method.name,
-            disable=not (cfg.progress and self.is_main),
-            dynamic_ncols=True,
-        )
-        self.model.train()
-        try:
-            while self.step < total:
-                if cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes:
-                    stopped = 'time'
-                    break
-                for g in self.opt.param_groups:
-                    g['lr'] = self._lr(t0)
-                lb = _to(next(lab), self.device)
-                ub = None
-                if unl is not None:
-                    ub = _to(next(unl), self.device)
-                    ub.pop('label', None)  # unlabeled means unlabeled
-                ctx = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
-                with ctx:
-                    parts = self.method.losses(
-                        self.ddp, lb, ub, self.teacher.model if self.teacher else None, self.step
-                    )
-                loss = parts['loss']
-                if not torch.isfinite(loss):
-                    terms = {
-                        k: round(float(v.detach() if isinstance(v, torch.Tensor) else v), 4) for k, v in parts.items()
-                    }
-                    raise FloatingPointError(
-                        f"loss is {loss.item()} at step {self.step} ({terms}); "
-                        f"lower the learning rate (now {self.opt.param_groups[0]['lr']:.2e})"
-                    )
-                self.opt.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                if cfg.grad_clip:
-                    self.scaler.unscale_(self.opt)
-                    nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g['params']], cfg.grad_clip)
-                self.scaler.step(self.opt)
-                self.scaler.update()
-                if self.teacher is not None:
-                    self.teacher.update(self.model, self.step)
-                self.step += 1
-                bar.update(1)
-                if self.step % cfg.log_every == 0 or self.step == total:
-                    row = dict(
-                        step=self.step,
-                        seconds=round(time.time() - t0, 2),
-                        lr=self.opt.param_groups[0]['lr'],
-                        **{k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in parts.items()},
-                    )
-                    if self.step % cfg.val_every == 0 or self.step == total:
-                        row.update(self._validate_and_save())
-                    self._log(row)
-                    bar.set_postfix({k: f'{v:.3f}' for k, v in row.items() if k in ('loss', 'val_dice_mean')})
-                elif self.step % cfg.val_every == 0:
-                    self._log(dict(step=self.step, seconds=round(time.time() - t0, 2), **self._validate_and_save()))
-                if callback is not None:
-                    callback(self)
-        except KeyboardInterrupt:
-            self.save('last.pt')
-            bar.close()
-            raise
-        bar.close()
-        if self._saved_at != self.step:  # the same decision on every rank, or a barrier would hang
-            self._log(dict(step=self.step, seconds=round(time.time() - t0, 2), **self._validate_and_save()))
-        summary = dict(
-            method=self.method.name,
-            steps=self.step,
-            stopped=stopped,
-            seconds=round(time.time() - t0, 1),
-            params=self.n_params(),
-            best_val_dice=self.best if self.best > -float('inf') else None,
-            **{k: v for k, v in (self.history[-1] if self.history else {}).items() if k.startswith('val_')},
-        )
-        if self.world > 1:
-            summary['ranks_agree'] = self._ranks_agree()
-        return summary
-
     def _lr(self, t0: float) -> float:
         "The schedule follows whichever budget ends first: steps, or minutes (then it depends on the clock)."
         cfg, total = self.cfg, self.cfg.steps
@@ -590,3 +495,112 @@ class Trainer:
         gathered = [torch.zeros_like(vec) for _ in range(self.world)]
         dist.all_gather(gathered, vec)
         return all(torch.equal(gathered[0], g) for g in gathered[1:])
+
+# %% ../nbs/06_train.ipynb #c101
+class Trainer(TrainerBase):
+    "Train `method` on `train_ds` (and `unlabeled_ds` when semi-supervised), validate on `val_ds`, write to `out`."
+
+    def train_step(self, labeled: dict, unlabeled: dict | None) -> dict:
+        """One optimisation step on a labeled batch (and an unlabeled one): theta <- opt(theta, grad L(theta)), then
+        the teacher's EMA. Returns the method's loss terms."""
+        amp = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+        with amp:
+            # L = the method's objective (Method.losses states it): supervised terms + its unlabeled terms
+            parts = self.method.losses(
+                self.ddp, labeled, unlabeled, self.teacher.model if self.teacher else None, self.step
+            )
+        loss = parts['loss']
+        if not torch.isfinite(loss):
+            terms = {k: round(float(v.detach() if isinstance(v, torch.Tensor) else v), 4) for k, v in parts.items()}
+            raise FloatingPointError(
+                f"loss is {loss.item()} at step {self.step} ({terms}); "
+                f"lower the learning rate (now {self.opt.param_groups[0]['lr']:.2e})"
+            )
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip:  # ||grad|| <= grad_clip, measured on the unscaled gradients
+            self.scaler.unscale_(self.opt)
+            nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g['params']], self.cfg.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        if self.teacher is not None:  # theta_teacher <- alpha theta_teacher + (1 - alpha) theta
+            self.teacher.update(self.model, self.step)
+        return parts
+
+    def _batches(self, labeled, unlabeled) -> tuple[dict, dict | None]:
+        "The next labeled batch, and the next unlabeled one (its labels dropped: unlabeled means unlabeled)."
+        lb = _to(next(labeled), self.device)
+        if unlabeled is None:
+            return lb, None
+        ub = _to(next(unlabeled), self.device)
+        ub.pop('label', None)
+        return lb, ub
+
+    def _record(self, parts: dict, t0: float, bar):
+        "Log the loss terms every `log_every` steps; validate and save every `val_every` steps and at the end."
+        cfg, total = self.cfg, self.cfg.steps
+        at_end = self.step == total
+        if self.step % cfg.log_every == 0 or at_end:
+            terms = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in parts.items()}
+            row = dict(step=self.step, seconds=round(time.time() - t0, 2), lr=self.opt.param_groups[0]['lr'], **terms)
+            if self.step % cfg.val_every == 0 or at_end:
+                row.update(self._validate_and_save())
+            self._log(row)
+            bar.set_postfix({k: f'{v:.3f}' for k, v in row.items() if k in ('loss', 'val_dice_mean')})
+        elif self.step % cfg.val_every == 0:
+            self._log(dict(step=self.step, seconds=round(time.time() - t0, 2), **self._validate_and_save()))
+
+    def fit(self, resume: str | Path | dict | None = None, callback: Callable | None = None) -> dict:
+        "Train until `cfg.steps` or `cfg.max_minutes`; returns a summary. Ctrl-C saves `last.pt` and re-raises."
+        if resume is not None:
+            self.load_state(resume if isinstance(resume, dict) else load_checkpoint(resume, self.device))
+        cfg, total = self.cfg, self.cfg.steps
+        self.method.setup(total)
+        if self.out is not None and self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        labeled = self._stream(self.train_ds, self.labeled_idx, cfg.batch_size, 0)
+        unlabeled = None
+        if self.semi:
+            uds = self.unlabeled_ds if self.unlabeled_ds is not None else self.train_ds
+            unlabeled = self._stream(uds, self.unlabeled_idx, cfg.unlabeled_batch_size or cfg.batch_size, 7919)
+        t0 = self.started = time.time()
+        stopped, self._elapsed0 = 'steps', 0.0  # a resumed run starts its time budget afresh
+        show = cfg.progress and self.is_main
+        bar = tqdm(total=total, initial=self.step, desc=self.method.name, disable=not show, dynamic_ncols=True)
+        self.model.train()
+        try:
+            while self.step < total:
+                if cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes:
+                    stopped = 'time'
+                    break
+                for g in self.opt.param_groups:
+                    g['lr'] = self._lr(t0)
+                parts = self.train_step(*self._batches(labeled, unlabeled))
+                self.step += 1
+                bar.update(1)
+                self._record(parts, t0, bar)
+                if callback is not None:
+                    callback(self)
+        except KeyboardInterrupt:
+            self.save('last.pt')
+            bar.close()
+            raise
+        bar.close()
+        return self._summary(stopped, t0)
+
+    def _summary(self, stopped: str, t0: float) -> dict:
+        if self._saved_at != self.step:  # the same decision on every rank, or a barrier would hang
+            self._log(dict(step=self.step, seconds=round(time.time() - t0, 2), **self._validate_and_save()))
+        last = self.history[-1] if self.history else {}
+        summary = dict(
+            method=self.method.name,
+            steps=self.step,
+            stopped=stopped,
+            seconds=round(time.time() - t0, 1),
+            params=self.n_params(),
+            best_val_dice=self.best if self.best > -float('inf') else None,
+            **{k: v for k, v in last.items() if k.startswith('val_')},
+        )
+        if self.world > 1:
+            summary['ranks_agree'] = self._ranks_agree()
+        return summary
