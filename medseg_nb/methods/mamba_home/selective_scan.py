@@ -19,15 +19,15 @@ __all__ = ['selective_scan_ref', 'selective_scan_chunked', 'selective_scan_trito
 def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     if u.ndim != 3 or delta.shape != u.shape:
         raise ValueError(
-            f"selective_scan expects u and delta of shape B x D x L, got {tuple(u.shape)} and {tuple(delta.shape)}"
+            f"selective_scan expects u and delta of shape b x d x L (batch x channels x length), got {tuple(u.shape)} and {tuple(delta.shape)}"
         )
     b, d, L = u.shape
     if A.shape[0] != d or A.ndim != 2:
-        raise ValueError(f"A must be D x N = {d} x N, got {tuple(A.shape)}")
+        raise ValueError(f"A must be d x N = {d} x N, got {tuple(A.shape)}")
     n = A.shape[1]
     for name, t in (('B', B), ('C', C)):
         if t.shape != (b, n, L):
-            raise ValueError(f"{name} must be B x N x L = {(b, n, L)}, got {tuple(t.shape)}")
+            raise ValueError(f"{name} must be b x N x L = {(b, n, L)}, got {tuple(t.shape)}")
     ft = torch.promote_types(u.dtype, torch.float32)  # at least float32 (half inputs), float64 kept
     dt = delta.to(ft)
     if delta_bias is not None:
@@ -47,13 +47,13 @@ def _finish(y, u, D, z, dtype):
 def selective_scan_ref(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
 ):
-    "The S6 scan, one step at a time (the reference): u, delta B x D x L; A D x N; B, C B x N x L; returns B x D x L."
+    "The S6 scan, one step at a time (the reference): u, delta b x d x L; A d x N; B, C b x N x L; returns b x d x L."
     dt, A_, B_, C_, uf = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     b, d, L = u.shape
     x = uf.new_zeros(b, d, A.shape[1])
     ys = []
     for t in range(L):
-        dA = torch.exp(dt[:, :, t, None] * A_)  # B x D x N
+        dA = torch.exp(dt[:, :, t, None] * A_)  # b x d x N
         x = dA * x + (dt[:, :, t] * uf[:, :, t])[..., None] * B_[:, None, :, t]
         ys.append((x * C_[:, None, :, t]).sum(-1))
     out = _finish(torch.stack(ys, -1), uf, D, z, u.dtype)
@@ -87,7 +87,7 @@ def selective_scan_chunked(
     # (1) within every chunk, from a zero state: the read-out of h, and each chunk's final h
     h, yh = None, []
     for t in range(T):
-        w = duT[t][..., None] * BT[t]  # K x b x D x N
+        w = duT[t][..., None] * BT[t]  # K x b x d x N
         h = w if h is None else torch.exp(dtT[t][..., None] * A_) * h + w
         yh.append((h * CT[t]).sum(-1))
     # (2) across chunks: the true state at every chunk's start
@@ -190,7 +190,7 @@ def selective_scan(
 
 # %% ../../../nbs/40_selective_scan.ipynb #c018
 class Mamba(nn.Module):
-    "A Mamba block over B x L x d sequences."
+    "A Mamba block over b x L x d sequences."
 
     def __init__(
         self,
@@ -219,7 +219,7 @@ class Mamba(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         L = h.shape[1]
-        x, z = self.in_proj(h).transpose(1, 2).chunk(2, 1)  # B x di x L each
+        x, z = self.in_proj(h).transpose(1, 2).chunk(2, 1)  # b x di x L each
         x = F.silu(self.conv(x)[..., :L])  # causal: drop the look-ahead
         dbc = self.x_proj(x.transpose(1, 2))
         dt, Bm, Cm = dbc.split([self.dt_rank, self.d_state, self.d_state], -1)
@@ -239,7 +239,7 @@ class Mamba(nn.Module):
 
 # %% ../../../nbs/40_selective_scan.ipynb #c021
 def scan_orders(shape: tuple[int, int, int], n: int = 2, device=None) -> list[torch.Tensor]:
-    "Up to 6 token permutations of a D x H x W grid: (d,h,w) forward and backward, then (h,w,d) and (w,d,h) both ways."
+    "Up to 6 token permutations of a depth x H x W grid: (d,h,w) forward and backward, then (h,w,d) and (w,d,h) both ways."
     idx = torch.arange(math.prod(shape), device=device).view(shape)
     base = [idx.reshape(-1), idx.permute(1, 2, 0).reshape(-1), idx.permute(2, 0, 1).reshape(-1)]
     orders = []
@@ -251,7 +251,7 @@ def scan_orders(shape: tuple[int, int, int], n: int = 2, device=None) -> list[to
 
 
 class MambaLayer3D(nn.Module):
-    "Mamba over the voxels of B x C x D x H x W features along several scan orders (averaged)."
+    "Mamba over the voxels of b x c x depth x H x W features along several scan orders (averaged)."
 
     def __init__(self, dim: int, orders: int = 2, d_state: int = 16):
         super().__init__()
@@ -259,7 +259,7 @@ class MambaLayer3D(nn.Module):
         self.mamba = Mamba(dim, d_state)
 
     def scan(self, seq: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
-        "The same on a token sequence B x L x C of a D x H x W grid (L = D H W, raster order): B x L x C."
+        "The same on a token sequence b x L x c of a depth x H x W grid (L = depth H W, raster order): b x L x c."
         out = torch.zeros_like(seq)
         perms = scan_orders(tuple(shape), self.orders, seq.device)
         for p in perms:
@@ -267,5 +267,5 @@ class MambaLayer3D(nn.Module):
         return out / len(perms)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        seq = x.flatten(2).transpose(1, 2)  # B x L x C
+        seq = x.flatten(2).transpose(1, 2)  # b x L x c
         return self.scan(seq, tuple(x.shape[2:])).transpose(1, 2).reshape(x.shape)
