@@ -19,7 +19,8 @@ __all__ = ['selective_scan_ref', 'selective_scan_chunked', 'selective_scan_trito
 def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     if u.ndim != 3 or delta.shape != u.shape:
         raise ValueError(
-            f"selective_scan expects u and delta of shape b x d x L (batch x channels x length), got {tuple(u.shape)} and {tuple(delta.shape)}"
+            f"selective_scan expects u and delta of shape b x d x L (batch x channels x length), "
+            f"got {tuple(u.shape)} and {tuple(delta.shape)}"
         )
     b, d, L = u.shape
     if A.shape[0] != d or A.ndim != 2:
@@ -239,7 +240,8 @@ class Mamba(nn.Module):
 
 # %% ../../../nbs/40_selective_scan.ipynb #c021
 def scan_orders(shape: tuple[int, int, int], n: int = 2, device=None) -> list[torch.Tensor]:
-    "Up to 6 token permutations of a depth x H x W grid: (d,h,w) forward and backward, then (h,w,d) and (w,d,h) both ways."
+    """Up to 6 token permutations of a depth x H x W grid: (d,h,w) forward and backward, then (h,w,d) and (w,d,h)
+    both ways."""
     idx = torch.arange(math.prod(shape), device=device).view(shape)
     base = [idx.reshape(-1), idx.permute(1, 2, 0).reshape(-1), idx.permute(2, 0, 1).reshape(-1)]
     orders = []
