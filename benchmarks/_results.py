@@ -110,3 +110,32 @@ def shard(jobs: list, spec: str, done=frozenset(), key=None) -> list:
 def machines(runs) -> str:
     "The machines the runs were measured on, one line."
     return '; '.join(sorted({r.get('machine') or 'unrecorded' for r in runs})) or machine()
+
+
+# --- what the claims table reads off a grid ----------------------------------------------------------------------------
+def converged(curve) -> float:
+    "Change of validation Dice over the last fifth of training (points of Dice x 100)."
+    steps = np.array([c[0] for c in curve], float)
+    dice = np.array([c[1] for c in curve], float)
+    tail = dice[steps >= 0.8 * steps.max()]
+    return float(100 * (tail.max() - tail.min())) if len(tail) > 1 else float('nan')
+
+
+def paired(a: dict, b: dict):
+    "Mean and 95 % t-interval of b - a over the seeds both have."
+    from scipy import stats
+    seeds = sorted(set(a) & set(b))
+    d = np.array([b[s] - a[s] for s in seeds])
+    if len(d) < 2: return (float(d.mean()) if len(d) else float('nan')), None, len(d)
+    h = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return float(d.mean()), (float(d.mean() - h), float(d.mean() + h)), len(d)
+
+
+def verdict(diff: float, ci, n: int, higher_is_better: bool = True, min_seeds: int = 3) -> str:
+    "The claims table's verdict on a paired method - baseline difference and its 95 % interval over seeds."
+    if n < min_seeds or ci is None: return f'too few seeds ({n} of {min_seeds})'
+    sign = 1 if higher_is_better else -1
+    d, (lo, hi) = sign * diff, sorted((sign * ci[0], sign * ci[1]))
+    if lo > 0: return 'reproduced'
+    if hi < 0: return 'contradicted'
+    return 'same direction, not significant' if d > 0 else 'not reproduced'

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import grid_args, grid_state, listed, machine, machines, mean_sd, save_json, shard, write_section  # noqa: E402
+from _results import (converged, grid_args, grid_state, listed, machine, machines, mean_sd, paired, save_json,  # noqa: E402
+                      shard, write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -59,24 +60,6 @@ def run_one(method, patients, seed, steps, val_every, root, tmp) -> dict:
     return dict(method=method, patients=patients, seed=seed, steps=s['steps'], seconds=round(secs, 1),
                 steps_per_s=round(s['steps'] / max(s['seconds'], 1e-9), 3), dice=s['val_dice_mean'],
                 hd95=s.get('val_hd95_mean'), per_class=per, curve=curve, machine=machine())
-
-
-def converged(curve) -> float:
-    "Change of validation Dice over the last fifth of training (points of Dice x 100)."
-    steps = np.array([c[0] for c in curve], float)
-    dice = np.array([c[1] for c in curve], float)
-    tail = dice[steps >= 0.8 * steps.max()]
-    return float(100 * (tail.max() - tail.min())) if len(tail) > 1 else float('nan')
-
-
-def paired(a: dict, b: dict):
-    "Mean and 95 % t-interval of b - a over the seeds both have."
-    from scipy import stats
-    seeds = sorted(set(a) & set(b))
-    d = np.array([b[s] - a[s] for s in seeds])
-    if len(d) < 2: return (float(d.mean()) if len(d) else float('nan')), None, len(d)
-    h = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    return float(d.mean()), (float(d.mean() - h), float(d.mean() + h)), len(d)
 
 
 def plot(runs):

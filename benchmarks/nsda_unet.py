@@ -1,8 +1,9 @@
 """U-Net against U-Net + NSDA: ACDC slices (all labeled) and DRIVE, same steps, three seeds; validation Dice.
 
-    python benchmarks/nsda_unet.py [--acdc-steps 100] [--drive-steps 150] [--seeds 0 1 2]
+    python benchmarks/nsda_unet.py [--acdc-steps 100] [--drive-steps 150] [--seeds 0 1 2] [--datasets acdc drive]
 
-Runs are appended to benchmarks/nsda_unet.json as they finish.
+Runs are appended to benchmarks/nsda_unet.json (or --json) as they finish, with each run's validation curve (for the
+convergence rule of the claims table) and its seconds per step (NSDA's cost).
 """
 import argparse
 import json
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, save_json, write_section  # noqa: E402
+from _results import converged, machine, save_json, write_section  # noqa: E402
 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -24,47 +25,63 @@ from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 OUT = Path(__file__).with_name('nsda_unet.json')
 
 
+def tail(runs) -> str:
+    vals = [converged(r['curve']) for r in runs if r.get('curve')]
+    return f'{max(vals):.1f}' if vals else '–'
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--acdc-steps', type=int, default=100)
     ap.add_argument('--drive-steps', type=int, default=150)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    ap.add_argument('--datasets', nargs='+', default=['acdc', 'drive'], choices=['acdc', 'drive'])
+    ap.add_argument('--json', type=Path, default=OUT, help='where finished runs are appended (resumable)')
+    ap.add_argument('--section', default='nsda_unet', help='the RESULTS.md section of the table')
     a = ap.parse_args()
     root = data_root()
     if root is None: sys.exit('set MEDSEG_DATA (ACDC and DRIVE)')
-    state = json.loads(OUT.read_text()) if OUT.exists() else dict(runs=[])
+    state = json.loads(a.json.read_text()) if a.json.exists() else dict(runs=[])
     done = {(r['method'], r['dataset'], r['seed']) for r in state['runs']}
     with tempfile.TemporaryDirectory() as tmp:
-        for ds in ('acdc', 'drive'):
+        for ds in a.datasets:
             for seed in a.seeds:
                 for m in ('unet', 'nsda'):
                     if (m, ds, seed) in done: continue
                     out = Path(tmp) / f'{ds}_{m}_{seed}'
                     steps = a.acdc_steps if ds == 'acdc' else a.drive_steps
                     t0 = time.time()
-                    train(m, ds, out, root, steps=steps, seed=seed, progress=False, train_options=dict(val_items=1))
+                    summ = train(m, ds, out, root, steps=steps, seed=seed, progress=False,
+                                 train_options=dict(val_items=1 if ds == 'acdc' else None, val_every=max(steps // 10, 1)))
                     secs = time.time() - t0
+                    hist = json.loads((out / 'history.json').read_text())
+                    curve = [(h['step'], h['val_dice_mean']) for h in hist if 'val_dice_mean' in h]
                     _, model, st = model_from_checkpoint(out / 'last.pt')
                     mean, reps = evaluate_model(model, get_dataset(ds, root, 'val'), metrics=('dice', 'cldice') if ds == 'drive' else ('dice',), **geometry(st['config']))
-                    r = dict(method=m, dataset=ds, seed=seed, steps=steps, seconds=round(secs, 1), dice=mean['dice_mean'], per_class=per_class(reps, 'dice'))
-                    print(json.dumps(r), flush=True)
+                    r = dict(method=m, dataset=ds, seed=seed, steps=steps, seconds=round(secs, 1), dice=mean['dice_mean'],
+                             cldice=mean.get('cldice_mean'), per_class=per_class(reps, 'dice'), curve=curve,
+                             seconds_per_step=round(summ['seconds'] / max(summ['steps'], 1), 4), machine=machine())
+                    print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
                     state['runs'].append(r); state['machine'] = machine()
-                    save_json(OUT, state)
+                    save_json(a.json, state)
     rows = []
-    for ds in ('acdc', 'drive'):
+    for ds in a.datasets:
         for m in ('unet', 'nsda'):
             rr = [r for r in state['runs'] if r['dataset'] == ds and r['method'] == m]
             if not rr: continue
             per = {k: np.mean([r['per_class'][k] for r in rr]) for k in rr[0]['per_class']}
             rows.append(f"| {ds} | {'U-Net + NSDA' if m == 'nsda' else 'U-Net'} | {np.mean([r['dice'] for r in rr]):.3f} ± {np.std([r['dice'] for r in rr]):.3f} | "
-                        + ', '.join(f'{k}: {v:.3f}' for k, v in per.items()) + f" | {np.mean([r['seconds'] for r in rr]):.0f} | {len(rr)} |")
-    body = f"""## U-Net against U-Net + NSDA (`benchmarks/nsda_unet.py`)
+                        + ', '.join(f'{k}: {v:.3f}' for k, v in per.items()) + f" | {np.mean([r['seconds'] for r in rr]):.0f} | {tail(rr)} | {len(rr)} |")
+    title = 'U-Net against U-Net + NSDA' + ('' if a.section == 'nsda_unet' else f', {a.section}')
+    body = f"""## {title} (`benchmarks/nsda_unet.py`)
 
 Machine: {state['machine']}. Same steps (ACDC {a.acdc_steps}, all labeled slices, 128² patches; DRIVE {a.drive_steps},
 96² patches), batch 8, final models on the validation images (ACDC: 20 volumes slice by slice; DRIVE: 4 images).
+"tail": the largest change of validation Dice over the last fifth of training, over seeds (Dice points; converged:
+< 1). Training seconds include validation and were taken with other work on the machine.
 
-| data | network | mean Dice (± sd over seeds) | Dice per class | training s | seeds |
-|---|---|---|---|---|---|
+| data | network | mean Dice (± sd over seeds) | Dice per class | training s | tail | seeds |
+|---|---|---|---|---|---|---|
 {chr(10).join(rows)}"""
     write_section('nsda_unet', body)
     print(body)

@@ -12,7 +12,8 @@ import matplotlib
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['CLASS_COLORS', 'to_display', 'overlay', 'montage', 'volume_figure', 'atomic_write_bytes', 'HTMLReport']
+__all__ = ['CLASS_COLORS', 'CLAIMS_JSON', 'to_display', 'overlay', 'montage', 'volume_figure', 'atomic_write_bytes', 'HTMLReport',
+           'claims_table']
 
 # %% ../nbs/07_viz.ipynb #c005
 CLASS_COLORS = (
@@ -191,3 +192,31 @@ class HTMLReport:
     def save(self, path: str | Path) -> Path:
         atomic_write_bytes(path, self.render().encode())
         return Path(path)
+
+# %% ../nbs/07_viz.ipynb #c101
+CLAIMS_JSON = Path(__file__).resolve().parents[1] / 'benchmarks' / 'claims.json' if '__file__' in globals() else None
+
+
+def claims_table(method: str | None = None, path: str | Path | None = None, sanity: bool = True) -> str:
+    """The claims table (benchmarks/claims.json) as Markdown: every row, or `method`'s rows (`sanity`: with the sanity
+    rows first). Display it with `IPython.display.Markdown`."""
+    import json
+
+    path = Path(path) if path else CLAIMS_JSON
+    if path is None or not path.exists():
+        return (
+            f"*No claims table at `{path}`: it is written by `python benchmarks/claims.py` in a clone of the "
+            "repository (a pip-installed package has no `benchmarks/`).*"
+        )
+    rows = json.loads(Path(path).read_text())['rows']
+    known = sorted({r['method'] for r in rows})
+    if method is not None and method not in known:
+        raise ValueError(f"no claims for method {method!r}; the table has {known}")
+    rows = [r for r in rows if method is None or r['method'] == method or (sanity and r['method'] == 'sanity')]
+    head = '| paper | claim | our setting | our result | verdict | note |\n|---|---|---|---|---|---|'
+    body = [
+        f"| {r['paper'] if r['paper'] != '-' else 'sanity'} | {r['claim']} | {r['setting']} | {r['result'] or '–'} | "
+        f"**{r['verdict']}** | {r['note']} |"
+        for r in rows
+    ]
+    return '\n'.join([head, *body])

@@ -30,3 +30,18 @@ def test_table_cells():
     assert finite_mean([90.0, 100.0, math.inf]) == '95.0 (1 of 3 ∞)'
     assert finite_mean([math.inf, math.inf]) == '∞'
     assert finite_mean([1.0, 3.0]) == '2.0'
+
+
+def test_convergence_paired_difference_and_verdict():
+    from _results import converged, paired, verdict
+    assert converged([(100, 0.50), (800, 0.70), (900, 0.72), (1000, 0.71)]) == pytest.approx(2.0)   # last fifth: 800..1000
+    assert math.isnan(converged([(500, 0.5), (1000, 0.6)]))                                           # one point in the tail
+    d, ci, n = paired({0: 0.50, 1: 0.60, 2: 0.55}, {0: 0.52, 1: 0.63, 2: 0.56, 3: 0.9})              # seed 3 unpaired
+    assert n == 3 and d == pytest.approx(0.02) and ci[0] < d < ci[1]
+    assert ci[1] - ci[0] == pytest.approx(2 * 4.302653 * 0.01 / math.sqrt(3), rel=1e-5)           # t(0.975, 2), sd 0.01
+    assert verdict(0.02, (0.01, 0.03), 3) == 'reproduced'
+    assert verdict(0.02, (-0.01, 0.05), 3) == 'same direction, not significant'
+    assert verdict(-0.02, (-0.05, 0.01), 3) == 'not reproduced'
+    assert verdict(-0.02, (-0.03, -0.01), 3) == 'contradicted'
+    assert verdict(-0.5, (-0.8, -0.2), 3, higher_is_better=False) == 'reproduced'                # Betti error: lower wins
+    assert verdict(0.02, (0.01, 0.03), 2).startswith('too few seeds')
