@@ -66,6 +66,8 @@ class Supervised(Method):
         return parts
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
+        """L = L_DiceCE(f(x), y) (+ sum_k 2^-(k+1) L_DiceCE(aux_k, y) with deep supervision): Dice + cross-entropy on
+        the labeled batch, pixels outside the field of view ignored."""
         parts = self.seg_loss(model(labeled['image']), labeled)
         parts['loss'] = parts['sup']
         return parts
@@ -97,6 +99,9 @@ class MeanTeacher(Supervised):
         return dict(consistency=F.mse_loss(student.logits.float().softmax(1), t))
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
+        """L = L_sup + w(t) sum(unsupervised terms): the supervised Dice + CE plus, on the unlabeled batch, the terms of
+        `unsupervised_losses` (here the MSE between student and teacher softmaxes on two perturbed views), weighted by
+        the sigmoid ramp-up w(t) = consistency * exp(-5 (1 - t / T_r)^2), T_r = rampup * total steps."""
         if unlabeled is None or teacher is None:
             return super().losses(model, labeled)
         n = labeled['image'].shape[0]

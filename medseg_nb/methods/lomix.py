@@ -184,6 +184,9 @@ class _MixSupervision(Supervised):
         )
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
+        """L = sum_j w_j L_DiceCE(m_j, y) over the k scale maps and the mutants (fusions of subsets by the four
+        operators), w_j from learned softplus weights (raw, normalised or uncertainty weighting), or fixed 1 / n for
+        the `deep` and `additive` baselines; `sup` is the finest map's term."""
         mixer = model.module.mixer if hasattr(model, 'module') else model.mixer
         crit = LoMixLoss(mixer, self.cfg.weighting, self.cfg.w_dice, self.cfg.w_ce)
         parts = crit(model(labeled['image']), labeled['label'], labeled.get('fov'), details=self.cfg.log_weights)

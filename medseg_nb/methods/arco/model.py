@@ -130,6 +130,9 @@ class ARCO(MeanTeacher):
         return loss
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
+        """L = L_sup + w(t) L_pseudo + w_contrast L_contrast: Dice + CE on the labeled batch; cross-entropy to the
+        teacher's pseudo-labels where its confidence >= `threshold`; the prototype InfoNCE on anchors drawn by the
+        sampler (NS, SG or SAG) from labeled and confident unlabeled pixels."""
         c = self.cfg
         self.num_classes = unwrap(model).net.num_classes
         if unlabeled is None or teacher is None:

@@ -421,6 +421,9 @@ class GauSAMMethod(Method):
         )
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
+        """L = w_dice L_Dice + w_ce L_CE of the head's logits against the label (GauSAM: the rendered Gaussian field
+        sum_i alpha_i G_i + b; the `sam` baseline: SAM's mask head); a jittered box prompt with probability
+        `box_prob`, none otherwise."""
         y = labeled['label']
         boxes = boxes_from_labels(y, self.cfg.box_jitter) if torch.rand(()) < self.cfg.box_prob else None
         out = model(labeled['image'], boxes=boxes)

@@ -470,6 +470,9 @@ class GraphSeg(Supervised):
         return self.data
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
+        """L = L_sup + beta (-ELBO) + w_prior r(t) KL(q || pi): Dice + CE; the negative ELBO of the structure /
+        degradation decomposition (noise, edge, smoothness and level terms, `neg_elbo`); and, with fitted atlas
+        priors, the KL from the prediction to the deformed graph prior pi, ramped up by r(t)."""
         c = self.cfg
         if self.data is not None and c.refit_every and step and step % c.refit_every == 0:
             m = unwrap(model)

@@ -220,6 +220,9 @@ class Match(MeanTeacher):
         return out
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
+        """L = L_sup + w(t) (L_cons + w_topo / consistency * L_topo): the mean teacher's loss plus, after the warm-up,
+        the topological consistency term: persistence features matched across the perturbed predictions (dropout
+        passes, teacher, temporal snapshots); reliable ones pushed to (1, 0), the rest to the diagonal."""
         if unlabeled is None or teacher is None:
             return super().losses(model, labeled)
         if not hasattr(self, 'snaps'):
