@@ -50,30 +50,28 @@ def instructor_version(nb, name: str):
     "A copy of `nb` in nbgrader's format: solution cells and graded test cells carry nbgrader metadata; no outputs."
     nb = copy.deepcopy(nb)
     ids, n_sol, written = {}, 0, {}
+
+    def graded(cell, spec, table, written_answer: bool):
+        "nbgrader's metadata of a graded cell: a locked test cell, or a written answer (a graded solution cell)."
+        gid, pts = spec
+        if gid in ids or gid in written:
+            raise ValueError(f"{name}: grade id {gid!r} is used by two graded cells")
+        table[gid] = pts
+        cell.metadata['nbgrader'] = dict(
+            grade=True, solution=written_answer, locked=not written_answer, points=pts, grade_id=gid, schema_version=3
+        )
+
     for i, cell in enumerate(nb.cells):
         spec, wspec = grade_spec(cell), written_spec(cell)
         if wspec:
-            gid, pts = wspec
-            if gid in ids or gid in written:
-                raise ValueError(f"{name}: grade id {gid!r} is used by two graded cells")
-            written[gid] = pts
-            # nbgrader's "manually graded answer": a solution cell that is also graded
-            cell.metadata['nbgrader'] = dict(
-                grade=True, solution=True, locked=False, points=pts, grade_id=gid, schema_version=3
-            )
+            graded(cell, wspec, written, written_answer=True)
             continue
         if cell.get('cell_type') == 'code':
             cell.outputs, cell.execution_count = [], None
         if spec and has_solution(cell):
             raise ValueError(f"{name}: cell {i} is both a test cell and a solution cell; keep them apart")
         if spec:
-            gid, pts = spec
-            if gid in ids or gid in written:
-                raise ValueError(f"{name}: grade id {gid!r} is used by two graded cells")
-            ids[gid] = pts
-            cell.metadata['nbgrader'] = dict(
-                grade=True, solution=False, locked=True, points=pts, grade_id=gid, schema_version=3
-            )
+            graded(cell, spec, ids, written_answer=False)
         elif has_solution(cell):
             if cell.source.count(BEGIN) != cell.source.count(END):
                 raise ValueError(
