@@ -72,11 +72,13 @@ def main():
             per = {k: np.mean([r['per_class'][k] for r in rr]) for k in rr[0]['per_class']}
             rows.append(f"| {ds} | {'U-Net + NSDA' if m == 'nsda' else 'U-Net'} | {np.mean([r['dice'] for r in rr]):.3f} ± {np.std([r['dice'] for r in rr]):.3f} | "
                         + ', '.join(f'{k}: {v:.3f}' for k, v in per.items()) + f" | {np.mean([r['seconds'] for r in rr]):.0f} | {tail(rr)} | {len(rr)} |")
+    setting = {'acdc': f'ACDC: {a.acdc_steps} steps, all labeled slices, 128² patches, 20 validation volumes slice by slice',
+               'drive': f'DRIVE: {a.drive_steps} steps, 96² patches, 4 validation images'}
     title = 'U-Net against U-Net + NSDA' + ('' if a.section == 'nsda_unet' else f', {a.section}')
     body = f"""## {title} (`benchmarks/nsda_unet.py`)
 
-Machine: {state['machine']}. Same steps (ACDC {a.acdc_steps}, all labeled slices, 128² patches; DRIVE {a.drive_steps},
-96² patches), batch 8, final models on the validation images (ACDC: 20 volumes slice by slice; DRIVE: 4 images).
+Machine: {state['machine']}. Same steps for both networks ({'; '.join(setting[ds] for ds in a.datasets)}), batch 8,
+final models on the validation images.
 "tail": the largest change of validation Dice over the last fifth of training, over seeds (Dice points; converged:
 < 1). Training seconds include validation and were taken with other work on the machine.
 
