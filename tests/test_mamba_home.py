@@ -49,11 +49,11 @@ def test_gradients_equal_float32(shape):
 
 def test_scan_errors_and_dispatch():
     a = inputs(1, 2, 3, 5, 0, torch.float32)
-    with pytest.raises(ValueError, match='B x D x L'):
+    with pytest.raises(ValueError, match='b x d x L'):
         selective_scan(a['u'][0], a['delta'], a['A'], a['B'], a['C'])
-    with pytest.raises(ValueError, match='A must be D x N'):
+    with pytest.raises(ValueError, match='A must be d x N'):
         selective_scan(a['u'], a['delta'], a['A'].T, a['B'], a['C'])
-    with pytest.raises(ValueError, match='C must be B x N x L'):
+    with pytest.raises(ValueError, match='C must be b x N x L'):
         selective_scan(a['u'], a['delta'], a['A'], a['B'], a['C'][..., :3])
     with pytest.raises(ValueError, match='unknown scan backend'):
         selective_scan(**a, backend='cuda')
