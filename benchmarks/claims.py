@@ -22,6 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import converged, mean_sd, paired, save_json, verdict, write_section  # noqa: E402
 
+from medseg_nb.viz import claims_table  # noqa: E402
+
 HERE = Path(__file__).parent
 OUT = HERE / 'claims.json'
 
@@ -131,13 +133,6 @@ PENDING = [
 ]
 
 
-def markdown(rows) -> str:
-    head = '| method | claim (the paper\'s number) | our setting | our result (mean ± sd over seeds; paired difference ' \
-           '[95 % interval]) | verdict | note |\n|---|---|---|---|---|---|'
-    return head + '\n' + '\n'.join(f"| {r['paper'] if r['paper'] != '-' else 'sanity'} | {r['claim']} | {r['setting']} | "
-                                   f"{r['result'] or '–'} | **{r['verdict']}** | {r['note']} |" for r in rows)
-
-
 def main():
     rows = sanity_rows() + graphseg_rows() + nsda_rows() + PENDING
     save_json(OUT, dict(rows=rows, about=__doc__.split('\n\n')[2].replace('\n', ' ')))
@@ -145,7 +140,7 @@ def main():
 
 {__doc__.split(chr(10) + chr(10), 2)[2].strip()}
 
-{markdown(rows)}"""
+{claims_table(path=OUT)}"""
     write_section('claims', body)
     print(body)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import converged, machine, save_json, write_section  # noqa: E402
+from _results import converged, grid_args, grid_state, machine, save_json, shard, write_section  # noqa: E402
 
 from medseg_nb.cli import train, model_from_checkpoint  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -84,22 +84,23 @@ def main():
     ap.add_argument('--phantom-steps', type=int, default=300)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--datasets', nargs='+', default=['drive', 'phantom'])
-    ap.add_argument('--json', type=Path, default=OUT, help='where finished runs are appended (resumable)')
-    ap.add_argument('--section', default='graphseg_shift', help='the RESULTS.md section of the table')
+    grid_args(ap, OUT)
     a = ap.parse_args()
     root = data_root()
-    if 'drive' in a.datasets and root is None: sys.exit('set MEDSEG_DATA to the folder holding DRIVE (see ../shared/data)')
-    state = json.loads(a.json.read_text()) if a.json.exists() else dict(runs=[])
-    done = {(r['method'], r['dataset'], r['seed']) for r in state['runs']}
+    if 'drive' in a.datasets and root is None and not a.table_only:
+        sys.exit('set MEDSEG_DATA to the folder holding DRIVE (see ../shared/data)')
+    key = lambda r: (r['method'], r['dataset'], r['seed'])
+    state = grid_state(a, key)
+    done = {key(r) for r in state['runs']}
+    jobs = [(m, ds, seed) for ds in a.datasets for seed in a.seeds for m in METHODS]
     with tempfile.TemporaryDirectory() as tmp:
-        for dataset in a.datasets:
-            for seed in a.seeds:
-                for m in METHODS:
-                    if (m, dataset, seed) in done: continue
-                    steps = a.drive_steps if dataset == 'drive' else a.phantom_steps
-                    state['runs'].append(one_run(m, dataset, seed, steps, root, tmp))
-                    state['summary'] = summarise(state['runs']); state['machine'] = machine()
-                    save_json(a.json, state)
+        for m, dataset, seed in ([] if a.table_only else shard(jobs, a.shard, done)):
+            steps = a.drive_steps if dataset == 'drive' else a.phantom_steps
+            state['runs'].append(one_run(m, dataset, seed, steps, root, tmp))
+            state['machine'] = machine()
+            save_json(a.json, state)
+    state['summary'] = summarise(state['runs'])
+    if a.merge: save_json(a.json, state)
     rows = state['summary']
     lines = ['| data | shift | U-Net Dice | GraphSeg Dice | U-Net clDice | GraphSeg clDice | U-Net Betti err. | GraphSeg Betti err. |',
              '|---|---|---|---|---|---|---|---|']

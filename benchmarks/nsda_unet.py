@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import converged, machine, save_json, write_section  # noqa: E402
+from _results import converged, grid_args, grid_state, machine, save_json, shard, write_section  # noqa: E402
 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -36,34 +36,33 @@ def main():
     ap.add_argument('--drive-steps', type=int, default=150)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--datasets', nargs='+', default=['acdc', 'drive'], choices=['acdc', 'drive'])
-    ap.add_argument('--json', type=Path, default=OUT, help='where finished runs are appended (resumable)')
-    ap.add_argument('--section', default='nsda_unet', help='the RESULTS.md section of the table')
+    grid_args(ap, OUT)
     a = ap.parse_args()
     root = data_root()
-    if root is None: sys.exit('set MEDSEG_DATA (ACDC and DRIVE)')
-    state = json.loads(a.json.read_text()) if a.json.exists() else dict(runs=[])
-    done = {(r['method'], r['dataset'], r['seed']) for r in state['runs']}
+    if root is None and not a.table_only: sys.exit('set MEDSEG_DATA (ACDC and DRIVE)')
+    key = lambda r: (r['method'], r['dataset'], r['seed'])
+    state = grid_state(a, key)
+    done = {key(r) for r in state['runs']}
+    jobs = [(m, ds, seed) for ds in a.datasets for seed in a.seeds for m in ('unet', 'nsda')]
     with tempfile.TemporaryDirectory() as tmp:
-        for ds in a.datasets:
-            for seed in a.seeds:
-                for m in ('unet', 'nsda'):
-                    if (m, ds, seed) in done: continue
-                    out = Path(tmp) / f'{ds}_{m}_{seed}'
-                    steps = a.acdc_steps if ds == 'acdc' else a.drive_steps
-                    t0 = time.time()
-                    summ = train(m, ds, out, root, steps=steps, seed=seed, progress=False,
-                                 train_options=dict(val_items=1 if ds == 'acdc' else None, val_every=max(steps // 10, 1)))
-                    secs = time.time() - t0
-                    hist = json.loads((out / 'history.json').read_text())
-                    curve = [(h['step'], h['val_dice_mean']) for h in hist if 'val_dice_mean' in h]
-                    _, model, st = model_from_checkpoint(out / 'last.pt')
-                    mean, reps = evaluate_model(model, get_dataset(ds, root, 'val'), metrics=('dice', 'cldice') if ds == 'drive' else ('dice',), **geometry(st['config']))
-                    r = dict(method=m, dataset=ds, seed=seed, steps=steps, seconds=round(secs, 1), dice=mean['dice_mean'],
-                             cldice=mean.get('cldice_mean'), per_class=per_class(reps, 'dice'), curve=curve,
-                             seconds_per_step=round(summ['seconds'] / max(summ['steps'], 1), 4), machine=machine())
-                    print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
-                    state['runs'].append(r); state['machine'] = machine()
-                    save_json(a.json, state)
+        for m, ds, seed in ([] if a.table_only else shard(jobs, a.shard, done)):
+            out = Path(tmp) / f'{ds}_{m}_{seed}'
+            steps = a.acdc_steps if ds == 'acdc' else a.drive_steps
+            t0 = time.time()
+            summ = train(m, ds, out, root, steps=steps, seed=seed, progress=False,
+                         train_options=dict(val_items=1 if ds == 'acdc' else None, val_every=max(steps // 10, 1)))
+            secs = time.time() - t0
+            hist = json.loads((out / 'history.json').read_text())
+            curve = [(h['step'], h['val_dice_mean']) for h in hist if 'val_dice_mean' in h]
+            _, model, st = model_from_checkpoint(out / 'last.pt')
+            mean, reps = evaluate_model(model, get_dataset(ds, root, 'val'), metrics=('dice', 'cldice') if ds == 'drive' else ('dice',), **geometry(st['config']))
+            r = dict(method=m, dataset=ds, seed=seed, steps=steps, seconds=round(secs, 1), dice=mean['dice_mean'],
+                     cldice=mean.get('cldice_mean'), per_class=per_class(reps, 'dice'), curve=curve,
+                     seconds_per_step=round(summ['seconds'] / max(summ['steps'], 1), 4), machine=machine())
+            print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
+            state['runs'].append(r); state['machine'] = machine()
+            save_json(a.json, state)
+    if a.merge: save_json(a.json, state)
     rows = []
     for ds in a.datasets:
         for m in ('unet', 'nsda'):

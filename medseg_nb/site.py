@@ -147,7 +147,6 @@ def for_readers(nb):
             continue
         c.source = '\n'.join(lines[k:]).strip('\n')
         if found.get('echo') == 'false' or not c.source:
-            c.metadata.setdefault('jupyter', {})['source_hidden'] = True
             c.metadata.setdefault('tags', []).append('remove_input')
         if found.get('output') == 'false':
             c.outputs = []
