@@ -14,7 +14,7 @@ from torch import nn
 # %% auto #0
 __all__ = ['SAM_CONFIGS', 'LOG_SCALE_RANGE', 'build_sam', 'load_sam_weights', 'letterbox', 'to_frame', 'from_frame',
            'encode_image', 'prompt_boxes', 'decode', 'boxes_from_labels', 'GauSAM', 'GauSAMMethod', 'SAMDecoderMethod',
-           'compare_heads']
+           'score_head', 'train_head', 'compare_heads']
 
 # %% ../../../nbs/12_gausam.ipynb #c006
 SAM_CONFIGS = {
@@ -265,10 +265,14 @@ class GauSAM(nn.Module):
         grid: int = 16,
         hidden: int = 128,
         freeze_decoder: bool | str = 'auto',
+        placement: str = 'contour',
     ):
         super().__init__()
         if head not in ('gaussian', 'sam'):
             raise ValueError(f"head must be 'gaussian' or 'sam', got {head!r}")
+        if placement not in ('contour', 'uniform'):
+            raise ValueError(f"placement must be 'contour' or 'uniform', got {placement!r}")
+        self.placement = placement
         if head == 'sam' and num_classes > 5:
             raise ValueError(
                 f"SAM's decoder has 4 mask tokens (foreground classes 1-4); {num_classes} classes is too many"
@@ -348,6 +352,19 @@ class GauSAM(nn.Module):
         idx = score.flatten(1).topk(self.K, dim=1).indices
         return torch.stack([cx.flatten()[idx], cy.flatten()[idx]], -1)
 
+    def uniform_anchors(self, boxes: torch.Tensor | None, size, batch: int, like: torch.Tensor) -> torch.Tensor:
+        "The placement the contour prior replaces: K anchors on an n x n lattice (n = ceil(sqrt K)) spanning the box."
+        n = math.ceil(math.sqrt(self.K))
+        t = (torch.arange(n, device=like.device, dtype=like.dtype) + 0.5) / n
+        ty, tx = torch.meshgrid(t, t, indexing='ij')
+        lattice = torch.stack([tx.flatten(), ty.flatten()], -1)[: self.K]  # K x 2 in [0, 1]
+        if boxes is None:
+            return lattice.expand(batch, -1, -1)
+        H, W = size
+        box = boxes.to(like) / like.new_tensor([W, H, W, H])
+        corner, extent = box[:, None, :2], box[:, None, 2:] - box[:, None, :2]
+        return corner + extent * lattice
+
     def forward(
         self, x: torch.Tensor, boxes: torch.Tensor | None = None, out_size: tuple[int, int] | None = None
     ) -> SegOutput:
@@ -366,7 +383,10 @@ class GauSAM(nn.Module):
             # SAM's convention: mask token k-1 is the logit of foreground class k against a background logit of 0
             fg = from_frame(d['masks'], (H, W), S, (Ho, Wo))
             return SegOutput(torch.cat([torch.zeros_like(fg[:, :1]), fg], 1), [], feats)
-        a = self.anchors(prior, boxes, (H, W))  # B x K x 2
+        if self.placement == 'contour':
+            a = self.anchors(prior, boxes, (H, W))  # B x K x 2
+        else:
+            a = self.uniform_anchors(boxes, (H, W), B, prior)
         h_f, w_f = letterbox(H, W, S)
         a_frame = a * a.new_tensor([w_f / S, h_f / S])  # image -> frame coordinates
         e = F.grid_sample(d['upscaled'], (2 * a_frame - 1)[:, :, None], align_corners=False)[..., 0].transpose(1, 2)
@@ -442,6 +462,7 @@ class SAMDecoderMethod(GauSAMMethod):
 
 # %% ../../../nbs/12_gausam.ipynb #c026
 def _prep_items(items, size):
+    "Images resized to size x size with their box prompts; the label kept at its own resolution for scoring."
     out = []
     for s in items:
         img = F.interpolate(s['image'][None].float(), size=(size, size), mode='bilinear', align_corners=False)[0]
@@ -458,6 +479,74 @@ def _prep_items(items, size):
     return out
 
 
+@torch.no_grad()
+def score_head(net, items, size: int, scale: float = 1.0, full: bool = True) -> dict:
+    "Dice (and, if full, HD95 in base pixels and boundary F at two base pixels) of a head predicting at scale x size."
+    from medseg_nb.metrics import boundary_f1, dice, hd95
+
+    was_training = net.training
+    net.eval()
+    n = int(round(size * scale))
+    dices, dists, bfs = [], [], []
+    for v in items:
+        pred = net(v['image'][None], boxes=v['box'][None], out_size=(n, n)).logits.argmax(1)[0]
+        gt = F.interpolate(v['label'][None, None].float(), size=(n, n), mode='nearest')[0, 0].long()
+        dices.append(dice(pred, gt, classes=[1])[1])
+        if full:
+            dists.append(hd95(pred, gt, classes=[1], spacing=(1 / scale, 1 / scale))[1])
+            bfs.append(boundary_f1(pred, gt, classes=[1], tolerance=2 * scale)[1])
+    net.train(was_training)
+    row = dict(scale=scale, size=n, dice=float(torch.tensor(dices).mean()))
+    if full:
+        finite = [x for x in dists if x != float('inf')] or [float('inf')]
+        row.update(hd95=float(torch.tensor(finite).median()), boundary_f=float(torch.tensor(bfs).mean()))
+    return row
+
+
+def train_head(
+    train_items,
+    val_items,
+    head: str = 'gaussian',
+    placement: str = 'contour',
+    steps: int = 200,
+    size: int = 128,
+    batch: int = 4,
+    seed: int = 0,
+    n_gaussians: int = 64,
+    lr: float = 1e-3,
+    scales=(0.5, 1, 2),
+    val_every: int = 0,
+    progress: bool = False,
+) -> dict:
+    """Train one head (box prompts, Dice + CE, AdamW, batches drawn at random), then score it at each output scale.
+
+    Returns `rows` (one per scale) and, when `val_every` > 0, `curve`: (step, validation Dice at 1x) pairs."""
+    from tqdm.auto import tqdm
+
+    from medseg_nb.core import seed_everything
+    from medseg_nb.losses import DiceCELoss
+
+    tr, va = _prep_items(train_items, size), _prep_items(val_items, size)
+    seed_everything(seed)
+    net = GauSAM(2, 'tiny', n_gaussians=n_gaussians, head=head, placement=placement)
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    loss_fn, curve = DiceCELoss(), []
+    for step in tqdm(range(1, steps + 1), desc=f'{head} ({placement})', disable=not progress, leave=False):
+        idx = torch.randint(len(tr), (batch,), generator=gen).tolist()
+        images = torch.stack([tr[i]['image'] for i in idx])
+        labels = torch.stack([tr[i]['small'] for i in idx])
+        boxes = torch.stack([tr[i]['box'] for i in idx])
+        loss = loss_fn(net(images, boxes=boxes).logits, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if val_every and (step % val_every == 0 or step == steps):
+            curve.append((step, score_head(net, va, size, full=False)['dice']))
+    rows = [dict(head=head, placement=placement, steps=steps, **score_head(net, va, size, r)) for r in scales]
+    return dict(rows=rows, curve=curve)
+
+
 def compare_heads(
     train_items,
     val_items,
@@ -471,50 +560,9 @@ def compare_heads(
     progress: bool = False,
 ) -> list[dict]:
     "Train GauSAM and the SAM-head baseline alike (box prompts), then score both at several output resolutions."
-    from medseg_nb.core import seed_everything
-    from medseg_nb.losses import DiceCELoss
-    from medseg_nb.metrics import dice, hd95, boundary_f1
-
-    tr, va = _prep_items(train_items, size), _prep_items(val_items, size)
-    rows = []
-    for head in ('gaussian', 'sam'):
-        seed_everything(seed)
-        net = GauSAM(2, 'tiny', n_gaussians=n_gaussians, head=head)
-        opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr)
-        g = torch.Generator().manual_seed(seed)
-        loss_fn = DiceCELoss()
-        for step in range(steps):
-            idx = torch.randint(len(tr), (batch,), generator=g).tolist()
-            x = torch.stack([tr[i]['image'] for i in idx])
-            y = torch.stack([tr[i]['small'] for i in idx])
-            bx = torch.stack([tr[i]['box'] for i in idx])
-            loss = loss_fn(net(x, boxes=bx).logits, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if progress and step % 50 == 0:
-                print(head, step, round(loss.item(), 4), flush=True)
-        net.eval()
-        with torch.no_grad():
-            for r in scales:
-                n = int(round(size * r))
-                d, h, bf = [], [], []
-                for v in va:
-                    pred = net(v['image'][None], boxes=v['box'][None], out_size=(n, n)).logits.argmax(1)[0]
-                    gt = F.interpolate(v['label'][None, None].float(), size=(n, n), mode='nearest')[0, 0].long()
-                    d.append(dice(pred, gt, classes=[1])[1])
-                    h.append(hd95(pred, gt, classes=[1], spacing=(1 / r, 1 / r))[1])
-                    bf.append(boundary_f1(pred, gt, classes=[1], tolerance=2 * r)[1])
-                h = [x for x in h if x != float('inf')] or [float('inf')]
-                rows.append(
-                    dict(
-                        head=head,
-                        scale=r,
-                        size=n,
-                        dice=float(torch.tensor(d).mean()),
-                        hd95=float(torch.tensor(h).median()),
-                        boundary_f=float(torch.tensor(bf).mean()),
-                        steps=steps,
-                    )
-                )
-    return rows
+    options = dict(steps=steps, size=size, batch=batch, seed=seed, n_gaussians=n_gaussians, lr=lr, scales=scales)
+    return [
+        row
+        for head in ('gaussian', 'sam')
+        for row in train_head(train_items, val_items, head, progress=progress, **options)['rows']
+    ]
