@@ -28,8 +28,11 @@ sync:
 nbtest:
 	OMP_NUM_THREADS=1 nbdev_test --n_workers $(NB_WORKERS) --timing
 
+# two worker processes of one thread each, a test file per worker at a time (a module's shared fixture is built once):
+# most tests are short and single-threaded in Python, so two cores run them side by side
+PYTEST_WORKERS ?= 2
 pytest:
-	$(PY) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests
 
 # require.js, the widget renderer and MathJax for offline pages (npm registry); build/ is not committed
 JS := build/js/node_modules

@@ -97,17 +97,21 @@ def patch_infonce(
     tau: float = 0.1,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """InfoNCE between B x C x h x w student features and B x C' x h' x w' targets (resized): positives at the same
+    """InfoNCE between B x C x h x w student features and B x C x h' x w' targets (resized): positives at the same
     position."""
     if target.shape[-2:] != student.shape[-2:]:
         target = F.interpolate(target, size=student.shape[-2:], mode='bilinear', align_corners=False)
-    s, t = student.flatten(2), target.flatten(2).detach()
-    n = s.shape[-1]
+    z_q, f = student.flatten(2), target.flatten(2).detach()  # B x C x n; sg(f): the target gets no gradient
+    n = z_q.shape[-1]
     k = min(positions, n)
-    pick = torch.randperm(n, generator=generator)[:k].to(s.device)
-    s, t = F.normalize(s[..., pick], dim=1), F.normalize(t[..., pick], dim=1)
-    logits = torch.einsum('bcp,bcq->bpq', s, t) / tau  # B x k x k
-    return F.cross_entropy(logits.flatten(0, 1), torch.arange(k, device=s.device).repeat(s.shape[0]))
+    # the same k positions p_1..p_k in student and target, every feature vector of unit length
+    pick = torch.randperm(n, generator=generator)[:k].to(z_q.device)
+    z_q, f = F.normalize(z_q[..., pick], dim=1), F.normalize(f[..., pick], dim=1)
+    # logits[b, i, j] = <z_q(p_i), f(p_j)> / tau
+    logits = torch.einsum('bci,bcj->bij', z_q, f) / tau
+    # L = -1/k sum_i log softmax_j(logits[i, j]) at j = i: cross-entropy with the diagonal as the class
+    diagonal = torch.arange(k, device=z_q.device).repeat(z_q.shape[0])
+    return F.cross_entropy(logits.flatten(0, 1), diagonal)
 
 # %% ../../../nbs/71_vqseg.ipynb #c012
 @contextmanager
