@@ -10,7 +10,8 @@ benchmarks/acdc_recipe.json as they finish (an interrupted grid resumes where it
 benchmarks/acdc_recipe.png and the tables to the `acdc_recipe` section of RESULTS.md.
 
 The jobs run in this order, so that a grid cut short keeps what matters first: the U-Net's curves (seed 0), the mean
-teacher at 3 and 7 patients (seed 0), then the other seeds of both.
+teacher at 3 and 7 patients (seed 0), then the other seeds of both. `--methods nsda --patients 7 --compare 7` adds
+another method against the U-Net at the same budget (runs already in the JSON file are not repeated).
 """
 import argparse
 import json
@@ -34,15 +35,16 @@ OUT = Path(__file__).with_name('acdc_recipe.json')
 PLOT = Path(__file__).with_name('acdc_recipe.png')
 ALL = 70                                   # "all labeled": every training patient
 STRUCT = ('RV', 'myo', 'LV')
+STYLE = {'unet': '-', 'mean_teacher': '--', 'nsda': ':'}
 
 
-def jobs_in_order(seeds, patients, compare):
-    "(method, patients, seed) jobs: U-Net curves first, then the mean-teacher comparison, seed by seed."
+def jobs_in_order(seeds, patients, compare, methods=('mean_teacher',)):
+    "(method, patients, seed) jobs: U-Net curves first, then each compared method against it, seed by seed."
     first, rest = seeds[0], seeds[1:]
     jobs = [('unet', p, first) for p in patients]
-    jobs += [('mean_teacher', p, first) for p in compare]
+    jobs += [(m, p, first) for m in methods for p in compare]
     for s in rest:
-        jobs += [('unet', p, s) for p in compare] + [('mean_teacher', p, s) for p in compare]
+        jobs += [('unet', p, s) for p in compare] + [(m, p, s) for m in methods for p in compare]
     return jobs
 
 
@@ -72,9 +74,9 @@ def plot(runs):
         x, y = zip(*r['curve'])
         label = f"{r['method']}, {r['patients'] if r['patients'] != ALL else 'all 70'} patients" if r['seed'] == min(
             q['seed'] for q in runs if q['method'] == r['method'] and q['patients'] == r['patients']) else None
-        ax.plot(x, y, '-' if r['method'] == 'unet' else '--', color=colours.get(r['patients'], 'k'), alpha=0.8, label=label)
+        ax.plot(x, y, STYLE.get(r['method'], '-.'), color=colours.get(r['patients'], 'k'), alpha=0.8, label=label)
     ax.set_xlabel('step'); ax.set_ylabel('validation mean Dice (20 volumes)'); ax.set_ylim(0, 1); ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc='lower right'); ax.set_title('ACDC: U-Net (solid) and mean teacher (dashed)')
+    ax.legend(fontsize=8, loc='lower right'); ax.set_title('ACDC: U-Net (solid), mean teacher (dashed), NSDA (dotted)')
     fig.tight_layout(); fig.savefig(PLOT, dpi=110); plt.close(fig)
 
 
@@ -82,7 +84,7 @@ def table(state, a) -> str:
     runs = state['runs']
     rows = []
     for p in sorted({r['patients'] for r in runs}):
-        for m in ('unet', 'mean_teacher'):
+        for m in ['unet'] + sorted({r['method'] for r in runs} - {'unet'}):
             rr = [r for r in runs if r['method'] == m and r['patients'] == p]
             if not rr: continue
             per = ' | '.join(f"{np.mean(v):.3f}" if (v := [r['per_class'][k] for r in rr if r['per_class'].get(k) is not None])
@@ -91,11 +93,12 @@ def table(state, a) -> str:
             rows.append(f"| {p if p != ALL else 'all 70'} | {m} | {mean_sd(r['dice'] for r in rr)} | {per} | "
                         f"{np.mean([r['steps_per_s'] for r in rr]):.2f} | {conv:.1f} | {len(rr)} |")
     comp = []
-    for p in sorted({r['patients'] for r in runs if r['method'] == 'mean_teacher'}):
-        u = {r['seed']: r['dice'] for r in runs if r['method'] == 'unet' and r['patients'] == p}
-        t = {r['seed']: r['dice'] for r in runs if r['method'] == 'mean_teacher' and r['patients'] == p}
-        d, ci, n = paired(u, t)
-        comp.append(f"| {p} | {d:+.3f} | {'[%+.3f, %+.3f]' % ci if ci else 'n/a (one seed)'} | {n} |")
+    for m in sorted({r['method'] for r in runs} - {'unet'}):
+        for p in sorted({r['patients'] for r in runs if r['method'] == m}):
+            u = {r['seed']: r['dice'] for r in runs if r['method'] == 'unet' and r['patients'] == p}
+            t = {r['seed']: r['dice'] for r in runs if r['method'] == m and r['patients'] == p}
+            d, ci, n = paired(u, t)
+            comp.append(f"| {m} | {p} | {d:+.3f} | {'[%+.3f, %+.3f]' % ci if ci else 'n/a (one seed)'} | {n} |")
     unet0 = {r['patients']: r['dice'] for r in runs if r['method'] == 'unet' and r['seed'] == min(a.seeds)}
     ordered = [unet0[p] for p in sorted(unet0)]
     mono = all(x < y for x, y in zip(ordered, ordered[1:])) if len(ordered) > 1 else None
@@ -114,11 +117,11 @@ sharing the two cores: they say where, not how fast.
 |---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-Mean teacher minus U-Net (paired by seed, 95 % t-interval over seeds):
+Each method minus the U-Net (paired by seed, 95 % t-interval over seeds):
 
-| labeled patients | difference in mean Dice | 95 % interval | seeds |
-|---|---|---|---|
-{chr(10).join(comp) or '| (not run yet) | | | |'}
+| method | labeled patients | difference in mean Dice | 95 % interval | seeds |
+|---|---|---|---|---|
+{chr(10).join(comp) or '| (not run yet) | | | | |'}
 
 Sanity: U-Net Dice grows with the number of labeled patients (seed {min(a.seeds)}): **{'yes' if mono else 'no' if mono is False else 'not measured'}**
 ({', '.join(f'{p}: {d:.3f}' for p, d in sorted(unet0.items()))}).
@@ -132,7 +135,9 @@ def main():
     ap.add_argument('--val-every', type=int, default=DATASET_DEFAULTS['acdc']['val_every'])
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--patients', type=int, nargs='+', default=[ALL, 3, 1, 7], help=f'labeled patients ({ALL} = all)')
-    ap.add_argument('--compare', type=int, nargs='+', default=[3, 7], help='patients at which the mean teacher is compared')
+    ap.add_argument('--compare', type=int, nargs='+', default=[3, 7], help='patients at which methods meet the U-Net')
+    ap.add_argument('--methods', nargs='+', default=['mean_teacher'],
+                    help='methods compared with the U-Net at --compare patients (say --methods nsda --compare 7)')
     grid_args(ap, OUT)
     a = ap.parse_args()
     root = data_root()
@@ -140,7 +145,7 @@ def main():
     key = lambda r: (r['method'], r['patients'], r['seed'], r['steps'])
     state = grid_state(a, key)
     done = {key(r) for r in state['runs']}
-    jobs = [(m, p, s, a.steps) for m, p, s in jobs_in_order(a.seeds, a.patients, a.compare)]
+    jobs = [(m, p, s, a.steps) for m, p, s in jobs_in_order(a.seeds, a.patients, a.compare, a.methods)]
     with tempfile.TemporaryDirectory() as tmp:
         for method, p, s, steps in ([] if a.table_only else shard(jobs, a.shard, done)):
             print(f'[acdc_recipe] {method}, {p} labeled patients, seed {s}, {steps} steps', flush=True)
