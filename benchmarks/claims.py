@@ -74,52 +74,132 @@ def sanity_rows():
 
 
 def graphseg_rows():
-    runs = [r for r in load('graphseg_shift') if r['dataset'] == 'phantom']
-    if not runs:
-        return [row('graphseg', 'GraphSeg', 'under appearance shift, clDice and Betti error better than the same U-Net',
-                    'phantom domains and DRIVE shifts', note='grid not re-run since issue 18')]
-    shifted = lambda r, k: float(np.mean([v[k] for name, v in r['shifts'].items() if not name.startswith('A')]))
+    runs = load('graphseg_shift')
+    claim = 'under appearance shift, {} better than the same U-Net (no number in the abstract)'
+    settings = {
+        'phantom': 'phantom-vessels: train on domain A, test on 3 unseen random domains B; {steps} steps, batch 8, CPU',
+        'drive': 'DRIVE: train on the 16 training images, test on the 4 validation images under the 5 SHIFTS of '
+                 'notebook 21; {steps} steps, batch 8, 96 px patches, CPU',
+    }
     out = []
-    for key, name, higher in (('cldice', 'clDice', True), ('betti', 'Betti error', False)):
-        u = {r['seed']: shifted(r, key) for r in runs if r['method'] == 'unet'}
-        g = {r['seed']: shifted(r, key) for r in runs if r['method'] == 'graphseg'}
-        d, ci, n = paired(u, g)
-        tail = max((converged(r['curve']) for r in runs if r['method'] == 'unet' and r.get('curve')), default=float('nan'))
-        fmt = '{:.3f}' if higher else '{:.1f}'
-        sfmt = '{:+.3f}' if higher else '{:+.1f}'
-        res = (f"U-Net {mean_sd(u.values(), fmt)}, GraphSeg {mean_sd(g.values(), fmt)}; difference {sfmt.format(d)}"
-               + (f" [{sfmt.format(ci[0])}, {sfmt.format(ci[1])}]" if ci else ''))
-        out.append(row('graphseg', 'GraphSeg', f'under appearance shift, {name} better than the same U-Net '
-                       '(no number in the abstract)',
-                       f"phantom-vessels: train on domain A, test on 3 unseen random domains B; {runs[0]['steps']} steps, "
-                       'batch 8, CPU', res, verdict(d, ci, n, higher), f'U-Net tail change {tail:.1f} Dice points (domain A)'))
-    out.append(row('graphseg', 'GraphSeg', 'the same on DRIVE under the SHIFTS of the notebook', 'DRIVE, 600 steps',
-                   note='grid not re-run since issue 18'))
+    for dataset in ('phantom', 'drive'):
+        rr = [r for r in runs if r['dataset'] == dataset]
+        if not rr:
+            out.append(row('graphseg', 'GraphSeg', claim.format('clDice and Betti error'),
+                           settings[dataset].format(steps=600), note='grid not re-run since issue 18'))
+            continue
+        unshifted = ('A (train domain)', 'none')
+        shifted = lambda r, k: float(np.mean([v[k] for name, v in r['shifts'].items() if name not in unshifted]))
+        tail = max((converged(r['curve']) for r in rr if r['method'] == 'unet' and r.get('curve')), default=float('nan'))
+        for key, name, higher in (('cldice', 'clDice', True), ('betti', 'Betti error', False)):
+            u = {r['seed']: shifted(r, key) for r in rr if r['method'] == 'unet'}
+            g = {r['seed']: shifted(r, key) for r in rr if r['method'] == 'graphseg'}
+            d, ci, n = paired(u, g)
+            fmt = '{:.3f}' if higher else '{:.1f}'
+            sfmt = '{:+.3f}' if higher else '{:+.1f}'
+            res = (f"U-Net {mean_sd(u.values(), fmt)}, GraphSeg {mean_sd(g.values(), fmt)}; difference {sfmt.format(d)}"
+                   + (f" [{sfmt.format(ci[0])}, {sfmt.format(ci[1])}]" if ci else ''))
+            out.append(row('graphseg', 'GraphSeg', claim.format(name), settings[dataset].format(steps=rr[0]['steps']), res,
+                           verdict(d, ci, n, higher), f'U-Net tail change {tail:.1f} Dice points (training domain)'))
     return out
 
 
 def nsda_rows():
-    runs = load('nsda_drive')
     claim = 'U-Net + NSDA > U-Net at little extra cost per step (no number in the abstract)'
-    if not runs:
+    out = []
+    runs = load('nsda_drive')
+    if runs:
+        u = {r['seed']: r['dice'] for r in runs if r['method'] == 'unet'}
+        a = {r['seed']: r['dice'] for r in runs if r['method'] == 'nsda'}
+        d, ci, n = paired(u, a)
+        cost = {m: np.mean([r['seconds_per_step'] for r in runs if r['method'] == m]) for m in ('unet', 'nsda')}
+        tail = max((converged(r['curve']) for r in runs if r['method'] == 'unet' and r.get('curve')), default=float('nan'))
+        res = (f"U-Net {mean_sd(u.values())}, U-Net + NSDA {mean_sd(a.values())}; difference {d:+.3f}"
+               + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else '')
+               + f"; seconds per step (validation included) {cost['nsda'] / cost['unet']:.2f}x the U-Net's")
+        out.append(row('nsda', 'NSDA', claim, f"DRIVE, 16 training images, {runs[0]['steps']} steps, batch 8, 96 px "
+                       'patches, CPU', res, verdict(d, ci, n), f'U-Net tail change {tail:.1f} Dice points'))
+    acdc = load('acdc_recipe')
+    for p in sorted({r['patients'] for r in acdc if r['method'] == 'nsda'}):
+        rr = [r for r in acdc if r['patients'] == p and r['method'] in ('unet', 'nsda')]
+        u = {r['seed']: r['dice'] for r in rr if r['method'] == 'unet'}
+        a = {r['seed']: r['dice'] for r in rr if r['method'] == 'nsda'}
+        d, ci, n = paired(u, a)
+        both = set(u) & set(a)
+        speed = {m: np.mean([r['steps_per_s'] for r in rr if r['method'] == m and r['seed'] in both]) for m in ('unet', 'nsda')}
+        tail = max(converged(r['curve']) for r in rr if r['method'] == 'unet' and r['seed'] in both)
+        res = (f"U-Net {mean_sd(u[k] for k in sorted(both))}, U-Net + NSDA {mean_sd(a[k] for k in sorted(both))}; "
+               f"difference {d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else '')
+               + f"; seconds per step {speed['unet'] / speed['nsda']:.2f}x the U-Net's (validation included)")
+        out.append(row('nsda', 'NSDA', claim, f"ACDC, {p} labeled patients, {rr[0]['steps']} steps, the acdc recipe, CPU",
+                       res, verdict(d, ci, n), f'U-Net tail change {tail:.1f} Dice points'))
+    if not out:
         return [row('nsda', 'NSDA', claim, 'ACDC and DRIVE', note='grid not re-run since issue 18')]
-    u = {r['seed']: r['dice'] for r in runs if r['method'] == 'unet'}
-    a = {r['seed']: r['dice'] for r in runs if r['method'] == 'nsda'}
-    d, ci, n = paired(u, a)
-    cost = {m: np.mean([r['seconds_per_step'] for r in runs if r['method'] == m]) for m in ('unet', 'nsda')}
-    tail = max((converged(r['curve']) for r in runs if r['method'] == 'unet' and r.get('curve')), default=float('nan'))
-    res = (f"U-Net {mean_sd(u.values())}, U-Net + NSDA {mean_sd(a.values())}; difference {d:+.3f}"
-           + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else '')
-           + f"; seconds per step (validation included) {cost['nsda'] / cost['unet']:.2f}x the U-Net's")
-    return [row('nsda', 'NSDA', claim, f"DRIVE, 16 training images, {runs[0]['steps']} steps, batch 8, 96 px patches, CPU",
-                res, verdict(d, ci, n), f'U-Net tail change {tail:.1f} Dice points; ACDC not re-run')]
+    if not any('ACDC' in r['setting'] for r in out):
+        out[-1]['note'] += '; ACDC not re-run'
+    return out
+
+
+def gausam_rows():
+    runs = [r for r in load('gausam_heads') if r['dataset'] == 'kvasir']
+    head_claim = "Gaussian-field head >= SAM's mask head at {}x output resolution (no number in the abstract)"
+    place_claim = 'contour-guided placement converges faster than uniform placement'
+    if not runs:
+        return [row('gausam', 'GauSAM', head_claim.format('1x and 2'), 'Kvasir-SEG', note=NOT_RUN),
+                row('gausam', 'GauSAM', place_claim, 'Kvasir-SEG', note=NOT_RUN)]
+    at = lambda r, s: next(x['dice'] for x in r['rows'] if x['scale'] == s)
+    by = lambda v, f: {r['seed']: f(r) for r in runs if r['variant'] == v}
+    setting = (f"Kvasir-SEG, 160 training and 40 validation images at 128 px, tiny SAM from scratch, box prompts, "
+               f"{runs[0]['steps']} steps, batch 4, CPU")
+    sam_tail = max((converged(r['curve']) for r in runs if r['variant'] == 'sam'), default=float('nan'))
+    out = []
+    for scale in (1, 2):
+        sam, gau = by('sam', lambda r: at(r, scale)), by('gaussian', lambda r: at(r, scale))
+        d, ci, n = paired(sam, gau)
+        res = (f"SAM head {mean_sd(sam.values())}, Gaussian head {mean_sd(gau.values())}; difference {d:+.3f}"
+               + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
+        out.append(row('gausam', 'GauSAM', head_claim.format(scale), setting, res, verdict(d, ci, n),
+                       f'SAM-head tail change {sam_tail:.1f} Dice points'))
+    early = lambda r: float(np.mean([d for s, d in r['curve'] if s <= 0.5 * max(t for t, _ in r['curve'])]))
+    uni, con = by('uniform', early), by('gaussian', early)
+    if uni:
+        d, ci, n = paired(uni, con)
+        res = (f"mean validation Dice over the first half of training: uniform {mean_sd(uni.values())}, contour "
+               f"{mean_sd(con.values())}; difference {d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
+        out.append(row('gausam', 'GauSAM', place_claim, setting, res, verdict(d, ci, n),
+                       'faster = higher Dice early (the area under the first half of the validation curve)'))
+    else:
+        out.append(row('gausam', 'GauSAM', place_claim, setting, note='uniform placement not run yet'))
+    return out
+
+
+def arco_rows():
+    runs = load('arco_variance')
+    claim_var = '{} lowers the variance of the contrastive loss estimate (against NS, equal anchors)'
+    claim_mt = 'ARCO beats the mean teacher at few labels'
+    if not runs:
+        return [row('arco', 'ARCO', claim_var.format('stratified sampling (SG, SAG)'), 'ACDC', note=NOT_RUN),
+                row('arco', 'ARCO', claim_mt, 'ACDC, 1, 3 and 7 labeled patients', note=NOT_RUN)]
+    setting = (f"ACDC, {runs[0]['patients']} labeled patients, ARCO trained {runs[0]['steps']} steps (SG, batch "
+               f"{runs[0]['batch']} + {runs[0]['batch']}); {runs[0]['draws']} draws per sampler on a fixed probe batch "
+               'every 50 steps, CPU')
+    out = []
+    for s, name in (('sg', 'SG (stratified)'), ('sag', 'SAG (stratified antithetic)')):
+        ratio = {}
+        for r in runs:
+            pts = [q for q in r['points'] if q['step'] > 1] or r['points']
+            ratio[r['seed']] = float(np.mean([np.log10(q[s]['var'] / q['ns']['var']) for q in pts]))
+        d, ci, n = paired({k: 0.0 for k in ratio}, ratio)
+        res = (f"variance / NS variance {10 ** d:.3f} (geometric mean); log10 ratio {d:+.3f}"
+               + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
+        out.append(row('arco', 'ARCO', claim_var.format(name), setting, res, verdict(d, ci, n, higher_is_better=False),
+                       'measured on the estimator, not on Dice'))
+    out.append(row('arco', 'ARCO', claim_mt, 'ACDC, 1, 3 and 7 labeled patients', note=NOT_RUN))
+    return out
 
 
 NOT_RUN = 'grid not re-run since issue 18 (its section of RESULTS.md is superseded)'
 PENDING = [
-    row('gausam', 'GauSAM', "Gaussian-field head >= SAM's mask head, at 1x and 2x output resolution (no number in the "
-        'abstract)', 'Kvasir-SEG', note=NOT_RUN),
-    row('gausam', 'GauSAM', 'contour-guided placement converges faster than uniform placement', 'Kvasir-SEG', note=NOT_RUN),
     row('match', 'MATCH', 'lower Betti error, higher object F1 than the mean teacher at the same dropout (no number in the '
         'abstract)', 'GlaS, 10 % and 20 % labels', note=NOT_RUN),
     row('mamba_home', 'Mamba-HoME', 'better than a 3-D U-Net of equal parameter count; HoME on > off',
@@ -128,13 +208,11 @@ PENDING = [
         '+9.23 % with 5 % labels', 'ACDC, all and 3 labeled patients', note=NOT_RUN),
     row('vqseg', 'VQ-Seg', 'QPM > dropout perturbation; > supervised and mean teacher (no number in the abstract)',
         'ACDC, 3 and 7 labeled patients', note=NOT_RUN),
-    row('arco', 'ARCO', 'stratified sampling (SG, SAG) lowers the variance of the contrastive loss and beats the mean '
-        'teacher at few labels', 'ACDC, 1, 3 and 7 labeled patients', note=NOT_RUN),
 ]
 
 
 def main():
-    rows = sanity_rows() + graphseg_rows() + nsda_rows() + PENDING
+    rows = sanity_rows() + gausam_rows() + graphseg_rows() + nsda_rows() + arco_rows() + PENDING
     save_json(OUT, dict(rows=rows, about=__doc__.split('\n\n')[2].replace('\n', ' ')))
     body = f"""## The claims table (`benchmarks/claims.py`)
 

@@ -29,10 +29,12 @@ def subsets(k: int = 4, sizes=(2, 3, 4)) -> list[tuple[int, ...]]:
 
 
 def fuse_add(maps):
+    "M_S = sum_{i in S} P_i"
     return torch.stack(maps).sum(0)
 
 
 def fuse_mul(maps):
+    "M_S = prod_{i in S} P_i (elementwise)"
     out = maps[0]
     for m in maps[1:]:
         out = out * m
@@ -40,13 +42,16 @@ def fuse_mul(maps):
 
 
 def fuse_concat(maps, conv: nn.Module):
+    "M_S = Conv1x1([P_i for i in S]), the maps concatenated along the channels"
     return conv(torch.cat(maps, 1))
 
 
 def fuse_weighted(maps, convs):
     "Softmax across the maps of per-pixel weights (one 1x1 conv per map), then the weighted sum."
     ### BEGIN SOLUTION
-    w = torch.stack([c(m) for c, m in zip(convs, maps)]).softmax(0)  # |S| x B x 1 x H x W
+    # omega_i(p) = softmax_{i in S} Conv1x1_i(P_i)(p)   (|S| x B x 1 x H x W)
+    w = torch.stack([c(m) for c, m in zip(convs, maps)]).softmax(0)
+    # M_S(p) = sum_{i in S} omega_i(p) P_i(p)
     return (w * torch.stack(maps)).sum(0)
     ### END SOLUTION
 
@@ -113,11 +118,15 @@ def lomix_weights(theta: torch.Tensor, weighting: str = 'normalized') -> torch.T
     fixed 1/n."""
     if weighting not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
+    # sp_j = softplus(theta_j) = log(1 + exp(theta_j)) > 0
     sp = F.softplus(theta.float())
     if weighting == 'normalized':
+        # w_j = sp_j / sum_l sp_l
         return sp / sp.sum()
     if weighting == 'fixed':
+        # w_j = 1 / n
         return torch.full_like(sp, 1.0 / len(sp))
+    # w_j = sp_j (raw; 'uncertainty' adds - sum_j log w_j in the loss)
     return sp
 
 
@@ -133,8 +142,10 @@ class LoMixLoss(nn.Module):
         self, out: SegOutput, label: torch.Tensor, fov: torch.Tensor | None = None, details: bool = True
     ) -> dict:
         maps = out.features.get('lomix_maps') or self.mixer(scale_maps(out, self.mixer.k))
+        # L_j = 0.7 Dice(m_j, y) + 0.3 CE(m_j, y) for every scale map and mutant m_j
         losses = torch.stack([self.crit(m, label, fov) for m in maps])
         w = lomix_weights(self.mixer.theta, self.weighting)
+        # L = sum_j w_j L_j   (uncertainty weighting: L = sum_j w_j L_j - sum_j log w_j)
         total = (w * losses).sum()
         if self.weighting == 'uncertainty':
             total = total - torch.log(w).sum()

@@ -25,8 +25,10 @@ def default_window(h: int) -> int:
 def _box_last(x: torch.Tensor, r: int) -> torch.Tensor:
     "Sums over [i - r, i + r] (clipped) along the last axis: a prefix sum, padded, minus itself shifted."
     ### BEGIN SOLUTION
-    c = x.cumsum(-1)  # c[i] = sum of x[..i]
+    # c[i] = sum_{j <= i} x[j], padded with r + 1 zeros in front and r copies of the total behind
+    c = x.cumsum(-1)
     c = torch.cat([c.new_zeros(*c.shape[:-1], r + 1), c, c[..., -1:].expand(*c.shape[:-1], r)], -1)
+    # sum_{j = i - r}^{i + r} x[j] = c[i + r] - c[i - r - 1], read off the padded c
     return c[..., 2 * r + 1 :] - c[..., : x.shape[-1]]
     ### END SOLUTION
 
@@ -55,15 +57,21 @@ def nsda(x: torch.Tensor, window: int | None = None, unbiased: bool = True, retu
     w = window or default_window(H)
     if w < 1 or w % 2 == 0:
         raise ValueError(f"nsda window must be odd and >= 1, got {w}")
-    with torch.no_grad():
-        xf = x.detach().float()
+    with torch.no_grad():  # the attention is a constant to the gradient: sg(a)
+        x_float = x.detach().float()
+        # N(p) = |Omega(p)|, the valid pixels of the w x w window Omega(p) around p
         N = box_count(H, W, w, x.device)
-        mu = box_sum(xf, w) / N
-        d2 = (xf - mu) ** 2
-        s2 = box_sum(d2, w) / N
+        # mu(p) = 1/N(p) sum_{q in Omega(p)} x(q)
+        mu = box_sum(x_float, w) / N
+        # d^2(p) = (x(p) - mu(p))^2
+        d2 = (x_float - mu) ** 2
+        # sigma^2(p) = 1/(N(p) - 1) sum_{q in Omega(p)} d^2(q)   (1/N(p) when unbiased=False)
+        sigma2 = box_sum(d2, w) / N
         if unbiased:
-            s2 = s2 * N / (N - 1).clamp_min(1)
-        a = (1 - torch.exp(-d2 / (2 * s2 + 1e-6))).to(x.dtype)
+            sigma2 = sigma2 * N / (N - 1).clamp_min(1)
+        # a(p) = 1 - exp(-d^2(p) / (2 sigma^2(p) + 1e-6))
+        a = (1 - torch.exp(-d2 / (2 * sigma2 + 1e-6))).to(x.dtype)
+    # y = x * a + x: features unlike their neighbourhood amplified, the rest passed through
     out = x * a + x
     return (out, a) if return_attention else out
 

@@ -43,10 +43,13 @@ def prototype_contrastive(
 ) -> torch.Tensor:
     """Per-anchor InfoNCE (A): positive = its class prototype, negatives = queue entries of other classes. Inputs
     unit vectors."""
-    pos = (anchors * prototypes[classes]).sum(1, keepdim=True)  # A x 1
-    neg = anchors @ queue.T  # A x Q
+    # <r_a, rho_c(a)>: the anchor against its class prototype (A x 1)
+    pos = (anchors * prototypes[classes]).sum(1, keepdim=True)
+    # <r_a, q>: against every queue entry q of another class (A x Q; same-class entries masked out)
+    neg = anchors @ queue.T
     neg = neg.masked_fill(queue_classes[None] == classes[:, None], float('-inf'))
     logits = torch.cat([pos, neg], 1) / tau
+    # l_a = -log( exp(<r_a, rho>/tau) / (exp(<r_a, rho>/tau) + sum_{q-} exp(<r_a, q>/tau)) )
     return -logits.log_softmax(1)[:, 0]
 
 # %% ../../../nbs/81_arco.ipynb #c011
@@ -95,11 +98,11 @@ class ARCO(MeanTeacher):
     ) -> torch.Tensor:
         "The weighted contrastive estimate, averaged over (image, class) groups; updates the memory queues."
         K, dev = self.num_classes, proj.device
-        f, t = F.normalize(proj.float(), dim=1), F.normalize(t_proj.float(), dim=1)
-        B, D = f.shape[:2]
-        # prototypes: each class's mean teacher feature over its confident pixels, all classes in one product
-        oh = F.one_hot(labels, K).permute(0, 3, 1, 2).float() * ok[:, None].float()  # B K H W
-        protos = F.normalize(torch.einsum('bkhw,bdhw->kd', oh, t), dim=1)
+        feats, t_feats = F.normalize(proj.float(), dim=1), F.normalize(t_proj.float(), dim=1)
+        B, D = feats.shape[:2]
+        # rho_c = normalise(sum_{p: y(p) = c, confident} t(p)): each class's teacher features, all classes at once
+        onehot = F.one_hot(labels, K).permute(0, 3, 1, 2).float() * ok[:, None].float()  # B K H W
+        protos = F.normalize(torch.einsum('bkhw,bdhw->kd', onehot, t_feats), dim=1)
         if not hasattr(self, 'qfeat') or self.qfeat.shape[1] != D or self.qfeat.device != dev:
             self.qfeat = torch.zeros(0, D, device=dev)
             self.qcls = torch.zeros(0, dtype=torch.long, device=dev)
@@ -109,21 +112,23 @@ class ARCO(MeanTeacher):
         present = [c for c in range(K) if elig[c].any()]
         draws = [(b, c, *self._draw(elig[c][b])) for b in range(B) for c in present if elig[c][b].any()]
         if draws:
-            bi = torch.cat([torch.full((len(i),), b) for b, _, i, _ in draws]).to(dev)
-            ci = torch.cat([torch.full((len(i),), c) for _, c, i, _ in draws]).to(dev)
-            pi = torch.cat([i for *_, i, _ in draws]).to(dev)
-            wi = torch.cat([w for *_, w in draws]).to(dev)
-            l = prototype_contrastive(f.flatten(2)[bi, :, pi], ci, protos, self.qfeat, self.qcls, self.cfg.tau)
-            loss = (wi * l).sum() / len(draws)  # the mean over (image, class) groups of sum_i w_i l_i
+            image_of = torch.cat([torch.full((len(i),), b) for b, _, i, _ in draws]).to(dev)
+            class_of = torch.cat([torch.full((len(i),), c) for _, c, i, _ in draws]).to(dev)
+            pixel_of = torch.cat([i for *_, i, _ in draws]).to(dev)
+            w_a = torch.cat([w for *_, w in draws]).to(dev)
+            anchors = feats.flatten(2)[image_of, :, pixel_of]
+            l_a = prototype_contrastive(anchors, class_of, protos, self.qfeat, self.qcls, self.cfg.tau)
+            # L_contrast = 1/G sum_groups sum_{a in group} w_a l_a, each group's inner sum an estimate of its mean loss
+            loss = (w_a * l_a).sum() / len(draws)
         else:
             loss = proj.sum() * 0
         # enqueue teacher features of every present class (up to 16 random confident pixels each)
         new_f, new_c = [], []
         for c in present:
-            bp = torch.nonzero(elig[c].flatten(1))
-            bp = bp[torch.randperm(len(bp))[:16]].to(dev)
-            new_f.append(t.flatten(2)[bp[:, 0], :, bp[:, 1]])
-            new_c.append(torch.full((len(bp),), c, device=dev))
+            at = torch.nonzero(elig[c].flatten(1))  # (image, pixel) pairs
+            at = at[torch.randperm(len(at))[:16]].to(dev)
+            new_f.append(t_feats.flatten(2)[at[:, 0], :, at[:, 1]])
+            new_c.append(torch.full((len(at),), c, device=dev))
         if new_f:
             self.qfeat = torch.cat([torch.cat(new_f), self.qfeat])[: self.cfg.queue * K].detach()
             self.qcls = torch.cat([torch.cat(new_c), self.qcls])[: self.cfg.queue * K]

@@ -43,6 +43,7 @@ def allocate(sizes: torch.Tensor, n: int) -> torch.Tensor:
     if n < M:
         raise ValueError(f"{n} samples cannot cover {M} strata; ask for at least {M}")
     ### BEGIN SOLUTION
+    # n_m = n N_m / N, rounded down (at least 1), then the largest remainders take what is left
     quota = sizes.double() / sizes.sum() * n
     k = quota.floor().long().clamp_min(1)
     while k.sum() > n:  # take one back from the most over-served stratum that still has more than one
@@ -63,6 +64,7 @@ def sample_ns(
     elig = torch.nonzero(mask.reshape(-1))[:, 0]
     if len(elig) == 0:
         raise ValueError("no eligible pixel to sample")
+    # x_1..x_n ~ U(eligible pixels); the estimate is sum_i (1/n) h(x_i)
     pick = elig[torch.randint(len(elig), (n,), generator=generator).to(elig.device)]
     return pick, torch.full((n,), 1.0 / n, device=mask.device)
 
@@ -76,6 +78,7 @@ def _stratified(mask, n, groups, kind, generator, antithetic):
     sizes = torch.bincount(sid[elig])
     starts = torch.cumsum(sizes, 0) - sizes
     k = allocate(sizes.cpu(), n).to(mask.device)  # n_m, summing to n
+    # draw i belongs to stratum m(i); u_i ~ U(0, 1) picks the pixel at position floor(u_i N_m) of that stratum
     m_of = torch.repeat_interleave(torch.arange(len(sizes), device=mask.device), k)
     u = torch.rand(len(m_of), generator=generator).to(mask.device)
     if antithetic:
@@ -85,6 +88,7 @@ def _stratified(mask, n, groups, kind, generator, antithetic):
         second = j % 2 == 1
         u = torch.where(second, 1 - u.roll(1), u)
     pick = order[starts[m_of] + (u * sizes[m_of]).long().clamp(max=sizes[m_of] - 1)]
+    # the estimate is sum_m p_m (1/n_m) sum_{i in m} h(x_i), p_m = N_m / N: weight p_m / n_m per draw
     w = (sizes.double() / sizes.sum() / k)[m_of].to(torch.float32)
     return pick, w
 

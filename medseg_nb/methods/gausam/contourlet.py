@@ -42,7 +42,9 @@ def sep_filter(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 def lp_analysis(x: torch.Tensor, h: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "One pyramid level: the coarse image down2(h * x) and the band-pass residual x - g * up2(coarse)."
+    # c = down2(h * x)
     low = sep_filter(x, h)[..., ::2, ::2]
+    # b = x - g * up2(c): what the coarse image cannot predict
     return low, x - lp_expand(low, x.shape[-2:], g)
 
 
@@ -114,6 +116,7 @@ def dfb_decompose(band: torch.Tensor, level: int, transition: float = 0.5) -> to
     H, W = band.shape[-2:]
     x = band if band.dtype in (torch.float32, torch.float64) else band.float()  # FFTs want float32 or float64
     w = dfb_windows(H, W, level, transition, band.device).to(x.dtype)
+    # b_k = F^-1( W_k F(b) ): each directional window applied to the band's spectrum
     return torch.fft.irfft2(torch.fft.rfft2(x)[:, :, None] * w, s=(H, W)).to(band.dtype)
 
 
@@ -126,6 +129,7 @@ def dfb_reconstruct(sub: torch.Tensor, transition: float = 0.5) -> torch.Tensor:
     H, W = sub.shape[-2:]
     x = sub if sub.dtype in (torch.float32, torch.float64) else sub.float()
     w = dfb_windows(H, W, level, transition, sub.device).to(x.dtype)
+    # b = F^-1( sum_k W_k F(b_k) ), exact because sum_k W_k^2 = 1
     return torch.fft.irfft2((torch.fft.rfft2(x) * w).sum(2), s=(H, W)).to(sub.dtype)
 
 # %% ../../../nbs/10_contourlet.ipynb #c016
@@ -191,7 +195,9 @@ def contour_prior(
     c = contourlet_decompose(xp.mean(1, keepdim=True), levels)
     out = 0
     for sub in c['bands']:
+        # E_k(p) = blur(b_k(p)^2): each directional sub-band's local energy
         e = gaussian_blur(sub.pow(2).sum(1), smooth) if sub.shape[2] > 1 else sub.pow(2).sum(1)
+        # prior += max_k E_k - mean_k E_k: energy in one direction more than in all (contours, not texture)
         d = e.max(1).values - e.mean(1) if e.shape[1] > 1 else e[:, 0]
         out = out + F.interpolate(d[:, None], size=xp.shape[-2:], mode='bilinear', align_corners=False)
     out = out[..., p : p + H, p : p + W]

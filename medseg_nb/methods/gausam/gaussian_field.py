@@ -68,19 +68,25 @@ def pixel_grid(H: int, W: int, device=None, dtype=torch.float32) -> torch.Tensor
 def _eval(q: torch.Tensor, mu, log_s, theta, alpha) -> torch.Tensor:
     "sum_i alpha_i G_i(q) for points q: B x P x 2 and primitives B x N -> B x P x C."
     ### BEGIN SOLUTION
-    d = q[:, :, None, :] - mu[:, None]  # B x P x N x 2
+    # d = q - mu_i, every point against every primitive (B x P x N x 2)
+    d = q[:, :, None, :] - mu[:, None]
+    # (u, v) = diag(1 / s) R(theta)^T d: the offset in the primitive's own axes, in units of its scales
     c, s = torch.cos(theta)[:, None], torch.sin(theta)[:, None]
     u = (c * d[..., 0] + s * d[..., 1]) / torch.exp(log_s[..., 0])[:, None]
     v = (-s * d[..., 0] + c * d[..., 1]) / torch.exp(log_s[..., 1])[:, None]
+    # m^2 = u^2 + v^2 = d^T Sigma^-1 d
     m2 = u * u + v * v
+    # G_i(q) = exp(-m^2 / 2), cut to 0 beyond three sigma (m^2 > 9)
     g = torch.where(m2 <= 9.0, torch.exp(-0.5 * m2), torch.zeros_like(m2))
-    return g @ alpha  # B x P x C
+    # f(q) = sum_i alpha_i G_i(q)   (B x P x C)
+    return g @ alpha
     ### END SOLUTION
 
 
 def render_dense(gs: Gaussians, H: int, W: int) -> torch.Tensor:
     "Logit field B x C x H x W: every primitive at every pixel (the reference)."
     q = pixel_grid(H, W, gs.mu.device, gs.mu.dtype).reshape(1, -1, 2).expand(gs.mu.shape[0], -1, -1)
+    # logits(q) = sum_i alpha_i G_i(q) + b, at every pixel centre q
     out = _eval(q, gs.mu, gs.log_s, gs.theta, gs.alpha) + gs.bias[:, None]
     return out.transpose(1, 2).reshape(gs.mu.shape[0], gs.classes, H, W)
 
@@ -88,6 +94,7 @@ def render_dense(gs: Gaussians, H: int, W: int) -> torch.Tensor:
 def render_normalised(gs: Gaussians, H: int, W: int, eps: float = 1e-3) -> torch.Tensor:
     "The normalised-sum alternative: sum_i a_i G_i / (sum_i G_i + eps), with a_i = sigmoid(alpha_i). B x C x H x W."
     q = pixel_grid(H, W, gs.mu.device, gs.mu.dtype).reshape(1, -1, 2).expand(gs.mu.shape[0], -1, -1)
+    # p(q) = sum_i sigmoid(alpha_i) G_i(q) / (sum_i G_i(q) + eps)
     num = _eval(q, gs.mu, gs.log_s, gs.theta, torch.sigmoid(gs.alpha))
     den = _eval(q, gs.mu, gs.log_s, gs.theta, torch.ones_like(gs.alpha[..., :1]))
     return (num / (den + eps)).transpose(1, 2).reshape(gs.mu.shape[0], gs.classes, H, W)
@@ -97,6 +104,7 @@ def _boxes(gs: Gaussians) -> tuple[torch.Tensor, torch.Tensor]:
     "Half-widths of the 3-sigma boxes, B x N in x and in y (normalised units)."
     s2 = torch.exp(2 * gs.log_s)
     c2, sn2 = torch.cos(gs.theta) ** 2, torch.sin(gs.theta) ** 2
+    # e_x = 3 sqrt(Sigma_xx) = 3 sqrt(cos^2 theta s_x^2 + sin^2 theta s_y^2), e_y = 3 sqrt(Sigma_yy)
     return 3 * (c2 * s2[..., 0] + sn2 * s2[..., 1]).sqrt(), 3 * (sn2 * s2[..., 0] + c2 * s2[..., 1]).sqrt()
 
 
@@ -114,12 +122,13 @@ def render(gs: Gaussians, H: int, W: int, tile: int = 64, checkpointing: bool | 
         for x0 in range(0, W, tile):
             y1, x1 = min(y0 + tile, H), min(x0 + tile, W)
             lo_x, hi_x, lo_y, hi_y = x0 / W, x1 / W, y0 / H, y1 / H
+            # primitive i reaches the tile when its box [mu - e, mu + e] overlaps it: B x N
             hit = (
                 (gs.mu[..., 0] + ex > lo_x)
                 & (gs.mu[..., 0] - ex < hi_x)
                 & (gs.mu[..., 1] + ey > lo_y)
                 & (gs.mu[..., 1] - ey < hi_y)
-            )  # B x N
+            )
             q = grid[y0:y1, x0:x1].reshape(1, -1, 2)
             parts = []
             for b in range(B):
@@ -166,6 +175,7 @@ def init_gaussians(
 
 
 def soft_dice(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    "1 - (2 sum p y + 1) / (sum p + sum y + 1), smoothed by 1"
     return 1 - (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1)
 
 

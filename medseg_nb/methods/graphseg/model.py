@@ -42,6 +42,7 @@ def expected_loglik(x, mu_s, logvar_s, mu_n, logvar_n, log_noise) -> torch.Tenso
     (broadcast)."""
     log_noise = torch.as_tensor(log_noise, dtype=x.dtype, device=x.device)
     r = residual_energy(x, mu_s, logvar_s, mu_n, logvar_n)
+    # sum_p -1/2 (E_q[(x - s - n)^2] / sigma^2 + log sigma^2 + log 2 pi)
     return (-0.5 * (r / log_noise.exp() + log_noise + math.log(2 * math.pi))).flatten(1).sum(1)
 
 
@@ -72,9 +73,12 @@ def grid_logdet(H: int, W: int, lam: float, eps: float) -> float:
 
 def kl_smooth(mu, logvar, lam: float = 10.0, eps: float = 0.01) -> torch.Tensor:
     "KL(N(mu, diag e^logvar) || N(0, (lam L + eps I)^-1)) per item (B), each channel of B x C x H x W a smooth GMRF."
+    # KL = 1/2 (tr(Lambda Sigma_q) + mu^T Lambda mu - n - log det Lambda - log det Sigma_q), Lambda = lam L + eps I
     B, C, H, W = mu.shape
+    # tr(Lambda Sigma_q) = sum_p e^logvar(p) (lam deg(p) + eps), Sigma_q diagonal
     deg = grid_degree(H, W, mu.device, mu.dtype)
     tr = (logvar.exp() * (lam * deg + eps)).flatten(1).sum(1)
+    # mu^T Lambda mu = lam sum_{p ~ q} (mu(p) - mu(q))^2 + eps sum_p mu(p)^2, over 4-neighbour pairs p ~ q
     quad = lam * ((mu.diff(dim=-1) ** 2).flatten(1).sum(1) + (mu.diff(dim=-2) ** 2).flatten(1).sum(1)) + eps * (
         mu**2
     ).flatten(1).sum(1)
@@ -138,11 +142,13 @@ def boundary_prob(prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _edge_moments(mu, logvar, prob, b, kappa):
+    # E_q[(s_i - s_j)^2] = (mu_i - mu_j)^2 + v_i + v_j for horizontal and vertical neighbours i, j
     v = logvar.exp()
     Eh = mu.diff(dim=-1) ** 2 + v[..., :, 1:] + v[..., :, :-1]
     Ev = mu.diff(dim=-2) ** 2 + v[..., 1:, :] + v[..., :-1, :]
     if prob is None:
         return (Eh, b), (Ev, b)
+    # b_e = b (1 + kappa delta_e): a likely class boundary raises the rate, so a large step of s costs less there
     dh, dv = boundary_prob(prob.to(mu.dtype))
     return (Eh, b * (1 + kappa * dh)), (Ev, b * (1 + kappa * dv))
 
@@ -178,6 +184,7 @@ class Decomposer(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         "mu_s, logvar_s, mu_n, logvar_n, each B x C x H x W."
         a, lv_s, b, lv_n = self.net(x).logits.chunk(4, 1)
+        # mu_s = x - blur(x) + a, mu_n = blur(x) - a + b: learned corrections around a fixed high-pass / low-pass split
         low = gaussian_blur(x, self.tau)
         return x - low + a, lv_s.clamp(-14, 4) - 6, low - a + b, lv_n.clamp(-14, 4) - 6
 
@@ -201,6 +208,7 @@ class GraphSegNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> SegOutput:
         mu_s, lv_s, mu_n, lv_n = self.decomposer(x)
+        # s = mu_s + sigma_s xi, xi ~ N(0, I): a reparameterised sample in training, the posterior mean at inference
         s = mu_s + torch.randn_like(mu_s) * (0.5 * lv_s).exp() if self.training else mu_s
         out = self.seg(s)
         out.features.update(image=x, mu_s=mu_s, logvar_s=lv_s, mu_n=mu_n, logvar_n=lv_n)

@@ -34,11 +34,13 @@ def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     if delta_bias is not None:
         dt = dt + delta_bias.to(ft)[None, :, None]
     if delta_softplus:
+        # Delta = softplus(delta + delta_bias) > 0
         dt = F.softplus(dt)
     return dt, A.to(ft), B.to(ft), C.to(ft), u.to(ft)
 
 
 def _finish(y, u, D, z, dtype):
+    # y_t + D u_t, then gated: (y_t + D u_t) * SiLU(z_t)
     out = y if D is None else y + D.to(y.dtype)[None, :, None] * u
     if z is not None:
         out = out * F.silu(z.to(y.dtype))
@@ -54,8 +56,11 @@ def selective_scan_ref(
     x = uf.new_zeros(b, d, A.shape[1])
     ys = []
     for t in range(L):
-        dA = torch.exp(dt[:, :, t, None] * A_)  # b x d x N
+        # A_bar_t = exp(Delta_t A)   (b x d x N)
+        dA = torch.exp(dt[:, :, t, None] * A_)
+        # h_t = A_bar_t h_{t-1} + Delta_t B_t u_t
         x = dA * x + (dt[:, :, t] * uf[:, :, t])[..., None] * B_[:, None, :, t]
+        # y_t = C_t h_t
         ys.append((x * C_[:, None, :, t]).sum(-1))
     out = _finish(torch.stack(ys, -1), uf, D, z, u.dtype)
     return (out, x) if return_last_state else out
@@ -88,19 +93,23 @@ def selective_scan_chunked(
     # (1) within every chunk, from a zero state: the read-out of h, and each chunk's final h
     h, yh = None, []
     for t in range(T):
-        w = duT[t][..., None] * BT[t]  # K x b x d x N
+        # h_t = exp(Delta_t A) h_{t-1} + Delta_t B_t u_t, all K chunks at once (K x b x d x N)
+        w = duT[t][..., None] * BT[t]
         h = w if h is None else torch.exp(dtT[t][..., None] * A_) * h + w
         yh.append((h * CT[t]).sum(-1))
     # (2) across chunks: the true state at every chunk's start
-    decay = torch.exp(dtT.sum(0)[..., None] * A_)  # whole-chunk decay P_k
+    # whole-chunk decay P_k = prod_t exp(Delta_t A) = exp(sum_t Delta_t A)
+    decay = torch.exp(dtT.sum(0)[..., None] * A_)
     c, starts = torch.zeros_like(h[0]), []
     for k in range(K):
         starts.append(c)
+        # H_{k+1} = P_k H_k + h_k(T): the state entering chunk k + 1
         c = decay[k] * c + h[k]
     st = torch.stack(starts)
     # (3) the start states decayed to each step and read out by C
     P, yc = None, []
     for t in range(T):
+        # y_t += C_t (prod_{s <= t} exp(Delta_s A)) H_k: the start state's share of step t
         dA = torch.exp(dtT[t][..., None] * A_)
         P = dA if P is None else P * dA
         yc.append((P * st * CT[t]).sum(-1))

@@ -57,8 +57,10 @@ def soft_route(
     D = softmax over tokens (... x m x s, columns sum to 1), C = softmax over slots (rows sum to 1). `mask` (... x m)
     marks real tokens: padding gets no dispatch weight."""
     ### BEGIN SOLUTION
+    # logits_ij = scale <x_i / |x_i|, phi_j / |phi_j|>, token i against slot j
     logits = scale * F.normalize(x, dim=-1) @ F.normalize(slots, dim=-1).transpose(-1, -2)
     lt = logits if mask is None else logits.masked_fill(~mask[..., None], float('-inf'))
+    # D_ij = exp(logits_ij) / sum_i' exp(logits_i'j) (over tokens); C_ij = exp(logits_ij) / sum_j' exp(logits_ij')
     return lt.softmax(-2), logits.softmax(-1)
     ### END SOLUTION
 
@@ -75,8 +77,11 @@ class SoftMoE(nn.Module):
 
     def forward(self, x: torch.Tensor, return_weights: bool = False):
         D, C = soft_route(x, self.phi, self.scale)  # B x m x ES
-        slots_in = D.transpose(-1, -2) @ x  # B x ES x d
+        # X~ = D^T X: each slot a convex combination of the tokens (B x ES x d)
+        slots_in = D.transpose(-1, -2) @ x
+        # Y~_s = f_e(X~_s): expert e processes its S slots
         out = self.experts(slots_in.unflatten(-2, (self.E, self.S))).flatten(-3, -2)
+        # Y = C Y~: each token a convex combination of the slot outputs
         y = C @ out
         return (y, D, C) if return_weights else y
 
@@ -102,15 +107,18 @@ class DynamicSlotsMoE(nn.Module):
             xn, real = F.pad(xn, (0, 0, 0, pad)), F.pad(real, (0, pad), value=False)
         seg = xn.view(B, m, E, d)
         seg_mask = real.view(B, m, E)
-        # one slot per expert from each segment's mean: B x E x m x d
+        # one slot per expert from each segment's mean: phi_{e,s} = RMSNorm(W mean(segment s))_e   (B x E x m x d)
         mean = seg.sum(2) / seg_mask.sum(-1, keepdim=True).clamp_min(1)
         slots = rms_norm(self.to_slots(mean).view(B, m, E, d)).transpose(1, 2)
-        logits = torch.einsum('bnd,besd->bnes', xn, slots)  # B x n' x E x m
+        # logits_{i,(e,s)} = <x_i, phi_{e,s}>   (B x n' x E x m), padding tokens excluded
+        logits = torch.einsum('bnd,besd->bnes', xn, slots)
         logits = logits.masked_fill(~real[:, :, None, None], float('-inf'))
-        D = logits.softmax(1)  # over tokens
-        C = logits[:, :n].flatten(2).softmax(-1)  # over all E m slots
-        s_in = torch.einsum('bnd,bnes->besd', xn, D)  # B x E x m x d
-        y = C @ self.experts(s_in).flatten(1, 2)  # B x n x d
+        # D: softmax over tokens; C: softmax over all E m slots
+        D = logits.softmax(1)
+        C = logits[:, :n].flatten(2).softmax(-1)
+        # X~ = D^T X (B x E x m x d), then Y = C f(X~)   (B x n x d)
+        s_in = torch.einsum('bnd,bnes->besd', xn, D)
+        y = C @ self.experts(s_in).flatten(1, 2)
         return (y, D[:, :n], C) if return_weights else y
 
 # %% ../../../nbs/41_soft_moe.ipynb #c013
@@ -168,9 +176,12 @@ class HoME(nn.Module):
         # level 1: per-group slots from the group's mean
         slots = rms_norm(self.slot_proj(mean).view(B, G, self.E * self.S, d))
         D, C = soft_route(xg, slots, self.scale1, mg)  # B x G x K x ES
-        s_in = D.transpose(-1, -2) @ xg  # B x G x ES x d
+        # X~_g = D_g^T X_g within each group g (B x G x ES x d)
+        s_in = D.transpose(-1, -2) @ xg
+        # Y~_g = gamma_e f_e(X~_g), expert outputs scaled by a learned gate per expert
         s_out = self.experts1(s_in.view(B, G, self.E, self.S, d)) * self.expert_gate.view(1, 1, -1, 1, 1)
-        gate = torch.sigmoid(self.group_gate(mean)).clamp(0.01, 1.0)  # B x G x 1
+        # each group's slots weighted by g_g = clamp(sigmoid(w^T mean_g), 0.01, 1)   (B x G x 1)
+        gate = torch.sigmoid(self.group_gate(mean)).clamp(0.01, 1.0)
         s_out = s_out.reshape(B, G * self.E * self.S, d) * gate.repeat_interleave(self.E * self.S, 1)
         if self.level2 == 'released':
             # level 2 (released): dynamic slots, one per slot output, from means of consecutive E2-segments; replaces
@@ -183,6 +194,6 @@ class HoME(nn.Module):
             D2, C2 = soft_route(s_out, slots2, self.scale2)
             o2 = self.experts2((D2.transpose(-1, -2) @ s_out).view(B, self.E2, self.S2, d)).reshape(B, n2, d)
             s_out = s_out + C2 @ o2
-        # back to tokens with the level-1 combine weights; padding removed
+        # back to tokens with the level-1 combine weights, Y_g = C_g Y~_g; padding removed
         y = (C @ s_out.view(B, G, self.E * self.S, d)).reshape(B, G * self.K, d)[:, :L]
         return (y, dict(dispatch=D, combine=C, dispatch2=D2, combine2=C2, mask=mg)) if return_weights else y

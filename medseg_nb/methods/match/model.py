@@ -61,11 +61,13 @@ def pair_scores(da: Diagram, Ma: torch.Tensor, db: Diagram, Mb: torch.Tensor, si
     "Fa x Fb scores: IoU of component masks x normalised persistences x exp(-birth distance / (sigma diag))."
     if len(da) == 0 or len(db) == 0:
         return torch.zeros(len(da), len(db))
-    A, B = Ma.reshape(len(da), -1).float(), Mb.reshape(len(db), -1).float()
-    inter = A @ B.T
-    iou = inter / (A.sum(1)[:, None] + B.sum(1)[None] - inter).clamp_min(1)
+    masks_a, masks_b = Ma.reshape(len(da), -1).float(), Mb.reshape(len(db), -1).float()
+    # IoU_ij = |M_i & M_j| / |M_i | M_j| for every pair of component masks
+    inter = masks_a @ masks_b.T
+    iou = inter / (masks_a.sum(1)[:, None] + masks_b.sum(1)[None] - inter).clamp_min(1)
     pa, pb = da.persistence.detach().cpu(), db.persistence.detach().cpu()
     H, W = da.shape
+    # S_ij = IoU_ij (pers_i / max pers) (pers_j / max pers) exp(-|birth_i - birth_j| / (sigma sqrt(H^2 + W^2)))
     dist = torch.cdist(da.rc(da.birth_idx).float().cpu(), db.rc(db.birth_idx).float().cpu())
     return iou * (pa / pa.max())[:, None] * (pb / pb.max())[None] * torch.exp(-dist / (sigma * (H**2 + W**2) ** 0.5))
 

@@ -20,8 +20,10 @@ def code_distances(z: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
 def usage_loss(d: torch.Tensor) -> torch.Tensor:
     """Mean per-token entropy of softmax(-d) minus the entropy of the mean distribution (lower: confident tokens,
     many codes)."""
+    # q_n = softmax(-d_n): token n's soft assignment over the K codes; H(p) = -sum_k p_k log p_k
     q = (-d).softmax(1)
     ent = lambda p: -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
+    # L_use = 1/N sum_n H(q_n) - H(1/N sum_n q_n)
     return ent(q).mean() - ent(q.mean(0))
 
 
@@ -66,19 +68,24 @@ class VectorQuantizer(nn.Module):
         shape = z.shape
         flat = z.movedim(1, -1).reshape(-1, self.D)
         codes = self.codes.clone() if self.ema else self.codes  # EMA codes change in place below
+        # k(n) = argmin_k ||z_n - e_k||^2, z_q = e_k(n)
         d = code_distances(flat.float(), codes.float())
         idx = d.argmin(1)
         zq = codes[idx].to(z.dtype)
+        # commitment ||z - sg(z_q)||^2; codebook ||sg(z) - z_q||^2 (replaced by the EMA update when ema=True)
         commit = F.mse_loss(flat, zq.detach())
         book = zq.new_zeros(()) if self.ema else F.mse_loss(zq, flat.detach())
         use = usage_loss(d)
         if self.training:
             with torch.no_grad():
                 self._update(flat.detach().float(), idx)
+        # perplexity = exp(-sum_k p_k log p_k), p_k the share of tokens on code k: the codes in use, in effect
         onehot_mean = torch.bincount(idx, minlength=self.K).float() / len(idx)
         perplexity = torch.exp(-(onehot_mean * torch.log(onehot_mean.clamp_min(1e-12))).sum())
+        # straight-through: z + sg(z_q - z) has z_q's value and z's gradient
         out = flat + (zq - flat).detach()
         out = out.view(*shape[:1], *shape[2:], self.D).movedim(-1, 1)
+        # L_VQ = ||sg(z) - z_q||^2 + beta ||z - sg(z_q)||^2 + w_use L_use
         loss = book + self.beta * commit + self.usage_weight * use
         return out, dict(
             indices=idx.view(shape[0], *shape[2:]),
@@ -95,11 +102,13 @@ class VectorQuantizer(nn.Module):
         self.idle += 1
         self.idle[counts > 0] = 0
         if self.ema:
+            # N_k <- gamma N_k + (1 - gamma) n_k;  m_k <- gamma m_k + (1 - gamma) sum_{n: k(n) = k} z_n
             sums = torch.zeros_like(self.ema_sum).index_add_(0, idx, flat)
             self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
             self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+            # e_k = m_k / N_k, with N_k Laplace-smoothed so that an unused code never divides by 0
             n = self.ema_count.sum()
-            smoothed = (self.ema_count + 1e-5) / (n + self.K * 1e-5) * n  # Laplace smoothing
+            smoothed = (self.ema_count + 1e-5) / (n + self.K * 1e-5) * n
             self.codes.copy_(self.ema_sum / smoothed[:, None])
         dead = torch.nonzero(self.idle >= self.restart_after)[:, 0]
         if len(dead):  # restart at random tokens of the batch
@@ -123,6 +132,7 @@ def transition_matrix(codes: torch.Tensor, eps: float = 0.9, T: float = 1.0) -> 
         raise ValueError("the QPM needs at least 2 codes")
     d = code_distances(codes.float(), codes.float())  # d_ij = ||e_i - e_j||^2
     logits = (-d / T).masked_fill(torch.eye(K, dtype=torch.bool, device=codes.device), float('-inf'))
+    # P_ij = eps [i = j] + (1 - eps) exp(-d_ij / T) / sum_{l != i} exp(-d_il / T) [i != j]
     return (1 - eps) * logits.softmax(1) + eps * torch.eye(K, device=codes.device)
 
 
@@ -139,9 +149,11 @@ def qpm(
     P = transition_matrix(codes, eps, T)
     off = (P - eps * torch.eye(len(codes), device=P.device)).clamp_min(0)  # the moves, rows sum to 1 - eps
     flat = indices.reshape(-1)
+    # a token keeps its code i when u < eps, u ~ U(0, 1)
     move = torch.rand(flat.shape, generator=generator, device=flat.device) >= eps
     out = flat.clone()
     if move.any():
+        # else it moves to j != i with probability P_ij / (1 - eps) (multinomial normalises the row)
         out[move] = torch.multinomial(off[flat[move]], 1, generator=generator)[:, 0]
     return out.view(indices.shape)
     ### END SOLUTION
