@@ -110,8 +110,9 @@ batch 16, AdamW 1e-3, poly decay, Dice + CE, flips, quarter turns, intensity jit
 validated every {a.val_every} steps on the 20 `val.list` volumes, scored on each volume's native grid. The mean teacher
 draws a second batch of 16 unlabeled slices each step (about twice the cost per step); budgets are equal in steps.
 "tail" is the largest change of validation Dice over the last fifth of training (Dice points; < 1 = converged by the
-experiments issue's rule), the largest over seeds. steps/s were taken with two runs (one thread each) and other work
-sharing the two cores: they say where, not how fast.
+experiments issue's rule), the largest over seeds. steps/s were taken with other runs (one thread each) sharing the two
+cores, two for the U-Net and mean-teacher runs, up to nine for the NSDA runs: they say where, not how fast, and are not
+compared across methods (NSDA's cost per step is measured in the `nsda_drive` and `nsda_blocks` sections).
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | tail | seeds |
 |---|---|---|---|---|---|---|---|---|
