@@ -139,3 +139,16 @@ def verdict(diff: float, ci, n: int, higher_is_better: bool = True, min_seeds: i
     if lo > 0: return 'reproduced'
     if hi < 0: return 'contradicted'
     return 'same direction, not significant' if d > 0 else 'not reproduced'
+
+
+def early(curve, frac: float = 0.5) -> float:
+    "Mean validation Dice over the first `frac` of training: how fast a curve rises (higher = faster)."
+    last = max(step for step, _ in curve)
+    return float(np.mean([dice for step, dice in curve if step <= frac * last]))
+
+
+def log_variance_ratio(points, sampler: str, reference: str = 'ns') -> float:
+    """log10 of a sampler's estimator variance over the reference's, averaged over the measurement points after the
+    first step (`arco_variance.py`'s runs)."""
+    pts = [p for p in points if p['step'] > 1] or points
+    return float(np.mean([np.log10(p[sampler]['var'] / p[reference]['var']) for p in pts]))

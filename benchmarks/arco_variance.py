@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import grid_args, grid_state, machine, machines, mean_sd, paired, save_json, shard, write_section  # noqa: E402
+from _results import (grid_args, grid_state, log_variance_ratio, machine, machines, mean_sd, paired, save_json,  # noqa: E402
+                      shard, write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS  # noqa: E402
 from medseg_nb.core import data_root, get_method, load_methods, unwrap  # noqa: E402
@@ -120,12 +121,6 @@ def one_run(seed, a, root) -> dict:
                 seconds=round(time.time() - t0, 1), points=rows, machine=machine())
 
 
-def log_ratio(run, s) -> float:
-    "log10 of the variance ratio sampler / NS, averaged over the measurements after the first step."
-    pts = [p for p in run['points'] if p['step'] > 1] or run['points']
-    return float(np.mean([np.log10(p[s]['var'] / p['ns']['var']) for p in pts]))
-
-
 def plot(runs):
     import matplotlib
     matplotlib.use('Agg')
@@ -151,7 +146,7 @@ def table(runs, a) -> str:
     lines = ['| sampler | variance / NS variance (geometric mean over the run) | log10 ratio | 95 % interval | '
              'bias / sd (largest) | seeds |', '|---|---|---|---|---|---|']
     for s in ('sg', 'sag'):
-        lr = {r['seed']: log_ratio(r, s) for r in runs}
+        lr = {r['seed']: log_variance_ratio(r['points'], s) for r in runs}
         d, ci, n = paired({k: 0.0 for k in lr}, lr)
         bias = max(abs(p[s]['mean'] - p['exact']) / np.sqrt(p[s]['var'] / r['draws']) for r in runs for p in r['points'])
         lines.append(f"| {NAMES[s]} | {10 ** d:.3f} ({mean_sd((10 ** v for v in lr.values()), '{:.3f}')}) | {d:+.3f} | "

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import converged, mean_sd, paired, save_json, verdict, write_section  # noqa: E402
+from _results import (converged, early, log_variance_ratio, mean_sd, paired, save_json, verdict,  # noqa: E402
+                      write_section)
 
 from medseg_nb.viz import claims_table  # noqa: E402
 
@@ -161,8 +162,7 @@ def gausam_rows():
         out.append(row('gausam', 'GauSAM', head_claim.format(scale), setting, res, v,
                        f"SAM-head tail change {sam_tail:.1f} Dice points (converged: < 1); the Gaussian head's "
                        f"{max(converged(r['curve']) for r in runs if r['variant'] == 'gaussian'):.1f}"))
-    early = lambda r: float(np.mean([d for s, d in r['curve'] if s <= 0.5 * max(t for t, _ in r['curve'])]))
-    uni, con = by('uniform', early), by('gaussian', early)
+    uni, con = by('uniform', lambda r: early(r['curve'])), by('gaussian', lambda r: early(r['curve']))
     if uni:
         d, ci, n = paired(uni, con)
         res = (f"mean validation Dice over the first half of training: uniform {mean_sd(uni.values())}, contour "
@@ -188,10 +188,7 @@ def arco_rows():
                'every 50 steps, CPU')
     out = []
     for s, name in (('sg', 'SG (stratified)'), ('sag', 'SAG (stratified antithetic)')):
-        ratio = {}
-        for r in runs:
-            pts = [q for q in r['points'] if q['step'] > 1] or r['points']
-            ratio[r['seed']] = float(np.mean([np.log10(q[s]['var'] / q['ns']['var']) for q in pts]))
+        ratio = {r['seed']: log_variance_ratio(r['points'], s) for r in runs}
         d, ci, n = paired({k: 0.0 for k in ratio}, ratio)
         res = (f"variance / NS variance {10 ** d:.3f} (geometric mean); log10 ratio {d:+.3f}"
                + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))

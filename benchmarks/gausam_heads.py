@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (converged, finite_mean, grid_args, grid_state, listed, machine, machines, mean_sd, paired,  # noqa: E402
+from _results import (converged, early, finite_mean, grid_args, grid_state, listed, machine, machines, mean_sd, paired,  # noqa: E402
                       save_json, shard, write_section)
 
 from medseg_nb.core import data_root  # noqa: E402
@@ -41,12 +41,6 @@ def items(dataset: str, root):
         return [tr[i] for i in range(len(tr))], [va[i] for i in range(len(va))]
     tr, va = PhantomDataset('glands', n=48, size=128, seed=0), PhantomDataset('glands', n=8, size=256, seed=10_000)
     return [tr[i] for i in range(len(tr))], [va[i] for i in range(len(va))]
-
-
-def early(curve, frac=0.5) -> float:
-    "Mean validation Dice over the first `frac` of training: how fast a curve rises (higher = faster)."
-    last = max(s for s, _ in curve)
-    return float(np.mean([d for s, d in curve if s <= frac * last]))
 
 
 def plot(runs):

@@ -45,3 +45,12 @@ def test_convergence_paired_difference_and_verdict():
     assert verdict(-0.02, (-0.03, -0.01), 3) == 'contradicted'
     assert verdict(-0.5, (-0.8, -0.2), 3, higher_is_better=False) == 'reproduced'                # Betti error: lower wins
     assert verdict(0.02, (0.01, 0.03), 2).startswith('too few seeds')
+
+
+def test_early_dice_and_variance_ratio():
+    from _results import early, log_variance_ratio
+    assert early([(100, 0.2), (200, 0.4), (300, 0.6), (400, 0.8)]) == pytest.approx(0.3)   # steps <= 200 of 400
+    pts = [dict(step=1, ns=dict(var=1.0), sg=dict(var=1.0)),                              # step 1 left out
+           dict(step=50, ns=dict(var=1.0), sg=dict(var=0.1)), dict(step=100, ns=dict(var=2.0), sg=dict(var=0.02))]
+    assert log_variance_ratio(pts, 'sg') == pytest.approx(-1.5)                            # mean of -1 and -2
+    assert log_variance_ratio(pts[:1], 'sg') == 0.0                                         # only step 1: it is used

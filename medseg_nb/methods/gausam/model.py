@@ -547,22 +547,7 @@ def train_head(
     return dict(rows=rows, curve=curve)
 
 
-def compare_heads(
-    train_items,
-    val_items,
-    steps: int = 200,
-    size: int = 128,
-    batch: int = 4,
-    seed: int = 0,
-    n_gaussians: int = 64,
-    lr: float = 1e-3,
-    scales=(0.5, 1, 2),
-    progress: bool = False,
-) -> list[dict]:
-    "Train GauSAM and the SAM-head baseline alike (box prompts), then score both at several output resolutions."
-    options = dict(steps=steps, size=size, batch=batch, seed=seed, n_gaussians=n_gaussians, lr=lr, scales=scales)
-    return [
-        row
-        for head in ('gaussian', 'sam')
-        for row in train_head(train_items, val_items, head, progress=progress, **options)['rows']
-    ]
+def compare_heads(train_items, val_items, **options) -> list[dict]:
+    """Train GauSAM and the SAM-head baseline alike (box prompts), then score both at several output resolutions;
+    `options` are `train_head`'s (steps, size, batch, seed, ...), the same for both heads."""
+    return [row for head in ('gaussian', 'sam') for row in train_head(train_items, val_items, head, **options)['rows']]
