@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (converged, grid_args, grid_state, listed, machine, machines, mean_sd, paired, save_json,  # noqa: E402
-                      shard, write_section)
+from _results import (converged, grid_args, listed, machine, machines, mean_sd, paired, run_grid,  # noqa: E402
+                      write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -35,7 +35,7 @@ OUT = Path(__file__).with_name('acdc_recipe.json')
 PLOT = Path(__file__).with_name('acdc_recipe.png')
 ALL = 70                                   # "all labeled": every training patient
 STRUCT = ('RV', 'myo', 'LV')
-STYLE = {'unet': '-', 'mean_teacher': '--', 'nsda': ':'}
+STYLE = {'unet': '-', 'mean_teacher': '--', 'nsda': ':', 'vqseg': '-.'}
 
 
 def jobs_in_order(seeds, patients, compare, methods=('mean_teacher',)):
@@ -76,7 +76,7 @@ def plot(runs):
             q['seed'] for q in runs if q['method'] == r['method'] and q['patients'] == r['patients']) else None
         ax.plot(x, y, STYLE.get(r['method'], '-.'), color=colours.get(r['patients'], 'k'), alpha=0.8, label=label)
     ax.set_xlabel('step'); ax.set_ylabel('validation mean Dice (20 volumes)'); ax.set_ylim(0, 1); ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc='lower right'); ax.set_title('ACDC: U-Net (solid), mean teacher (dashed), NSDA (dotted)')
+    ax.legend(fontsize=8, loc='lower right'); ax.set_title('ACDC: U-Net (solid), mean teacher (dashed), NSDA (dotted), VQ-Seg (dash-dot)', fontsize=9)
     fig.tight_layout(); fig.savefig(PLOT, dpi=110); plt.close(fig)
 
 
@@ -108,10 +108,12 @@ def table(state, a) -> str:
 Machine: {machines(runs)}. Every run: the `acdc` defaults (slices resized to 128 x 128 for training and inference,
 batch 16, AdamW 1e-3, poly decay, Dice + CE, flips, quarter turns, intensity jitter; shuffled epochs), {steps} steps,
 validated every {a.val_every} steps on the 20 `val.list` volumes, scored on each volume's native grid. The mean teacher
-draws a second batch of 16 unlabeled slices each step (about twice the cost per step); budgets are equal in steps.
+and VQ-Seg draw a second batch of 16 unlabeled slices each step (about twice the cost per step); budgets are equal in
+steps. The mean teacher here has no dropout (the U-Net's default); VQ-Seg perturbs with its QPM, its other defaults.
 "tail" is the largest change of validation Dice over the last fifth of training (Dice points; < 1 = converged by the
 experiments issue's rule), the largest over seeds. steps/s were taken with other runs (one thread each) sharing the two
-cores, two for the U-Net and mean-teacher runs, up to nine for the NSDA runs: they say where, not how fast, and are not
+cores, two for the U-Net and mean-teacher runs, up to nine for the NSDA runs, three (and test runs) for VQ-Seg: they
+say where, not how fast, and are not
 compared across methods (NSDA's cost per step is measured in the `nsda_drive` and `nsda_blocks` sections).
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | tail | seeds |
@@ -143,22 +145,23 @@ def main():
     a = ap.parse_args()
     root = data_root()
     if root is None and not a.table_only: sys.exit('set MEDSEG_DATA to the folder holding ACDC (see ../shared/data)')
-    key = lambda r: (r['method'], r['patients'], r['seed'], r['steps'])
-    state = grid_state(a, key)
-    done = {key(r) for r in state['runs']}
-    jobs = [(m, p, s, a.steps) for m, p, s in jobs_in_order(a.seeds, a.patients, a.compare, a.methods)]
-    with tempfile.TemporaryDirectory() as tmp:
-        for method, p, s, steps in ([] if a.table_only else shard(jobs, a.shard, done)):
-            print(f'[acdc_recipe] {method}, {p} labeled patients, seed {s}, {steps} steps', flush=True)
-            r = run_one(method, p, s, steps, a.val_every, root, tmp)
-            print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
-            state['runs'].append(r); state['machine'] = machine()
-            save_json(a.json, state)
-            plot([q for q in state['runs'] if q['steps'] == a.steps]); write_section(a.section, table(state, a))
-    if a.merge: save_json(a.json, state)
-    if state['runs']:
-        plot(state['runs']); body = table(state, a); write_section(a.section, body); print(body)
+    tmp = tempfile.TemporaryDirectory()
 
+    def run_job(method, p, s, steps):
+        print(f'[acdc_recipe] {method}, {p} labeled patients, seed {s}, {steps} steps', flush=True)
+        r = run_one(method, p, s, steps, a.val_every, root, tmp.name)
+        print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
+        return r
+
+    def report(state):
+        plot([q for q in state['runs'] if q['steps'] == a.steps] or state['runs'])
+        write_section(a.section, table(state, a))
+
+    jobs = [(m, p, s, a.steps) for m, p, s in jobs_in_order(a.seeds, a.patients, a.compare, a.methods)]
+    with tmp:
+        state = run_grid(a, jobs, lambda r: (r['method'], r['patients'], r['seed'], r['steps']), run_job, report)
+    if state['runs']:
+        print(table(state, a))
 
 if __name__ == '__main__':
     main()

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (grid_args, grid_state, log_variance_ratio, machine, machines, mean_sd, paired, save_json,  # noqa: E402
-                      shard, write_section)
+from _results import (grid_args, log_variance_ratio, machine, machines, mean_sd, paired, run_grid,  # noqa: E402
+                      write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS  # noqa: E402
 from medseg_nb.core import data_root, get_method, load_methods, unwrap  # noqa: E402
@@ -40,19 +40,11 @@ NAMES = {'ns': 'NS (uniform)', 'sg': 'SG (stratified)', 'sag': 'SAG (stratified 
 
 def probe_inputs(trainer, method, probe):
     "What `ARCO.contrast` reads on the probe batch: student and teacher projections, labels, eligibility."
-    model, teacher = unwrap(trainer.model), unwrap(trainer.teacher.model)
     lab, unl = probe
-    n = lab['image'].shape[0]
-    with torch.no_grad():
-        x = torch.cat([lab['image'], unl['image']])
-        out = model(x)                                   # train mode: the projection head runs (no perturbation here)
-        t_out = teacher.net(x)
-        t_proj = teacher.proj(t_out.features['decoder'])
-    conf, pseudo = t_out.logits.float().softmax(1).max(1)
-    y = lab['label']
-    labels = torch.cat([y.clamp(max=method.num_classes - 1), pseudo[n:]])
-    ok = torch.cat([y != 255, conf[n:] >= method.cfg.threshold])
-    return out.features['proj'], t_proj, labels, ok
+    with torch.no_grad():                                # train mode: the projection head runs (no perturbation here)
+        proj = unwrap(trainer.model)(torch.cat([lab['image'], unl['image']])).features['proj']
+    target = method.teacher_targets(trainer.teacher.model, lab, unl)
+    return proj, target['proj'], target['labels'], target['valid']
 
 
 def exact_value(method, proj, t_proj, labels, ok, chunk=8192) -> float:
@@ -182,24 +174,18 @@ def main():
     root = data_root()
     if root is None and not a.table_only:
         sys.exit('set MEDSEG_DATA to the folder holding ACDC (see ../shared/data)')
-    key = lambda r: (r['seed'], r['steps'], r['patients'])
-    state = grid_state(a, key)
-    done = {key(r) for r in state['runs']}
-    for s in ([] if a.table_only else shard([(s, a.steps, a.patients) for s in a.seeds], a.shard, done)):
-        print(f'[arco_variance] seed {s[0]}, {a.steps} steps', flush=True)
-        state['runs'].append(one_run(s[0], a, root))
-        state['machine'] = machine()
-        save_json(a.json, state)
+    def run_job(seed, steps, patients):
+        print(f'[arco_variance] seed {seed}, {steps} steps', flush=True)
+        return one_run(seed, a, root)
+
+    def report(state):
         plot(state['runs'])
         write_section(a.section, table(state['runs'], a))
-    if a.merge:
-        save_json(a.json, state)
-    if state['runs']:
-        plot(state['runs'])
-        body = table(state['runs'], a)
-        write_section(a.section, body)
-        print(body)
 
+    jobs = [(s, a.steps, a.patients) for s in a.seeds]
+    state = run_grid(a, jobs, lambda r: (r['seed'], r['steps'], r['patients']), run_job, report)
+    if state['runs']:
+        print(table(state['runs'], a))
 
 if __name__ == '__main__':
     main()

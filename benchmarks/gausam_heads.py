@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (converged, early, finite_mean, grid_args, grid_state, listed, machine, machines, mean_sd, paired,  # noqa: E402
-                      save_json, shard, write_section)
+from _results import (converged, early, finite_mean, grid_args, listed, machine, machines, mean_sd, paired,  # noqa: E402
+                      run_grid, write_section)
 
 from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.phantoms import PhantomDataset  # noqa: E402
@@ -109,12 +109,9 @@ def main():
     root = data_root()
     if 'kvasir' in a.datasets and root is None and not a.table_only:
         sys.exit('set MEDSEG_DATA to the folder holding Kvasir-SEG (see ../shared/data), or pass --datasets phantom')
-    key = lambda r: (r['variant'], r['dataset'], r['seed'], r['steps'])
-    state = grid_state(a, key)
-    done = {key(r) for r in state['runs']}
-    jobs = [(v, ds, s, a.steps) for s in a.seeds for ds in a.datasets for v in a.variants]      # seed-major
     data = {}
-    for v, ds, s, steps in ([] if a.table_only else shard(jobs, a.shard, done)):
+
+    def run_job(v, ds, s, steps):
         if ds not in data:
             data[ds] = items(ds, root)
         head, placement = VARIANTS[v]
@@ -126,18 +123,16 @@ def main():
                  rows=out['rows'], curve=out['curve'], machine=machine(), threads=torch.get_num_threads())
         scores = ' '.join(f"{x['scale']:g}x {x['dice']:.3f}" for x in r['rows'])
         print(f"  Dice {scores}, {r['seconds']:.0f} s", flush=True)
-        state['runs'].append(r)
-        state['machine'] = machine()
-        save_json(a.json, state)
+        return r
+
+    def report(state):
         plot(state['runs'])
         write_section(a.section, body(state['runs'], a))
-    if a.merge:
-        save_json(a.json, state)
+
+    jobs = [(v, ds, s, a.steps) for s in a.seeds for ds in a.datasets for v in a.variants]      # seed-major
+    state = run_grid(a, jobs, lambda r: (r['variant'], r['dataset'], r['seed'], r['steps']), run_job, report)
     if state['runs']:
-        plot(state['runs'])
-        text = body(state['runs'], a)
-        write_section(a.section, text)
-        print(text)
+        print(body(state['runs'], a))
 
 
 def body(runs, a) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import converged, grid_args, grid_state, machine, save_json, shard, write_section  # noqa: E402
+from _results import converged, grid_args, machine, run_grid, save_json, write_section  # noqa: E402
 
 from medseg_nb.cli import train, model_from_checkpoint  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -89,16 +89,10 @@ def main():
     root = data_root()
     if 'drive' in a.datasets and root is None and not a.table_only:
         sys.exit('set MEDSEG_DATA to the folder holding DRIVE (see ../shared/data)')
-    key = lambda r: (r['method'], r['dataset'], r['seed'])
-    state = grid_state(a, key)
-    done = {key(r) for r in state['runs']}
     jobs = [(m, ds, seed) for ds in a.datasets for seed in a.seeds for m in METHODS]
     with tempfile.TemporaryDirectory() as tmp:
-        for m, dataset, seed in ([] if a.table_only else shard(jobs, a.shard, done)):
-            steps = a.drive_steps if dataset == 'drive' else a.phantom_steps
-            state['runs'].append(one_run(m, dataset, seed, steps, root, tmp))
-            state['machine'] = machine()
-            save_json(a.json, state)
+        run_job = lambda m, ds, seed: one_run(m, ds, seed, a.drive_steps if ds == 'drive' else a.phantom_steps, root, tmp)
+        state = run_grid(a, jobs, lambda r: (r['method'], r['dataset'], r['seed']), run_job)
     state['summary'] = summarise(state['runs'])
     if a.merge: save_json(a.json, state)
     rows = state['summary']

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import converged, grid_args, grid_state, machine, save_json, shard, write_section  # noqa: E402
+from _results import converged, grid_args, machine, machines, run_grid, write_section  # noqa: E402
 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -40,29 +40,31 @@ def main():
     a = ap.parse_args()
     root = data_root()
     if root is None and not a.table_only: sys.exit('set MEDSEG_DATA (ACDC and DRIVE)')
-    key = lambda r: (r['method'], r['dataset'], r['seed'])
-    state = grid_state(a, key)
-    done = {key(r) for r in state['runs']}
+    tmp = tempfile.TemporaryDirectory()
+
+    def run_job(m, ds, seed):
+        out = Path(tmp.name) / f'{ds}_{m}_{seed}'
+        steps = a.acdc_steps if ds == 'acdc' else a.drive_steps
+        t0 = time.time()
+        summ = train(m, ds, out, root, steps=steps, seed=seed, progress=False,
+                     train_options=dict(val_items=1 if ds == 'acdc' else None, val_every=max(steps // 10, 1)))
+        secs = time.time() - t0
+        hist = json.loads((out / 'history.json').read_text())
+        curve = [(h['step'], h['val_dice_mean']) for h in hist if 'val_dice_mean' in h]
+        _, model, st = model_from_checkpoint(out / 'last.pt')
+        metrics = ('dice', 'cldice') if ds == 'drive' else ('dice',)
+        mean, reps = evaluate_model(model, get_dataset(ds, root, 'val'), metrics=metrics, **geometry(st['config']))
+        r = dict(method=m, dataset=ds, seed=seed, steps=steps, seconds=round(secs, 1), dice=mean['dice_mean'],
+                 cldice=mean.get('cldice_mean'), per_class=per_class(reps, 'dice'), curve=curve,
+                 seconds_per_step=round(summ['seconds'] / max(summ['steps'], 1), 4), machine=machine())
+        print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
+        return r
+
     jobs = [(m, ds, seed) for ds in a.datasets for seed in a.seeds for m in ('unet', 'nsda')]
-    with tempfile.TemporaryDirectory() as tmp:
-        for m, ds, seed in ([] if a.table_only else shard(jobs, a.shard, done)):
-            out = Path(tmp) / f'{ds}_{m}_{seed}'
-            steps = a.acdc_steps if ds == 'acdc' else a.drive_steps
-            t0 = time.time()
-            summ = train(m, ds, out, root, steps=steps, seed=seed, progress=False,
-                         train_options=dict(val_items=1 if ds == 'acdc' else None, val_every=max(steps // 10, 1)))
-            secs = time.time() - t0
-            hist = json.loads((out / 'history.json').read_text())
-            curve = [(h['step'], h['val_dice_mean']) for h in hist if 'val_dice_mean' in h]
-            _, model, st = model_from_checkpoint(out / 'last.pt')
-            mean, reps = evaluate_model(model, get_dataset(ds, root, 'val'), metrics=('dice', 'cldice') if ds == 'drive' else ('dice',), **geometry(st['config']))
-            r = dict(method=m, dataset=ds, seed=seed, steps=steps, seconds=round(secs, 1), dice=mean['dice_mean'],
-                     cldice=mean.get('cldice_mean'), per_class=per_class(reps, 'dice'), curve=curve,
-                     seconds_per_step=round(summ['seconds'] / max(summ['steps'], 1), 4), machine=machine())
-            print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
-            state['runs'].append(r); state['machine'] = machine()
-            save_json(a.json, state)
-    if a.merge: save_json(a.json, state)
+    with tmp:
+        state = run_grid(a, jobs, lambda r: (r['method'], r['dataset'], r['seed']), run_job)
+    if not state['runs']:
+        sys.exit(f'no runs in {a.json} (say --json benchmarks/nsda_drive.json --datasets drive for the DRIVE grid)')
     rows = []
     for ds in a.datasets:
         for m in ('unet', 'nsda'):
@@ -76,7 +78,7 @@ def main():
     title = 'U-Net against U-Net + NSDA' + ('' if a.section == 'nsda_unet' else f', {a.section}')
     body = f"""## {title} (`benchmarks/nsda_unet.py`)
 
-Machine: {state['machine']}. Same steps for both networks ({'; '.join(setting[ds] for ds in a.datasets)}), batch 8,
+Machine: {machines(state['runs'])}. Same steps for both networks ({'; '.join(setting[ds] for ds in a.datasets)}), batch 8,
 final models on the validation images.
 "tail": the largest change of validation Dice over the last fifth of training, over seeds (Dice points; converged:
 < 1). Training seconds include validation and were taken with other work on the machine.

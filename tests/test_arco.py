@@ -157,3 +157,26 @@ def test_arco_method_trains():
         h = t.history[-1]
         assert np.isfinite(h['contrast']) and h['contrast'] > 0 and 0 <= h['confident'] <= 1
         assert h['loss'] == pytest.approx(h['sup'] + h['w_unsup'] * h['pseudo'] + m.cfg.w_contrast * h['contrast'], rel=1e-5)
+
+
+def test_teacher_targets_labels_eligibility_and_confidence():
+    "Ground truth on labeled images, the teacher's argmax on unlabeled ones; ignore label, FOV and confidence gate them."
+    m = METHODS['arco'](width=4, depth=3, threshold=0.6)
+    net = m.build_model(1, 3)
+    m.num_classes = 3
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (2, 16, 16), generator=g)
+    y[0, :2] = 255                                                        # not annotated
+    fov = torch.ones(2, 16, 16, dtype=torch.bool)
+    fov[1, :, :3] = False                                                 # outside the field of view
+    lab = dict(image=torch.rand(2, 1, 16, 16, generator=g), label=y, fov=fov)
+    unl = dict(image=torch.rand(3, 1, 16, 16, generator=g))
+    t = m.teacher_targets(net, lab, unl)
+    with torch.no_grad():
+        out = net.net(torch.cat([lab['image'], unl['image']]))
+    prob = out.logits.softmax(1)
+    assert t['proj'].shape == (5, m.cfg.proj_dim, 16, 16) and not t['proj'].requires_grad
+    assert torch.equal(t['labels'][:2], y.clamp(max=2)) and torch.equal(t['pseudo'], prob[2:].argmax(1))
+    assert torch.equal(t['labels'][2:], t['pseudo'])
+    assert torch.equal(t['keep'], prob[2:].max(1).values >= 0.6)
+    assert torch.equal(t['valid'][:2], (y != 255) & fov) and torch.equal(t['valid'][2:], t['keep'])

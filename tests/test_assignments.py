@@ -19,14 +19,14 @@ NBS = Path(__file__).parents[1] / 'nbs'
 
 # (exact text in the reference solution, the mistake, the score it should keep)
 MISTAKES = {
-    '11_gaussian_fields': ('v = (-s * d[..., 0]', 'v = (s * d[..., 0]', 3.0),                    # rotation sign
+    '11_gaussian_fields': ('v = (-sin_t * offset[..., 0]', 'v = (sin_t * offset[..., 0]', 3.0),                    # rotation sign
     '21_graphseg': (' - 1 - logvar + math.log(prior_var))', ' - 1 - logvar)', 3.0),               # forgets the prior's variance
     '31_match': (' if S[i, j] >= one_to_one]', ']', 3.0),                                            # keeps weak assignment pairs
-    '41_soft_moe': ('return lt.softmax(-2), logits.softmax(-1)', 'return lt.softmax(-1), logits.softmax(-1)', 3.0),  # dispatch over slots
+    '41_soft_moe': ('return masked.softmax(-2), logits.softmax(-1)', 'return masked.softmax(-1), logits.softmax(-1)', 3.0),  # dispatch over slots
     '50_lomix': ('zip(convs, maps)]).softmax(0)', 'zip(convs, maps)])', 3.0),                        # raw weights, no softmax
-    '60_nsda': ('c[..., -1:].expand(*c.shape[:-1], r)', 'c.new_zeros(*c.shape[:-1], r)', 3.0),      # wrong right border
+    '60_nsda': ('prefix[..., -1:].expand(*prefix.shape[:-1], radius)', 'prefix.new_zeros(*prefix.shape[:-1], radius)', 3.0),      # wrong right border
     '70_vector_quantization': ('torch.multinomial(off[flat[move]]', 'torch.multinomial(P[flat[move]]', 5.0),  # may keep its own code
-    '80_stratified_sampling': ('k = quota.floor().long().clamp_min(1)', 'k = quota.floor().long()', 3.0),   # empty strata
+    '80_stratified_sampling': ('n_m = quota.floor().long().clamp_min(1)', 'n_m = quota.floor().long()', 3.0),   # empty strata
 }
 
 

@@ -1,4 +1,6 @@
-"The helpers the benchmark grids share (benchmarks/_results.py): sharding the runs not yet done, and table cells."
+"The helpers the benchmark grids share (benchmarks/_results.py): the grid loop, sharding the runs not yet done, table cells."
+import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -6,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / 'benchmarks'))
-from _results import finite_mean, listed, mean_sd, shard  # noqa: E402
+from _results import finite_mean, grid_args, listed, mean_sd, run_grid, shard  # noqa: E402
 
 
 def test_shards_split_the_remaining_runs_once_each():
@@ -54,3 +56,43 @@ def test_early_dice_and_variance_ratio():
            dict(step=50, ns=dict(var=1.0), sg=dict(var=0.1)), dict(step=100, ns=dict(var=2.0), sg=dict(var=0.02))]
     assert log_variance_ratio(pts, 'sg') == pytest.approx(-1.5)                            # mean of -1 and -2
     assert log_variance_ratio(pts[:1], 'sg') == 0.0                                         # only step 1: it is used
+
+
+def test_the_grid_loop_saves_every_run_resumes_shards_and_merges(tmp_path):
+    "run_grid: each finished run is in the file before the next starts; a rerun skips them; shards split; merge joins."
+    def args(*argv):
+        ap = argparse.ArgumentParser()
+        grid_args(ap, tmp_path / 'grid.json')
+        return ap.parse_args([str(x) for x in argv])
+
+    jobs = [(m, s) for s in range(2) for m in 'ab']
+    key = lambda r: (r['method'], r['seed'])
+    ran, saved, reports = [], [], []
+
+    def run_job(m, s):
+        if (m, s) == ('b', 1):
+            raise RuntimeError('interrupted')                              # the grid stops in its last job
+        ran.append((m, s))
+        saved.append(len(json.loads((tmp_path / 'grid.json').read_text())['runs']) if (tmp_path / 'grid.json').exists() else 0)
+        return dict(method=m, seed=s, dice=0.5)
+
+    with pytest.raises(RuntimeError, match='interrupted'):
+        run_grid(args(), jobs, key, run_job, reports.append)
+    assert ran == [('a', 0), ('b', 0), ('a', 1)] and saved == [0, 1, 2]    # each run on disk before the next began
+    assert len(json.loads((tmp_path / 'grid.json').read_text())['runs']) == 3 and len(reports) == 3
+
+    ran.clear()
+    state = run_grid(args(), jobs, key, lambda m, s: ran.append((m, s)) or dict(method=m, seed=s, dice=0.7))
+    assert ran == [('b', 1)] and len(state['runs']) == 4                    # resumed: only the missing run
+
+    ran.clear()
+    shards = [args('--json', tmp_path / f'shard{i}.json', '--shard', f'{i}/2') for i in range(2)]
+    more = [(m, 2) for m in 'ab']
+    for a in shards:
+        run_grid(a, more, key, lambda m, s: ran.append((m, s)) or dict(method=m, seed=s, dice=0.1))
+    assert sorted(ran) == more                                             # each job in exactly one shard
+    ran.clear()
+    merged = run_grid(args('--table-only', '--merge', *[a.json for a in shards]), jobs + more, key,
+                      lambda m, s: ran.append((m, s)), reports.append)
+    assert ran == [] and len(merged['runs']) == 6 and len(reports) == 4    # --table-only runs nothing, reports once
+    assert len(json.loads((tmp_path / 'grid.json').read_text())['runs']) == 6

@@ -41,8 +41,8 @@ class Supervised(Method):
     defaults = dict(width=16, depth=4, norm='instance', dropout=0.0, deep_supervision=0.0, w_dice=0.5, w_ce=0.5)
 
     def build_model(self, in_channels, num_classes, dim=2):
-        c = self.cfg
-        return UNet(in_channels, num_classes, dim, width=c.width, depth=c.depth, norm=c.norm, dropout=c.dropout)
+        cfg = self.cfg
+        return UNet(in_channels, num_classes, dim, width=cfg.width, depth=cfg.depth, norm=cfg.norm, dropout=cfg.dropout)
 
     def seg_loss(self, out: SegOutput, batch: dict) -> dict[str, torch.Tensor]:
         "Dice + CE on the logits (and deep supervision on `aux`), ignoring pixels outside `fov`."
@@ -51,18 +51,18 @@ class Supervised(Method):
         sup = crit(out.logits, y, fov)
         parts = dict(sup=sup)
         if self.cfg.deep_supervision and out.aux:
-            ws = [2.0 ** -(k + 1) for k in range(len(out.aux))][::-1]  # aux is deepest first
-            ds = sum(
+            aux_weights = [2.0 ** -(k + 1) for k in range(len(out.aux))][::-1]  # aux is deepest first
+            deep_sup = sum(
                 w
                 * crit(
                     a,
                     downsample_label(y, a.shape[2:]),
                     None if fov is None else downsample_label(fov.long(), a.shape[2:]).bool(),
                 )
-                for w, a in zip(ws, out.aux)
-            ) / sum(ws)
-            parts['deep_sup'] = ds
-            parts['sup'] = sup + self.cfg.deep_supervision * ds
+                for w, a in zip(aux_weights, out.aux)
+            ) / sum(aux_weights)
+            parts['deep_sup'] = deep_sup
+            parts['sup'] = sup + self.cfg.deep_supervision * deep_sup
         return parts
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
@@ -95,8 +95,8 @@ class MeanTeacher(Supervised):
         """The hook: loss terms on the unlabeled batch, given the student's output on its perturbed view
         (`losses` sums them and weights the sum by `weight(step)`). Here: MSE between softmaxes."""
         with torch.no_grad():
-            t = teacher(self.perturb(unlabeled['image'])).logits.float().softmax(1)
-        return dict(consistency=F.mse_loss(student.logits.float().softmax(1), t))
+            teacher_prob = teacher(self.perturb(unlabeled['image'])).logits.float().softmax(1)
+        return dict(consistency=F.mse_loss(student.logits.float().softmax(1), teacher_prob))
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
         """L = L_sup + w(t) sum(unsupervised terms): the supervised Dice + CE plus, on the unlabeled batch, the terms of
@@ -104,8 +104,10 @@ class MeanTeacher(Supervised):
         the sigmoid ramp-up w(t) = consistency * exp(-5 (1 - t / T_r)^2), T_r = rampup * total steps."""
         if unlabeled is None or teacher is None:
             return super().losses(model, labeled)
-        n = labeled['image'].shape[0]
-        out_l, out_u = model(torch.cat([labeled['image'], self.perturb(unlabeled['image'])])).split(n)  # one forward
+        n_lab = labeled['image'].shape[0]
+        out_l, out_u = model(torch.cat([labeled['image'], self.perturb(unlabeled['image'])])).split(
+            n_lab
+        )  # one forward
         parts = self.seg_loss(out_l, labeled)
         u = self.unsupervised_losses(out_u, teacher, unlabeled, step)
         w = self.weight(step)

@@ -84,15 +84,15 @@ class LoMixMixer(nn.Module):
         out = list(maps)
         for o in self.operators:
             for j, S in enumerate(self.subsets):
-                ms = [maps[i] for i in S]
+                chosen = [maps[i] for i in S]
                 if o == 'add':
-                    out.append(fuse_add(ms))
+                    out.append(fuse_add(chosen))
                 elif o == 'mul':
-                    out.append(fuse_mul(ms))
+                    out.append(fuse_mul(chosen))
                 elif o == 'concat':
-                    out.append(fuse_concat(ms, self.concat[j]))
+                    out.append(fuse_concat(chosen, self.concat[j]))
                 else:
-                    out.append(fuse_weighted(ms, [self.weight_convs[i] for i in S]))
+                    out.append(fuse_weighted(chosen, [self.weight_convs[i] for i in S]))
         return out
 
 
@@ -119,15 +119,15 @@ def lomix_weights(theta: torch.Tensor, weighting: str = 'normalized') -> torch.T
     if weighting not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
     # sp_j = softplus(theta_j) = log(1 + exp(theta_j)) > 0
-    sp = F.softplus(theta.float())
+    sp_theta = F.softplus(theta.float())
     if weighting == 'normalized':
         # w_j = sp_j / sum_l sp_l
-        return sp / sp.sum()
+        return sp_theta / sp_theta.sum()
     if weighting == 'fixed':
         # w_j = 1 / n
-        return torch.full_like(sp, 1.0 / len(sp))
+        return torch.full_like(sp_theta, 1.0 / len(sp_theta))
     # w_j = sp_j (raw; 'uncertainty' adds - sum_j log w_j in the loss)
-    return sp
+    return sp_theta
 
 
 class LoMixLoss(nn.Module):
@@ -184,14 +184,14 @@ class _MixSupervision(Supervised):
     )
 
     def build_model(self, in_channels, num_classes, dim=2):
-        c = self.cfg
-        if c.depth < 4:
+        cfg = self.cfg
+        if cfg.depth < 4:
             raise ValueError(
-                f"{self.name} needs a U-Net of depth >= 4 for 4 logit maps (3 aux + the logits), got depth={c.depth}"
+                f"{self.name} needs a U-Net of depth >= 4 for 4 logit maps (3 aux + the logits), got depth={cfg.depth}"
             )
         return LoMixNet(
-            UNet(in_channels, num_classes, dim, width=c.width, depth=c.depth, norm=c.norm, dropout=c.dropout),
-            LoMixMixer(num_classes, 4, tuple(c.operators)),
+            UNet(in_channels, num_classes, dim, width=cfg.width, depth=cfg.depth, norm=cfg.norm, dropout=cfg.dropout),
+            LoMixMixer(num_classes, 4, tuple(cfg.operators)),
         )
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):

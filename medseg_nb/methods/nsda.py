@@ -18,35 +18,39 @@ __all__ = ['default_window', 'box_sum', 'box_count', 'nsda', 'NSDA', 'nsda_unet'
 # %% ../../nbs/60_nsda.ipynb #c006
 def default_window(h: int) -> int:
     "The paper's window for a feature map of height h: h//8 + 1 if h//8 is even, else h//8 + 2 (always odd)."
-    k = h // 8
-    return k + 1 if k % 2 == 0 else k + 2
+    eighth = h // 8
+    return eighth + 1 if eighth % 2 == 0 else eighth + 2
 
 
-def _box_last(x: torch.Tensor, r: int) -> torch.Tensor:
+def _box_last(x: torch.Tensor, radius: int) -> torch.Tensor:
     "Sums over [i - r, i + r] (clipped) along the last axis: a prefix sum, padded, minus itself shifted."
     ### BEGIN SOLUTION
-    # c[i] = sum_{j <= i} x[j], padded with r + 1 zeros in front and r copies of the total behind
-    c = x.cumsum(-1)
-    c = torch.cat([c.new_zeros(*c.shape[:-1], r + 1), c, c[..., -1:].expand(*c.shape[:-1], r)], -1)
-    # sum_{j = i - r}^{i + r} x[j] = c[i + r] - c[i - r - 1], read off the padded c
-    return c[..., 2 * r + 1 :] - c[..., : x.shape[-1]]
+    # prefix[i] = sum_{j <= i} x[j], padded with r + 1 zeros in front and r copies of the total behind (r = radius)
+    prefix = x.cumsum(-1)
+    prefix = torch.cat(
+        [prefix.new_zeros(*prefix.shape[:-1], radius + 1), prefix, prefix[..., -1:].expand(*prefix.shape[:-1], radius)],
+        -1,
+    )
+    # sum_{j = i - r}^{i + r} x[j] = prefix[i + r] - prefix[i - r - 1], read off the padded prefix
+    return prefix[..., 2 * radius + 1 :] - prefix[..., : x.shape[-1]]
     ### END SOLUTION
 
 
 def box_sum(x: torch.Tensor, window: int) -> torch.Tensor:
     "Sum over the w x w window (clipped at the borders) around every pixel of ... x H x W: separable prefix sums."
-    ft = torch.promote_types(x.dtype, torch.float32)
-    r = window // 2
-    return _box_last(_box_last(x.to(ft), r).transpose(-1, -2), r).transpose(-1, -2).to(x.dtype)
+    acc = torch.promote_types(x.dtype, torch.float32)
+    radius = window // 2
+    return _box_last(_box_last(x.to(acc), radius).transpose(-1, -2), radius).transpose(-1, -2).to(x.dtype)
 
 
 def box_count(H: int, W: int, window: int, device=None, dtype=torch.float32) -> torch.Tensor:
     "Number of valid pixels in each pixel's w x w window (H x W)."
-    r = window // 2
-    n = lambda L: (
-        (torch.arange(L, device=device) + r + 1).clamp(max=L) - (torch.arange(L, device=device) - r).clamp(min=0)
+    radius = window // 2
+    valid = lambda L: (
+        (torch.arange(L, device=device) + radius + 1).clamp(max=L)
+        - (torch.arange(L, device=device) - radius).clamp(min=0)
     ).to(dtype)
-    return n(H)[:, None] * n(W)[None]
+    return valid(H)[:, None] * valid(W)[None]
 
 # %% ../../nbs/60_nsda.ipynb #c011
 def nsda(x: torch.Tensor, window: int | None = None, unbiased: bool = True, return_attention: bool = False):
@@ -54,19 +58,19 @@ def nsda(x: torch.Tensor, window: int | None = None, unbiased: bool = True, retu
     if x.ndim != 4:
         raise ValueError(f"nsda expects B x C x H x W features, got shape {tuple(x.shape)}")
     H, W = x.shape[-2:]
-    w = window or default_window(H)
-    if w < 1 or w % 2 == 0:
-        raise ValueError(f"nsda window must be odd and >= 1, got {w}")
+    win = window or default_window(H)
+    if win < 1 or win % 2 == 0:
+        raise ValueError(f"nsda window must be odd and >= 1, got {win}")
     with torch.no_grad():  # the attention is a constant to the gradient: sg(a)
         x_float = x.detach().float()
         # N(p) = |Omega(p)|, the valid pixels of the w x w window Omega(p) around p
-        N = box_count(H, W, w, x.device)
+        N = box_count(H, W, win, x.device)
         # mu(p) = 1/N(p) sum_{q in Omega(p)} x(q)
-        mu = box_sum(x_float, w) / N
+        mu = box_sum(x_float, win) / N
         # d^2(p) = (x(p) - mu(p))^2
         d2 = (x_float - mu) ** 2
         # sigma^2(p) = 1/(N(p) - 1) sum_{q in Omega(p)} d^2(q)   (1/N(p) when unbiased=False)
-        sigma2 = box_sum(d2, w) / N
+        sigma2 = box_sum(d2, win) / N
         if unbiased:
             sigma2 = sigma2 * N / (N - 1).clamp_min(1)
         # a(p) = 1 - exp(-d^2(p) / (2 sigma^2(p) + 1e-6))
@@ -93,10 +97,10 @@ class NSDA(nn.Module):
         if self.window:
             return self.window
         if self.training or self.follow_input or int(self.trained_window) == 0:
-            w = default_window(x.shape[-2])
+            win = default_window(x.shape[-2])
             if self.training:
-                self.trained_window.fill_(w)
-            return w
+                self.trained_window.fill_(win)
+            return win
         return int(self.trained_window)
 
     def forward(self, x):
@@ -109,11 +113,13 @@ class NSDA(nn.Module):
         return f'window={self.window or "from training"}, unbiased={self.unbiased}'
 
 # %% ../../nbs/60_nsda.ipynb #c021
-def nsda_unet(in_channels: int, num_classes: int, dim: int = 2, unbiased: bool = True, **kw) -> UNet:
+def nsda_unet(in_channels: int, num_classes: int, dim: int = 2, unbiased: bool = True, **unet_options) -> UNet:
     "A U-Net with NSDA after the second convolution of every encoder, bottleneck and decoder block."
     if dim != 2:
         raise ValueError(f"NSDA is 2-D; got dim={dim}")
-    return UNet(in_channels, num_classes, dim, post_block=lambda c, d: NSDA(None, unbiased), **kw)
+    return UNet(
+        in_channels, num_classes, dim, post_block=lambda channels, block_dim: NSDA(None, unbiased), **unet_options
+    )
 
 
 @register_method
@@ -128,7 +134,14 @@ class NSDAMethod(Supervised):
     tour = dict(dataset='phantom-vessels')
 
     def build_model(self, in_channels, num_classes, dim=2):
-        c = self.cfg
+        cfg = self.cfg
         return nsda_unet(
-            in_channels, num_classes, dim, c.unbiased, width=c.width, depth=c.depth, norm=c.norm, dropout=c.dropout
+            in_channels,
+            num_classes,
+            dim,
+            cfg.unbiased,
+            width=cfg.width,
+            depth=cfg.depth,
+            norm=cfg.norm,
+            dropout=cfg.dropout,
         )

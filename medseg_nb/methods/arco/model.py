@@ -23,8 +23,8 @@ class ARCONet(nn.Module):
     def __init__(self, net: UNet, dim: int = 64):
         super().__init__()
         self.net, self.dim = net, net.dim
-        c = net.channels[0]
-        self.proj = nn.Sequential(nn.Conv2d(c, c, 1), nn.ReLU(inplace=True), nn.Conv2d(c, dim, 1))
+        width = net.channels[0]
+        self.proj = nn.Sequential(nn.Conv2d(width, width, 1), nn.ReLU(inplace=True), nn.Conv2d(width, dim, 1))
 
     def forward(self, x):
         out = self.net(x)
@@ -80,34 +80,34 @@ class ARCO(MeanTeacher):
     def build_model(self, in_channels, num_classes, dim=2):
         if self.cfg.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {self.cfg.sampler!r}")
-        c = self.cfg
+        cfg = self.cfg
         return ARCONet(
-            UNet(in_channels, num_classes, dim, width=c.width, depth=c.depth, norm=c.norm, dropout=c.dropout),
-            c.proj_dim,
+            UNet(in_channels, num_classes, dim, width=cfg.width, depth=cfg.depth, norm=cfg.norm, dropout=cfg.dropout),
+            cfg.proj_dim,
         )
 
     def _draw(self, mask):
         "Anchors of one (image, class) mask: the same count for every sampler (SG and SAG need one per stratum)."
-        fn, n = SAMPLERS[self.cfg.sampler], max(self.cfg.anchors, self.cfg.groups)
+        sampler, count = SAMPLERS[self.cfg.sampler], max(self.cfg.anchors, self.cfg.groups)
         if self.cfg.sampler == 'ns':
-            return fn(mask, n)
-        return fn(mask, n, groups=self.cfg.groups)
+            return sampler(mask, count)
+        return sampler(mask, count, groups=self.cfg.groups)
 
     def contrast(
-        self, proj: torch.Tensor, t_proj: torch.Tensor, labels: torch.Tensor, ok: torch.Tensor
+        self, proj: torch.Tensor, t_proj: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor
     ) -> torch.Tensor:
         "The weighted contrastive estimate, averaged over (image, class) groups; updates the memory queues."
         K, dev = self.num_classes, proj.device
         feats, t_feats = F.normalize(proj.float(), dim=1), F.normalize(t_proj.float(), dim=1)
         B, D = feats.shape[:2]
         # rho_c = normalise(sum_{p: y(p) = c, confident} t(p)): each class's teacher features, all classes at once
-        onehot = F.one_hot(labels, K).permute(0, 3, 1, 2).float() * ok[:, None].float()  # B K H W
+        onehot = F.one_hot(labels, K).permute(0, 3, 1, 2).float() * valid[:, None].float()  # B K H W
         protos = F.normalize(torch.einsum('bkhw,bdhw->kd', onehot, t_feats), dim=1)
         if not hasattr(self, 'qfeat') or self.qfeat.shape[1] != D or self.qfeat.device != dev:
             self.qfeat = torch.zeros(0, D, device=dev)
             self.qcls = torch.zeros(0, dtype=torch.long, device=dev)
         # anchors are drawn on the CPU (small masks, many tiny operations: no device round trips), then gathered at once
-        lab_c, ok_c = labels.cpu(), ok.cpu()
+        lab_c, ok_c = labels.cpu(), valid.cpu()
         elig = [(lab_c == c) & ok_c for c in range(K)]
         present = [c for c in range(K) if elig[c].any()]
         draws = [(b, c, *self._draw(elig[c][b])) for b in range(B) for c in present if elig[c][b].any()]
@@ -125,42 +125,52 @@ class ARCO(MeanTeacher):
         # enqueue teacher features of every present class (up to 16 random confident pixels each)
         new_f, new_c = [], []
         for c in present:
-            at = torch.nonzero(elig[c].flatten(1))  # (image, pixel) pairs
-            at = at[torch.randperm(len(at))[:16]].to(dev)
-            new_f.append(t_feats.flatten(2)[at[:, 0], :, at[:, 1]])
-            new_c.append(torch.full((len(at),), c, device=dev))
+            enqueue = torch.nonzero(elig[c].flatten(1))  # (image, pixel) pairs
+            enqueue = enqueue[torch.randperm(len(enqueue))[:16]].to(dev)
+            new_f.append(t_feats.flatten(2)[enqueue[:, 0], :, enqueue[:, 1]])
+            new_c.append(torch.full((len(enqueue),), c, device=dev))
         if new_f:
             self.qfeat = torch.cat([torch.cat(new_f), self.qfeat])[: self.cfg.queue * K].detach()
             self.qcls = torch.cat([torch.cat(new_c), self.qcls])[: self.cfg.queue * K]
         return loss
 
+    def teacher_targets(self, teacher, labeled: dict, unlabeled: dict) -> dict:
+        """What the teacher gives both batches (no gradient): `proj`, its projected features (B_l + B_u) x D x H x W;
+        `labels`, the ground truth on the labeled images and its pseudo-labels on the unlabeled ones; `valid`, the
+        anchor-eligible pixels (labeled: annotated and in the field of view; unlabeled: confidence >= `threshold`);
+        and for the unlabeled batch alone `pseudo` and `keep` (the confident pixels)."""
+        n_lab = labeled['image'].shape[0]
+        teacher_net = unwrap(teacher)
+        with torch.no_grad():  # the teacher's network, then its projection head
+            t_out = teacher_net.net(torch.cat([labeled['image'], unlabeled['image']]))
+            t_proj = teacher_net.proj(t_out.features['decoder'])
+        conf, pseudo = t_out.logits.float().softmax(1).max(1)
+        keep = conf[n_lab:] >= self.cfg.threshold
+        y = labeled['label']
+        valid_l = (y != 255) & (labeled['fov'].bool() if 'fov' in labeled else torch.ones_like(y, dtype=torch.bool))
+        labels = torch.cat([y.clamp(max=self.num_classes - 1), pseudo[n_lab:]])
+        return dict(proj=t_proj, labels=labels, valid=torch.cat([valid_l, keep]), pseudo=pseudo[n_lab:], keep=keep)
+
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
         """L = L_sup + w(t) L_pseudo + w_contrast L_contrast: Dice + CE on the labeled batch; cross-entropy to the
         teacher's pseudo-labels where its confidence >= `threshold`; the prototype InfoNCE on anchors drawn by the
         sampler (NS, SG or SAG) from labeled and confident unlabeled pixels."""
-        c = self.cfg
+        cfg = self.cfg
         self.num_classes = unwrap(model).net.num_classes
         if unlabeled is None or teacher is None:
             parts = self.seg_loss(model(labeled['image']), labeled)
             parts['loss'] = parts['sup']
             return parts
-        n = labeled['image'].shape[0]
+        n_lab = labeled['image'].shape[0]
         out = model(torch.cat([labeled['image'], self.perturb(unlabeled['image'])]))
-        out_l, out_u = out.split(n)
+        out_l, out_u = out.split(n_lab)
         parts = self.seg_loss(out_l, labeled)
-        tm = unwrap(teacher)
-        with torch.no_grad():  # the teacher's network, then its projection head
-            t_out = tm.net(torch.cat([labeled['image'], unlabeled['image']]))
-            t_out.features['proj'] = tm.proj(t_out.features['decoder'])
-        conf, pseudo = t_out.logits.float().softmax(1).max(1)
-        keep = conf[n:] >= c.threshold
-        ce = F.cross_entropy(out_u.logits.float(), pseudo[n:], reduction='none')
-        parts['pseudo'] = (ce * keep).sum() / keep.sum().clamp_min(1)
-        y = labeled['label']
-        ok_l = (y != 255) & (labeled['fov'].bool() if 'fov' in labeled else torch.ones_like(y, dtype=torch.bool))
-        labels = torch.cat([y.clamp(max=self.num_classes - 1), pseudo[n:]])
-        parts['contrast'] = self.contrast(out.features['proj'], t_out.features['proj'], labels, torch.cat([ok_l, keep]))
+        target = self.teacher_targets(teacher, labeled, unlabeled)
+        keep = target['keep']
+        pseudo_ce = F.cross_entropy(out_u.logits.float(), target['pseudo'], reduction='none')
+        parts['pseudo'] = (pseudo_ce * keep).sum() / keep.sum().clamp_min(1)
+        parts['contrast'] = self.contrast(out.features['proj'], target['proj'], target['labels'], target['valid'])
         w = self.weight(step)
         parts.update(w_unsup=torch.tensor(w), confident=keep.float().mean())
-        parts['loss'] = parts['sup'] + w * parts['pseudo'] + c.w_contrast * parts['contrast']
+        parts['loss'] = parts['sup'] + w * parts['pseudo'] + cfg.w_contrast * parts['contrast']
         return parts

@@ -19,11 +19,11 @@ def strata(mask: torch.Tensor, groups: int = 16, kind: str = 'blocks') -> torch.
     if mask.ndim not in (2, 3):
         raise ValueError(f"strata expects a 2-D or 3-D mask, got shape {tuple(mask.shape)}")
     sid = torch.full(mask.shape, -1, dtype=torch.long, device=mask.device)
-    n = int(mask.sum())
-    if n == 0:
+    n_elig = int(mask.sum())
+    if n_elig == 0:
         return sid
     if kind == 'flat':
-        sid[mask] = torch.arange(n, device=mask.device) * groups // n
+        sid[mask] = torch.arange(n_elig, device=mask.device) * groups // n_elig
         return sid
     if kind != 'blocks':
         raise ValueError(f"strata kind must be 'blocks' or 'flat', got {kind!r}")
@@ -45,15 +45,15 @@ def allocate(sizes: torch.Tensor, n: int) -> torch.Tensor:
     ### BEGIN SOLUTION
     # n_m = n N_m / N, rounded down (at least 1), then the largest remainders take what is left
     quota = sizes.double() / sizes.sum() * n
-    k = quota.floor().long().clamp_min(1)
-    while k.sum() > n:  # take one back from the most over-served stratum that still has more than one
-        k[torch.argmax(torch.where(k > 1, k - quota, torch.full_like(quota, -math.inf)))] -= 1
-    rem = quota - k
-    while k.sum() < n:
-        i = int(torch.argmax(rem))
-        k[i] += 1
-        rem[i] -= 1
-    return k
+    n_m = quota.floor().long().clamp_min(1)
+    while n_m.sum() > n:  # take one back from the most over-served stratum that still has more than one
+        n_m[torch.argmax(torch.where(n_m > 1, n_m - quota, torch.full_like(quota, -math.inf)))] -= 1
+    rem = quota - n_m
+    while n_m.sum() < n:
+        top = int(torch.argmax(rem))
+        n_m[top] += 1
+        rem[top] -= 1
+    return n_m
     ### END SOLUTION
 
 # %% ../../../nbs/80_stratified_sampling.ipynb #c011
@@ -77,20 +77,20 @@ def _stratified(mask, n, groups, kind, generator, antithetic):
     order = elig[torch.argsort(sid[elig], stable=True)]  # eligible pixels grouped by stratum
     sizes = torch.bincount(sid[elig])
     starts = torch.cumsum(sizes, 0) - sizes
-    k = allocate(sizes.cpu(), n).to(mask.device)  # n_m, summing to n
+    n_m = allocate(sizes.cpu(), n).to(mask.device)  # n_m, summing to n
     # draw i belongs to stratum m(i); u_i ~ U(0, 1) picks the pixel at position floor(u_i N_m) of that stratum
-    m_of = torch.repeat_interleave(torch.arange(len(sizes), device=mask.device), k)
+    m_of = torch.repeat_interleave(torch.arange(len(sizes), device=mask.device), n_m)
     u = torch.rand(len(m_of), generator=generator).to(mask.device)
     if antithetic:
         # pairs (u, 1 - u) within each stratum: draws j = 1, 3, 5, ... of a stratum mirror draw j - 1 in its pixel list;
         # an odd n_m leaves the last draw of the stratum unpaired
-        j = torch.arange(len(m_of), device=mask.device) - (torch.cumsum(k, 0) - k)[m_of]
-        second = j % 2 == 1
+        rank = torch.arange(len(m_of), device=mask.device) - (torch.cumsum(n_m, 0) - n_m)[m_of]
+        second = rank % 2 == 1
         u = torch.where(second, 1 - u.roll(1), u)
     pick = order[starts[m_of] + (u * sizes[m_of]).long().clamp(max=sizes[m_of] - 1)]
     # the estimate is sum_m p_m (1/n_m) sum_{i in m} h(x_i), p_m = N_m / N: weight p_m / n_m per draw
-    w = (sizes.double() / sizes.sum() / k)[m_of].to(torch.float32)
-    return pick, w
+    weights = (sizes.double() / sizes.sum() / n_m)[m_of].to(torch.float32)
+    return pick, weights
 
 
 def sample_sg(

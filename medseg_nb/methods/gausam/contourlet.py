@@ -18,25 +18,25 @@ def lp_filters(wavelet: str = 'bior4.4', dtype=torch.float32, device=None) -> tu
     "The analysis (h, sums to 1) and synthesis (g, sums to 2) lowpass filters of a biorthogonal wavelet."
     import pywt
 
-    w = pywt.Wavelet(wavelet)
+    wav = pywt.Wavelet(wavelet)
     trim = lambda v: torch.tensor([t for t in v], dtype=torch.float64)
-    h, g = trim(w.dec_lo), trim(w.rec_lo)
-    nz = lambda v: v[(v != 0).nonzero().min() : (v != 0).nonzero().max() + 1]
-    h, g = nz(h), nz(g)
+    h, g = trim(wav.dec_lo), trim(wav.rec_lo)
+    trim_zeros = lambda v: v[(v != 0).nonzero().min() : (v != 0).nonzero().max() + 1]
+    h, g = trim_zeros(h), trim_zeros(g)
     if len(h) % 2 == 0 or len(g) % 2 == 0:
         raise ValueError(f"{wavelet} filters must be symmetric with odd length, got {len(h)} and {len(g)} taps")
     return (h / h.sum()).to(dtype=dtype, device=device), (2 * g / g.sum()).to(dtype=dtype, device=device)
 
 
-def sep_filter(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    "Filter the last two axes of B x C x H x W `x` with the 1-D kernel `k` along each (symmetric extension)."
+def sep_filter(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    "Filter the last two axes of B x C x H x W `x` with the 1-D `kernel` along each (symmetric extension)."
     B, C, H, W = x.shape
-    k = k.to(x)
-    r = len(k) // 2
+    kernel = kernel.to(x)
+    radius = len(kernel) // 2
     y = x.reshape(B * C, 1, H, W)
-    mode = lambda n: 'reflect' if r < n else 'replicate'
-    y = F.conv2d(F.pad(y, (0, 0, r, r), mode=mode(H)), k.view(1, 1, -1, 1))
-    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode=mode(W)), k.view(1, 1, 1, -1))
+    mode = lambda size: 'reflect' if radius < size else 'replicate'
+    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode=mode(H)), kernel.view(1, 1, -1, 1))
+    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode=mode(W)), kernel.view(1, 1, 1, -1))
     return y.reshape(B, C, H, W)
 
 
@@ -50,21 +50,21 @@ def lp_analysis(x: torch.Tensor, h: torch.Tensor, g: torch.Tensor) -> tuple[torc
 
 def lp_expand(low: torch.Tensor, size, g: torch.Tensor) -> torch.Tensor:
     "g * up2(low), the prediction of a finer level of `size` (H, W) from a coarse one."
-    up = low.new_zeros(low.shape[:2] + tuple(size))
-    up[..., ::2, ::2] = low
-    return sep_filter(up, g)
+    upsampled = low.new_zeros(low.shape[:2] + tuple(size))
+    upsampled[..., ::2, ::2] = low
+    return sep_filter(upsampled, g)
 
 # %% ../../../nbs/10_contourlet.ipynb #c010
 def _smooth_step(t: torch.Tensor, d: float) -> torch.Tensor:
     "r(t): 0 for t <= -d, 1 for t >= d, with r(t)^2 + r(-t)^2 = 1 (Meyer's polynomial inside a sine)."
     x = ((t + d) / (2 * d)).clamp(0, 1)
-    nu = x**4 * (35 - 84 * x + 70 * x**2 - 20 * x**3)
-    return torch.sin(0.5 * math.pi * nu)
+    meyer = x**4 * (35 - 84 * x + 70 * x**2 - 20 * x**3)
+    return torch.sin(0.5 * math.pi * meyer)
 
 
-def _wrap(t: torch.Tensor) -> torch.Tensor:
+def _wrap(angle: torch.Tensor) -> torch.Tensor:
     "Angles modulo pi, into [-pi/2, pi/2)."
-    return torch.remainder(t + 0.5 * math.pi, math.pi) - 0.5 * math.pi
+    return torch.remainder(angle + 0.5 * math.pi, math.pi) - 0.5 * math.pi
 
 
 def frequency_angle(H: int, W: int, device=None, dtype=torch.float64) -> torch.Tensor:
@@ -85,24 +85,30 @@ def _dfb_windows(H: int, W: int, level: int, transition: float, device: str) -> 
         raise ValueError(f"a directional filter bank needs level >= 1, got {level}")
     if not 0 < transition <= 1:
         raise ValueError(f"transition must be in (0, 1], got {transition}")
-    th = frequency_angle(H, W)
-    d = 0.5 * transition * math.pi / 2**level  # half-width of every transition band
-    q = math.pi / 4
-    psi = q - _wrap(th - 2 * q).abs()  # signed angular distance into the vertical-frequency cone
-    nodes = [(q, 3 * q, _smooth_step(psi, d)), (3 * q, 5 * q, _smooth_step(-psi, d))]  # the two fan filters
+    theta = frequency_angle(H, W)
+    half = 0.5 * transition * math.pi / 2**level  # half-width of every transition band
+    quarter = math.pi / 4
+    psi = quarter - _wrap(theta - 2 * quarter).abs()  # signed angular distance into the vertical-frequency cone
+    nodes = [
+        (quarter, 3 * quarter, _smooth_step(psi, half)),
+        (3 * quarter, 5 * quarter, _smooth_step(-psi, half)),
+    ]  # the two fan filters
     for _ in range(level - 1):  # each level halves every wedge
         nxt = []
-        for a, b, w in nodes:
-            m = (a + b) / 2
-            nxt += [(a, m, w * _smooth_step(-_wrap(th - m), d)), (m, b, w * _smooth_step(_wrap(th - m), d))]
+        for a, b, win in nodes:
+            mid = (a + b) / 2
+            nxt += [
+                (a, mid, win * _smooth_step(-_wrap(theta - mid), half)),
+                (mid, b, win * _smooth_step(_wrap(theta - mid), half)),
+            ]
         nodes = nxt
-    w = torch.stack([w for _, _, w in nodes])
+    win = torch.stack([win for _, _, win in nodes])
     if W % 2 == 0:
         # the Nyquist column holds frequencies +-1/2 at once; irfft2 needs its window symmetric in fy:
         # replace it by the RMS of the window and its mirror, which keeps the squares summing to 1
-        neg = (-torch.arange(H, device=w.device)) % H
-        w[..., -1] = ((w[..., -1] ** 2 + w[:, neg, -1] ** 2) / 2).sqrt()
-    return w.to(device)
+        neg = (-torch.arange(H, device=win.device)) % H
+        win[..., -1] = ((win[..., -1] ** 2 + win[:, neg, -1] ** 2) / 2).sqrt()
+    return win.to(device)
 
 
 def subband_orientation(level: int, k: int) -> float:
@@ -115,22 +121,22 @@ def dfb_decompose(band: torch.Tensor, level: int, transition: float = 0.5) -> to
     "Directional sub-bands B x C x 2^level x H x W of a band-pass image B x C x H x W."
     H, W = band.shape[-2:]
     x = band if band.dtype in (torch.float32, torch.float64) else band.float()  # FFTs want float32 or float64
-    w = dfb_windows(H, W, level, transition, band.device).to(x.dtype)
+    windows = dfb_windows(H, W, level, transition, band.device).to(x.dtype)
     # b_k = F^-1( W_k F(b) ): each directional window applied to the band's spectrum
-    return torch.fft.irfft2(torch.fft.rfft2(x)[:, :, None] * w, s=(H, W)).to(band.dtype)
+    return torch.fft.irfft2(torch.fft.rfft2(x)[:, :, None] * windows, s=(H, W)).to(band.dtype)
 
 
 def dfb_reconstruct(sub: torch.Tensor, transition: float = 0.5) -> torch.Tensor:
     "Invert `dfb_decompose`: B x C x 2^l x H x W -> B x C x H x W."
-    n = sub.shape[2]
-    level = int(round(math.log2(n)))
-    if 2**level != n:
-        raise ValueError(f"expected 2^l directional sub-bands, got {n}")
+    n_sub = sub.shape[2]
+    level = int(round(math.log2(n_sub)))
+    if 2**level != n_sub:
+        raise ValueError(f"expected 2^l directional sub-bands, got {n_sub}")
     H, W = sub.shape[-2:]
     x = sub if sub.dtype in (torch.float32, torch.float64) else sub.float()
-    w = dfb_windows(H, W, level, transition, sub.device).to(x.dtype)
+    windows = dfb_windows(H, W, level, transition, sub.device).to(x.dtype)
     # b = F^-1( sum_k W_k F(b_k) ), exact because sum_k W_k^2 = 1
-    return torch.fft.irfft2((torch.fft.rfft2(x) * w).sum(2), s=(H, W)).to(sub.dtype)
+    return torch.fft.irfft2((torch.fft.rfft2(x) * windows).sum(2), s=(H, W)).to(sub.dtype)
 
 # %% ../../../nbs/10_contourlet.ipynb #c016
 def contourlet_decompose(x: torch.Tensor, levels=(2, 3), wavelet: str = 'bior4.4', transition: float = 0.5) -> dict:
@@ -173,8 +179,8 @@ def grating(size: int, angle: float, cycles: float) -> torch.Tensor:
 
 def subband_energy(coeffs: dict, level_index: int) -> torch.Tensor:
     "Share of a level's energy in each of its sub-bands (sums to 1)."
-    e = coeffs['bands'][level_index].double().pow(2).sum(dim=(0, 1, 3, 4))
-    return (e / e.sum()).float()
+    energy = coeffs['bands'][level_index].double().pow(2).sum(dim=(0, 1, 3, 4))
+    return (energy / energy.sum()).float()
 
 # %% ../../../nbs/10_contourlet.ipynb #c027
 def contour_prior(
@@ -185,22 +191,22 @@ def contour_prior(
 
     H, W = x.shape[-2:]
     if fov is not None:  # fill outside the field of view smoothly, so that its rim is not a contour
-        m = fov.reshape(x.shape[0], 1, H, W).to(x.dtype)
-        s = max(2.0, min(H, W) / 16)
-        fill = gaussian_blur(x * m, s) / gaussian_blur(m, s).clamp_min(1e-6)
-        x = torch.where(m > 0, x, fill)
-    p = pad if pad is not None else max(4, min(H, W) // 8)
-    p = min(p, H - 1, W - 1)
-    xp = F.pad(x.float(), (p, p, p, p), mode='reflect')
-    c = contourlet_decompose(xp.mean(1, keepdim=True), levels)
+        inside = fov.reshape(x.shape[0], 1, H, W).to(x.dtype)
+        blur = max(2.0, min(H, W) / 16)
+        fill = gaussian_blur(x * inside, blur) / gaussian_blur(inside, blur).clamp_min(1e-6)
+        x = torch.where(inside > 0, x, fill)
+    margin = pad if pad is not None else max(4, min(H, W) // 8)
+    margin = min(margin, H - 1, W - 1)
+    x_pad = F.pad(x.float(), (margin, margin, margin, margin), mode='reflect')
+    coeffs = contourlet_decompose(x_pad.mean(1, keepdim=True), levels)
     out = 0
-    for sub in c['bands']:
+    for sub in coeffs['bands']:
         # E_k(p) = blur(b_k(p)^2): each directional sub-band's local energy
-        e = gaussian_blur(sub.pow(2).sum(1), smooth) if sub.shape[2] > 1 else sub.pow(2).sum(1)
+        energy = gaussian_blur(sub.pow(2).sum(1), smooth) if sub.shape[2] > 1 else sub.pow(2).sum(1)
         # prior += max_k E_k - mean_k E_k: energy in one direction more than in all (contours, not texture)
-        d = e.max(1).values - e.mean(1) if e.shape[1] > 1 else e[:, 0]
-        out = out + F.interpolate(d[:, None], size=xp.shape[-2:], mode='bilinear', align_corners=False)
-    out = out[..., p : p + H, p : p + W]
+        contrast = energy.max(1).values - energy.mean(1) if energy.shape[1] > 1 else energy[:, 0]
+        out = out + F.interpolate(contrast[:, None], size=x_pad.shape[-2:], mode='bilinear', align_corners=False)
+    out = out[..., margin : margin + H, margin : margin + W]
     if fov is not None:
         out = out * fov.reshape(x.shape[0], 1, H, W).to(out.dtype)
     scale = torch.quantile(out.flatten(1), 0.99, dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)

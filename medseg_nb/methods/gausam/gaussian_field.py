@@ -50,8 +50,8 @@ class Gaussians:
 
     def covariance(self) -> torch.Tensor:
         "Sigma = R diag(s^2) R^T, B x N x 2 x 2."
-        c, s = torch.cos(self.theta), torch.sin(self.theta)
-        R = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+        cos_t, sin_t = torch.cos(self.theta), torch.sin(self.theta)
+        R = torch.stack([torch.stack([cos_t, -sin_t], -1), torch.stack([sin_t, cos_t], -1)], -2)
         return R @ torch.diag_embed(torch.exp(2 * self.log_s)) @ R.transpose(-1, -2)
 
     def detach(self) -> 'Gaussians':
@@ -68,54 +68,62 @@ def pixel_grid(H: int, W: int, device=None, dtype=torch.float32) -> torch.Tensor
 def _eval(q: torch.Tensor, mu, log_s, theta, alpha) -> torch.Tensor:
     "sum_i alpha_i G_i(q) for points q: B x P x 2 and primitives B x N -> B x P x C."
     ### BEGIN SOLUTION
-    # d = q - mu_i, every point against every primitive (B x P x N x 2)
-    d = q[:, :, None, :] - mu[:, None]
+    # d = q - mu_i (`offset`), every point against every primitive (B x P x N x 2)
+    offset = q[:, :, None, :] - mu[:, None]
     # (u, v) = diag(1 / s) R(theta)^T d: the offset in the primitive's own axes, in units of its scales
-    c, s = torch.cos(theta)[:, None], torch.sin(theta)[:, None]
-    u = (c * d[..., 0] + s * d[..., 1]) / torch.exp(log_s[..., 0])[:, None]
-    v = (-s * d[..., 0] + c * d[..., 1]) / torch.exp(log_s[..., 1])[:, None]
+    cos_t, sin_t = torch.cos(theta)[:, None], torch.sin(theta)[:, None]
+    u = (cos_t * offset[..., 0] + sin_t * offset[..., 1]) / torch.exp(log_s[..., 0])[:, None]
+    v = (-sin_t * offset[..., 0] + cos_t * offset[..., 1]) / torch.exp(log_s[..., 1])[:, None]
     # m^2 = u^2 + v^2 = d^T Sigma^-1 d
-    m2 = u * u + v * v
+    maha2 = u * u + v * v
     # G_i(q) = exp(-m^2 / 2), cut to 0 beyond three sigma (m^2 > 9)
-    g = torch.where(m2 <= 9.0, torch.exp(-0.5 * m2), torch.zeros_like(m2))
+    gauss = torch.where(maha2 <= 9.0, torch.exp(-0.5 * maha2), torch.zeros_like(maha2))
     # f(q) = sum_i alpha_i G_i(q)   (B x P x C)
-    return g @ alpha
+    return gauss @ alpha
     ### END SOLUTION
 
 
-def render_dense(gs: Gaussians, H: int, W: int) -> torch.Tensor:
+def render_dense(gaussians: Gaussians, H: int, W: int) -> torch.Tensor:
     "Logit field B x C x H x W: every primitive at every pixel (the reference)."
-    q = pixel_grid(H, W, gs.mu.device, gs.mu.dtype).reshape(1, -1, 2).expand(gs.mu.shape[0], -1, -1)
+    q = (
+        pixel_grid(H, W, gaussians.mu.device, gaussians.mu.dtype)
+        .reshape(1, -1, 2)
+        .expand(gaussians.mu.shape[0], -1, -1)
+    )
     # logits(q) = sum_i alpha_i G_i(q) + b, at every pixel centre q
-    out = _eval(q, gs.mu, gs.log_s, gs.theta, gs.alpha) + gs.bias[:, None]
-    return out.transpose(1, 2).reshape(gs.mu.shape[0], gs.classes, H, W)
+    out = _eval(q, gaussians.mu, gaussians.log_s, gaussians.theta, gaussians.alpha) + gaussians.bias[:, None]
+    return out.transpose(1, 2).reshape(gaussians.mu.shape[0], gaussians.classes, H, W)
 
 # %% ../../../nbs/11_gaussian_fields.ipynb #c012
-def render_normalised(gs: Gaussians, H: int, W: int, eps: float = 1e-3) -> torch.Tensor:
+def render_normalised(gaussians: Gaussians, H: int, W: int, eps: float = 1e-3) -> torch.Tensor:
     "The normalised-sum alternative: sum_i a_i G_i / (sum_i G_i + eps), with a_i = sigmoid(alpha_i). B x C x H x W."
-    q = pixel_grid(H, W, gs.mu.device, gs.mu.dtype).reshape(1, -1, 2).expand(gs.mu.shape[0], -1, -1)
+    q = (
+        pixel_grid(H, W, gaussians.mu.device, gaussians.mu.dtype)
+        .reshape(1, -1, 2)
+        .expand(gaussians.mu.shape[0], -1, -1)
+    )
     # p(q) = sum_i sigmoid(alpha_i) G_i(q) / (sum_i G_i(q) + eps)
-    num = _eval(q, gs.mu, gs.log_s, gs.theta, torch.sigmoid(gs.alpha))
-    den = _eval(q, gs.mu, gs.log_s, gs.theta, torch.ones_like(gs.alpha[..., :1]))
-    return (num / (den + eps)).transpose(1, 2).reshape(gs.mu.shape[0], gs.classes, H, W)
+    num = _eval(q, gaussians.mu, gaussians.log_s, gaussians.theta, torch.sigmoid(gaussians.alpha))
+    den = _eval(q, gaussians.mu, gaussians.log_s, gaussians.theta, torch.ones_like(gaussians.alpha[..., :1]))
+    return (num / (den + eps)).transpose(1, 2).reshape(gaussians.mu.shape[0], gaussians.classes, H, W)
 
 # %% ../../../nbs/11_gaussian_fields.ipynb #c015
-def _boxes(gs: Gaussians) -> tuple[torch.Tensor, torch.Tensor]:
+def _boxes(gaussians: Gaussians) -> tuple[torch.Tensor, torch.Tensor]:
     "Half-widths of the 3-sigma boxes, B x N in x and in y (normalised units)."
-    s2 = torch.exp(2 * gs.log_s)
-    c2, sn2 = torch.cos(gs.theta) ** 2, torch.sin(gs.theta) ** 2
+    var = torch.exp(2 * gaussians.log_s)
+    cos2, sin2 = torch.cos(gaussians.theta) ** 2, torch.sin(gaussians.theta) ** 2
     # e_x = 3 sqrt(Sigma_xx) = 3 sqrt(cos^2 theta s_x^2 + sin^2 theta s_y^2), e_y = 3 sqrt(Sigma_yy)
-    return 3 * (c2 * s2[..., 0] + sn2 * s2[..., 1]).sqrt(), 3 * (sn2 * s2[..., 0] + c2 * s2[..., 1]).sqrt()
+    return 3 * (cos2 * var[..., 0] + sin2 * var[..., 1]).sqrt(), 3 * (sin2 * var[..., 0] + cos2 * var[..., 1]).sqrt()
 
 
-def render(gs: Gaussians, H: int, W: int, tile: int = 64, checkpointing: bool | None = None) -> torch.Tensor:
+def render(gaussians: Gaussians, H: int, W: int, tile: int = 64, checkpointing: bool | None = None) -> torch.Tensor:
     "Logit field B x C x H x W at any resolution, tile by tile, skipping primitives that cannot reach a tile."
-    B = gs.mu.shape[0]
+    B = gaussians.mu.shape[0]
     if H < 1 or W < 1:
         raise ValueError(f"render needs a positive size, got {H} x {W}")
-    ex, ey = _boxes(gs)
-    ckpt = torch.is_grad_enabled() and gs.mu.requires_grad if checkpointing is None else checkpointing
-    grid = pixel_grid(H, W, gs.mu.device, gs.mu.dtype)
+    half_x, half_y = _boxes(gaussians)
+    ckpt = torch.is_grad_enabled() and gaussians.mu.requires_grad if checkpointing is None else checkpointing
+    grid = pixel_grid(H, W, gaussians.mu.device, gaussians.mu.dtype)
     rows = []
     for y0 in range(0, H, tile):
         cols = []
@@ -124,28 +132,31 @@ def render(gs: Gaussians, H: int, W: int, tile: int = 64, checkpointing: bool | 
             lo_x, hi_x, lo_y, hi_y = x0 / W, x1 / W, y0 / H, y1 / H
             # primitive i reaches the tile when its box [mu - e, mu + e] overlaps it: B x N
             hit = (
-                (gs.mu[..., 0] + ex > lo_x)
-                & (gs.mu[..., 0] - ex < hi_x)
-                & (gs.mu[..., 1] + ey > lo_y)
-                & (gs.mu[..., 1] - ey < hi_y)
+                (gaussians.mu[..., 0] + half_x > lo_x)
+                & (gaussians.mu[..., 0] - half_x < hi_x)
+                & (gaussians.mu[..., 1] + half_y > lo_y)
+                & (gaussians.mu[..., 1] - half_y < hi_y)
             )
             q = grid[y0:y1, x0:x1].reshape(1, -1, 2)
             parts = []
             for b in range(B):
                 idx = hit[b].nonzero()[:, 0]
                 if len(idx) == 0:
-                    parts.append(gs.alpha.new_zeros(1, q.shape[1], gs.classes) + 0 * gs.alpha[b : b + 1, :1].sum())
+                    parts.append(
+                        gaussians.alpha.new_zeros(1, q.shape[1], gaussians.classes)
+                        + 0 * gaussians.alpha[b : b + 1, :1].sum()
+                    )
                     continue
                 args = (
                     q,
-                    gs.mu[b : b + 1, idx],
-                    gs.log_s[b : b + 1, idx],
-                    gs.theta[b : b + 1, idx],
-                    gs.alpha[b : b + 1, idx],
+                    gaussians.mu[b : b + 1, idx],
+                    gaussians.log_s[b : b + 1, idx],
+                    gaussians.theta[b : b + 1, idx],
+                    gaussians.alpha[b : b + 1, idx],
                 )
                 parts.append(checkpoint(_eval, *args, use_reentrant=False) if ckpt else _eval(*args))
-            t = torch.cat(parts) + gs.bias[:, None]
-            cols.append(t.transpose(1, 2).reshape(B, gs.classes, y1 - y0, x1 - x0))
+            tile_logits = torch.cat(parts) + gaussians.bias[:, None]
+            cols.append(tile_logits.transpose(1, 2).reshape(B, gaussians.classes, y1 - y0, x1 - x0))
         rows.append(torch.cat(cols, -1))
     return torch.cat(rows, -2)
 
@@ -154,24 +165,26 @@ def init_gaussians(
     n: int, prior: torch.Tensor | None = None, classes: int = 1, scale: float | None = None, seed: int = 0, device=None
 ) -> Gaussians:
     "N primitives (batch 1): means uniform, or drawn from `prior` (H x W, non-negative) when given."
-    g = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     if prior is not None:
         H, W = prior.shape[-2:]
-        w = prior.detach().float().reshape(-1).cpu().clamp_min(0) + 1e-8
-        idx = torch.multinomial(w, n, replacement=True, generator=g)
-        jitter = torch.rand(n, 2, generator=g)
+        weights = prior.detach().float().reshape(-1).cpu().clamp_min(0) + 1e-8
+        idx = torch.multinomial(weights, n, replacement=True, generator=gen)
+        jitter = torch.rand(n, 2, generator=gen)
         mu = torch.stack([(idx % W + jitter[:, 0]) / W, (idx // W + jitter[:, 1]) / H], -1)
     else:
-        mu = torch.rand(n, 2, generator=g)
-    s = scale or 0.25 / math.sqrt(n)
-    gs = Gaussians(
+        mu = torch.rand(n, 2, generator=gen)
+    sigma0 = scale or 0.25 / math.sqrt(n)
+    gaussians = Gaussians(
         mu=mu[None],
-        log_s=torch.full((1, n, 2), math.log(s)),
-        theta=math.pi * torch.rand(1, n, generator=g),
+        log_s=torch.full((1, n, 2), math.log(sigma0)),
+        theta=math.pi * torch.rand(1, n, generator=gen),
         alpha=torch.full((1, n, classes), 2.0),
         bias=torch.full((1, classes), -2.0),
     )
-    return Gaussians(*(t.to(device) for t in (gs.mu, gs.log_s, gs.theta, gs.alpha, gs.bias)))
+    return Gaussians(
+        *(t.to(device) for t in (gaussians.mu, gaussians.log_s, gaussians.theta, gaussians.alpha, gaussians.bias))
+    )
 
 
 def soft_dice(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -191,29 +204,29 @@ def fit_gaussians(
     "Fit N primitives to a binary H x W mask by Adam on Dice + BCE; returns the fit and the hard Dice after each step."
     y = mask.float()[None, None]
     H, W = mask.shape
-    gs = init or init_gaussians(n, prior, seed=seed, device=mask.device)
-    params = [gs.mu, gs.log_s, gs.theta, gs.alpha, gs.bias]
-    for p in params:
-        p.requires_grad_(True)
+    gaussians = init or init_gaussians(n, prior, seed=seed, device=mask.device)
+    params = [gaussians.mu, gaussians.log_s, gaussians.theta, gaussians.alpha, gaussians.bias]
+    for param in params:
+        param.requires_grad_(True)
     opt = torch.optim.Adam(
         [
-            dict(params=[gs.mu], lr=lr * 0.5),
-            dict(params=[gs.log_s, gs.theta], lr=lr * 5),
-            dict(params=[gs.alpha, gs.bias], lr=lr * 10),
+            dict(params=[gaussians.mu], lr=lr * 0.5),
+            dict(params=[gaussians.log_s, gaussians.theta], lr=lr * 5),
+            dict(params=[gaussians.alpha, gaussians.bias], lr=lr * 10),
         ]
     )
     hist = []
     for _ in range(steps):
-        logit = render(gs, H, W)
-        p = torch.sigmoid(logit)
-        loss = soft_dice(p, y) + F.binary_cross_entropy_with_logits(logit, y)
+        logit = render(gaussians, H, W)
+        prob = torch.sigmoid(logit)
+        loss = soft_dice(prob, y) + F.binary_cross_entropy_with_logits(logit, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
         with torch.no_grad():
             hard = (logit > 0).float()
             hist.append(float(2 * (hard * y).sum() / (hard.sum() + y.sum()).clamp_min(1)))
-    return gs.detach(), hist
+    return gaussians.detach(), hist
 
 
 def steps_to(hist: list[float], target: float) -> int | None:

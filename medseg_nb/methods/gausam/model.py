@@ -75,37 +75,37 @@ def build_sam(kind: str = 'tiny', checkpoint: str | Path | None = None, **overri
 
     if kind not in SAM_CONFIGS:
         raise KeyError(f"unknown SAM configuration {kind!r}; expected one of {sorted(SAM_CONFIGS)}")
-    c = dict(SAM_CONFIGS[kind], **overrides)
-    emb = c['image_size'] // 16
+    conf = dict(SAM_CONFIGS[kind], **overrides)
+    emb = conf['image_size'] // 16
     sam = Sam(
         image_encoder=ImageEncoderViT(
-            depth=c['depth'],
-            embed_dim=c['embed_dim'],
-            img_size=c['image_size'],
+            depth=conf['depth'],
+            embed_dim=conf['embed_dim'],
+            img_size=conf['image_size'],
             mlp_ratio=4,
             norm_layer=partial(nn.LayerNorm, eps=1e-6),
-            num_heads=c['heads'],
+            num_heads=conf['heads'],
             patch_size=16,
             qkv_bias=True,
             use_rel_pos=True,
-            global_attn_indexes=tuple(c['global_attn']),
-            window_size=c['window'],
-            out_chans=c['prompt_dim'],
+            global_attn_indexes=tuple(conf['global_attn']),
+            window_size=conf['window'],
+            out_chans=conf['prompt_dim'],
         ),
         prompt_encoder=PromptEncoder(
-            embed_dim=c['prompt_dim'],
+            embed_dim=conf['prompt_dim'],
             image_embedding_size=(emb, emb),
-            input_image_size=(c['image_size'], c['image_size']),
+            input_image_size=(conf['image_size'], conf['image_size']),
             mask_in_chans=16,
         ),
         mask_decoder=MaskDecoder(
             num_multimask_outputs=3,
             transformer=TwoWayTransformer(
-                depth=2, embedding_dim=c['prompt_dim'], mlp_dim=c['mlp_dim'], num_heads=c['dec_heads']
+                depth=2, embedding_dim=conf['prompt_dim'], mlp_dim=conf['mlp_dim'], num_heads=conf['dec_heads']
             ),
-            transformer_dim=c['prompt_dim'],
+            transformer_dim=conf['prompt_dim'],
             iou_head_depth=3,
-            iou_head_hidden_dim=c['iou_hidden'],
+            iou_head_hidden_dim=conf['iou_hidden'],
         ),
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
@@ -121,24 +121,24 @@ def load_sam_weights(sam: nn.Module, path: str | Path) -> nn.Module:
     if not path.is_file():
         raise FileNotFoundError(f"SAM checkpoint {path} not found")
     try:
-        sd = torch.load(path, map_location='cpu', weights_only=True)
+        state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
         raise ValueError(
             f"cannot load SAM checkpoint {path} with weights_only=True ({type(e).__name__}: {str(e)[:200]})"
         ) from None
-    if isinstance(sd, dict) and 'model' in sd and isinstance(sd['model'], dict):
-        sd = sd['model']
+    if isinstance(state, dict) and 'model' in state and isinstance(state['model'], dict):
+        state = state['model']
     own = sam.state_dict()
-    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    wrong = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or wrong:
         raise ValueError(
             f"SAM checkpoint {path} does not fit this configuration: "
             f"missing {missing[:3]}, unexpected {unexpected[:3]}, "
-            f"wrong shapes {[(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in wrong[:3]]} "
+            f"wrong shapes {[(k, tuple(state[k].shape), tuple(own[k].shape)) for k in wrong[:3]]} "
             f"(an official vit_b/vit_l/vit_h file needs build_sam('vit_b'/'vit_l'/'vit_h'))"
         )
-    sam.load_state_dict(sd)
+    sam.load_state_dict(state)
     return sam
 
 # %% ../../../nbs/12_gausam.ipynb #c013
@@ -165,8 +165,8 @@ def from_frame(
 ) -> torch.Tensor:
     "Masks over SAM's frame (any resolution) back to an image of `size`: up to S x S, crop the image's part, resize."
     h, w = letterbox(*size, S)
-    m = F.interpolate(masks, size=(S, S), mode='bilinear', align_corners=False)[..., :h, :w]
-    return F.interpolate(m, size=out_size or size, mode='bilinear', align_corners=False)
+    full = F.interpolate(masks, size=(S, S), mode='bilinear', align_corners=False)[..., :h, :w]
+    return F.interpolate(full, size=out_size or size, mode='bilinear', align_corners=False)
 
 
 def encode_image(sam: nn.Module, images: torch.Tensor, inject: torch.Tensor | None = None) -> torch.Tensor:
@@ -194,7 +194,7 @@ def encode_image(sam: nn.Module, images: torch.Tensor, inject: torch.Tensor | No
 def prompt_boxes(sam: nn.Module, boxes: torch.Tensor | None, size: tuple[int, int], batch: int):
     """Sparse and dense prompt embeddings for one box per image (x0, y0, x1, y1 in pixels of an image of `size`), or
     none."""
-    pe = sam.prompt_encoder
+    prompt_enc = sam.prompt_encoder
     S = sam.image_encoder.img_size
     H, W = size
     if boxes is not None:
@@ -202,7 +202,7 @@ def prompt_boxes(sam: nn.Module, boxes: torch.Tensor | None, size: tuple[int, in
             raise ValueError(f"boxes must be B x 4 = ({batch}, 4), got {tuple(boxes.shape)}")
         h, w = letterbox(H, W, S)
         boxes = boxes.float() * boxes.new_tensor([w / W, h / H, w / W, h / H])  # into the frame
-    sparse, dense = pe(points=None, boxes=boxes, masks=None)
+    sparse, dense = prompt_enc(points=None, boxes=boxes, masks=None)
     return sparse.expand(batch, -1, -1), dense.expand(batch, -1, -1, -1)
 
 
@@ -213,11 +213,13 @@ def decode(sam: nn.Module, emb: torch.Tensor, sparse: torch.Tensor, dense: torch
     out_tok = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight]).unsqueeze(0).expand(B, -1, -1)
     tokens = torch.cat([out_tok, sparse], 1)
     pos = sam.prompt_encoder.get_dense_pe().expand(B, -1, -1, -1)
-    hs, src = dec.transformer(emb + dense, pos, tokens)
-    up = dec.output_upscaling(src.transpose(1, 2).reshape(B, P, h, w))
-    hyper = torch.stack([dec.output_hypernetworks_mlps[i](hs[:, 1 + i]) for i in range(n_masks)], 1)
-    masks = (hyper @ up.flatten(2)).view(B, n_masks, *up.shape[-2:])
-    return dict(masks=masks, iou=dec.iou_prediction_head(hs[:, 0])[:, :n_masks], token=hs[:, 1], upscaled=up)
+    token_out, src = dec.transformer(emb + dense, pos, tokens)
+    upscaled = dec.output_upscaling(src.transpose(1, 2).reshape(B, P, h, w))
+    hyper = torch.stack([dec.output_hypernetworks_mlps[i](token_out[:, 1 + i]) for i in range(n_masks)], 1)
+    masks = (hyper @ upscaled.flatten(2)).view(B, n_masks, *upscaled.shape[-2:])
+    return dict(
+        masks=masks, iou=dec.iou_prediction_head(token_out[:, 0])[:, :n_masks], token=token_out[:, 1], upscaled=upscaled
+    )
 
 # %% ../../../nbs/12_gausam.ipynb #c016
 from ...core import SegOutput, Method, register_method, unwrap
@@ -231,20 +233,20 @@ def boxes_from_labels(
     """One box per image around all foreground (x0, y0, x1, y1 in pixels; the whole image when empty), optionally
     jittered."""
     B, H, W = label.shape
-    fg = label > 0
-    rows, cols = fg.any(2), fg.any(1)
-    ar = lambda n: torch.arange(n, device=label.device, dtype=torch.float32)
+    fore = label > 0
+    rows, cols = fore.any(2), fore.any(1)
+    span = lambda length: torch.arange(length, device=label.device, dtype=torch.float32)
     big = torch.tensor(1e9, device=label.device)
-    x0 = torch.where(cols, ar(W), big).min(1).values
-    x1 = torch.where(cols, ar(W), -big).max(1).values + 1
-    y0 = torch.where(rows, ar(H), big).min(1).values
-    y1 = torch.where(rows, ar(H), -big).max(1).values + 1
+    x0 = torch.where(cols, span(W), big).min(1).values
+    x1 = torch.where(cols, span(W), -big).max(1).values + 1
+    y0 = torch.where(rows, span(H), big).min(1).values
+    y1 = torch.where(rows, span(H), -big).max(1).values + 1
     empty = ~cols.any(1)
     box = torch.stack([x0, y0, x1, y1], 1)
     box = torch.where(empty[:, None], box.new_tensor([0, 0, W, H]), box)
     if jitter:
-        wh = (box[:, 2:] - box[:, :2]).repeat(1, 2)
-        box = box + jitter * wh * (2 * torch.rand(box.shape, generator=generator).to(box) - 1)
+        extent = (box[:, 2:] - box[:, :2]).repeat(1, 2)
+        box = box + jitter * extent * (2 * torch.rand(box.shape, generator=generator).to(box) - 1)
     return torch.stack([box[:, 0].clamp(0, W), box[:, 1].clamp(0, H), box[:, 2].clamp(0, W), box[:, 3].clamp(0, H)], 1)
 
 
@@ -314,14 +316,14 @@ class GauSAM(nn.Module):
 
     def _freeze_unused(self):
         "Freeze what this head never uses, so that every trainable parameter receives a gradient."
-        dec, pe = self.sam.mask_decoder, self.sam.prompt_encoder
+        dec, prompt_enc = self.sam.mask_decoder, self.sam.prompt_encoder
         used_masks = self.C - 1 if self.head_kind == 'sam' else 0  # hypernetwork MLPs the loss reaches
         unused = [
             dec.iou_prediction_head,
-            pe.mask_downscaling,
-            pe.not_a_point_embed,
-            pe.point_embeddings[0],
-            pe.point_embeddings[1],
+            prompt_enc.mask_downscaling,
+            prompt_enc.not_a_point_embed,
+            prompt_enc.point_embeddings[0],
+            prompt_enc.point_embeddings[1],
         ]
         unused += list(dec.output_hypernetworks_mlps)[used_masks:]
         if self.head_kind == 'sam':
@@ -333,20 +335,20 @@ class GauSAM(nn.Module):
     def anchors(self, prior: torch.Tensor, boxes: torch.Tensor | None, size) -> torch.Tensor:
         "K anchor positions (B x K x 2, normalised x, y): the strongest prior cells inside the (enlarged) box."
         B = prior.shape[0]
-        g = self.grid
+        grid = self.grid
         H, W = size
-        cell = F.adaptive_avg_pool2d(prior, g)[:, 0]  # B x g x g
-        c = (torch.arange(g, device=prior.device, dtype=prior.dtype) + 0.5) / g
-        cy, cx = torch.meshgrid(c, c, indexing='ij')
+        cell = F.adaptive_avg_pool2d(prior, grid)[:, 0]  # B x grid x grid
+        centres = (torch.arange(grid, device=prior.device, dtype=prior.dtype) + 0.5) / grid
+        cy, cx = torch.meshgrid(centres, centres, indexing='ij')
         score = cell + 1e-4 * (1 - ((cx - 0.5) ** 2 + (cy - 0.5) ** 2))  # ties: prefer the centre
         if boxes is not None:
-            b = boxes / boxes.new_tensor([W, H, W, H])
-            m = 0.5 / g
+            box = boxes / boxes.new_tensor([W, H, W, H])
+            margin = 0.5 / grid
             inside = (
-                (cx >= b[:, 0, None, None] - m)
-                & (cx <= b[:, 2, None, None] + m)
-                & (cy >= b[:, 1, None, None] - m)
-                & (cy <= b[:, 3, None, None] + m)
+                (cx >= box[:, 0, None, None] - margin)
+                & (cx <= box[:, 2, None, None] + margin)
+                & (cy >= box[:, 1, None, None] - margin)
+                & (cy <= box[:, 3, None, None] + margin)
             )
             score = score + 10.0 * inside
         idx = score.flatten(1).topk(self.K, dim=1).indices
@@ -354,10 +356,10 @@ class GauSAM(nn.Module):
 
     def uniform_anchors(self, boxes: torch.Tensor | None, size, batch: int, like: torch.Tensor) -> torch.Tensor:
         "The placement the contour prior replaces: K anchors on an n x n lattice (n = ceil(sqrt K)) spanning the box."
-        n = math.ceil(math.sqrt(self.K))
-        t = (torch.arange(n, device=like.device, dtype=like.dtype) + 0.5) / n
-        ty, tx = torch.meshgrid(t, t, indexing='ij')
-        lattice = torch.stack([tx.flatten(), ty.flatten()], -1)[: self.K]  # K x 2 in [0, 1]
+        side = math.ceil(math.sqrt(self.K))
+        ticks = (torch.arange(side, device=like.device, dtype=like.dtype) + 0.5) / side
+        lat_y, lat_x = torch.meshgrid(ticks, ticks, indexing='ij')
+        lattice = torch.stack([lat_x.flatten(), lat_y.flatten()], -1)[: self.K]  # K x 2 in [0, 1]
         if boxes is None:
             return lattice.expand(batch, -1, -1)
         H, W = size
@@ -371,37 +373,39 @@ class GauSAM(nn.Module):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         B, _, H, W = x.shape
-        Ho, Wo = out_size or (H, W)
+        out_h, out_w = out_size or (H, W)
         with torch.no_grad():
             prior = contour_prior(x)
         S = self.sam.image_encoder.img_size
         inject = self.adapter(to_frame(prior, S)).permute(0, 2, 3, 1)  # the prior, letterboxed alike
         emb = encode_image(self.sam, x, inject)
-        d = decode(self.sam, emb, *prompt_boxes(self.sam, boxes, (H, W), B), n_masks=max(self.C - 1, 1))
-        feats = dict(prior=prior, sam_masks=d['masks'], iou=d['iou'])
+        dec = decode(self.sam, emb, *prompt_boxes(self.sam, boxes, (H, W), B), n_masks=max(self.C - 1, 1))
+        feats = dict(prior=prior, sam_masks=dec['masks'], iou=dec['iou'])
         if self.head_kind == 'sam':
             # SAM's convention: mask token k-1 is the logit of foreground class k against a background logit of 0
-            fg = from_frame(d['masks'], (H, W), S, (Ho, Wo))
-            return SegOutput(torch.cat([torch.zeros_like(fg[:, :1]), fg], 1), [], feats)
+            fore = from_frame(dec['masks'], (H, W), S, (out_h, out_w))
+            return SegOutput(torch.cat([torch.zeros_like(fore[:, :1]), fore], 1), [], feats)
         if self.placement == 'contour':
-            a = self.anchors(prior, boxes, (H, W))  # B x K x 2
+            pos = self.anchors(prior, boxes, (H, W))  # B x K x 2
         else:
-            a = self.uniform_anchors(boxes, (H, W), B, prior)
+            pos = self.uniform_anchors(boxes, (H, W), B, prior)
         h_f, w_f = letterbox(H, W, S)
-        a_frame = a * a.new_tensor([w_f / S, h_f / S])  # image -> frame coordinates
-        e = F.grid_sample(d['upscaled'], (2 * a_frame - 1)[:, :, None], align_corners=False)[..., 0].transpose(1, 2)
-        h = self.mlp(torch.cat([d['token'][:, None].expand(-1, self.K, -1), e, a], -1))
+        a_frame = pos * pos.new_tensor([w_f / S, h_f / S])  # image -> frame coordinates
+        sampled = F.grid_sample(dec['upscaled'], (2 * a_frame - 1)[:, :, None], align_corners=False)[..., 0].transpose(
+            1, 2
+        )
+        h = self.mlp(torch.cat([dec['token'][:, None].expand(-1, self.K, -1), sampled, pos], -1))
         # bounded scales: log s = log s_0 + b tanh(h / b), s_0 = 0.5 / sqrt(K), b = LOG_SCALE_RANGE
-        s0, b = math.log(0.5 / math.sqrt(self.K)), LOG_SCALE_RANGE
-        gs = Gaussians(
-            mu=a + 0.1 * torch.tanh(h[..., :2]),
-            log_s=s0 + b * torch.tanh(h[..., 2:4] / b),
+        log_s0, log_range = math.log(0.5 / math.sqrt(self.K)), LOG_SCALE_RANGE
+        gaussians = Gaussians(
+            mu=pos + 0.1 * torch.tanh(h[..., :2]),
+            log_s=log_s0 + log_range * torch.tanh(h[..., 2:4] / log_range),
             theta=math.pi * h[..., 4],
             alpha=h[..., 5:],
-            bias=self.bias(d['token']),
+            bias=self.bias(dec['token']),
         )
-        feats['gaussians'] = gs
-        return SegOutput(render(gs, Ho, Wo), [], feats)
+        feats['gaussians'] = gaussians
+        return SegOutput(render(gaussians, out_h, out_w), [], feats)
 
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -435,9 +439,15 @@ class GauSAMMethod(Method):
     def build_model(self, in_channels, num_classes, dim=2):
         if dim != 2:
             raise ValueError(f"{self.name} is 2-D only, got dim={dim}")
-        c = self.cfg
+        cfg = self.cfg
         return GauSAM(
-            num_classes, c.kind, c.n_gaussians, c.head, c.freeze_encoder, c.checkpoint, freeze_decoder=c.freeze_decoder
+            num_classes,
+            cfg.kind,
+            cfg.n_gaussians,
+            cfg.head,
+            cfg.freeze_encoder,
+            cfg.checkpoint,
+            freeze_decoder=cfg.freeze_decoder,
         )
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
@@ -486,17 +496,17 @@ def score_head(net, items, size: int, scale: float = 1.0, full: bool = True) -> 
 
     was_training = net.training
     net.eval()
-    n = int(round(size * scale))
+    side = int(round(size * scale))
     dices, dists, bfs = [], [], []
     for v in items:
-        pred = net(v['image'][None], boxes=v['box'][None], out_size=(n, n)).logits.argmax(1)[0]
-        gt = F.interpolate(v['label'][None, None].float(), size=(n, n), mode='nearest')[0, 0].long()
-        dices.append(dice(pred, gt, classes=[1])[1])
+        pred = net(v['image'][None], boxes=v['box'][None], out_size=(side, side)).logits.argmax(1)[0]
+        target = F.interpolate(v['label'][None, None].float(), size=(side, side), mode='nearest')[0, 0].long()
+        dices.append(dice(pred, target, classes=[1])[1])
         if full:
-            dists.append(hd95(pred, gt, classes=[1], spacing=(1 / scale, 1 / scale))[1])
-            bfs.append(boundary_f1(pred, gt, classes=[1], tolerance=2 * scale)[1])
+            dists.append(hd95(pred, target, classes=[1], spacing=(1 / scale, 1 / scale))[1])
+            bfs.append(boundary_f1(pred, target, classes=[1], tolerance=2 * scale)[1])
     net.train(was_training)
-    row = dict(scale=scale, size=n, dice=float(torch.tensor(dices).mean()))
+    row = dict(scale=scale, size=side, dice=float(torch.tensor(dices).mean()))
     if full:
         finite = [x for x in dists if x != float('inf')] or [float('inf')]
         row.update(hd95=float(torch.tensor(finite).median()), boundary_f=float(torch.tensor(bfs).mean()))
@@ -526,24 +536,24 @@ def train_head(
     from medseg_nb.core import seed_everything
     from medseg_nb.losses import DiceCELoss
 
-    tr, va = _prep_items(train_items, size), _prep_items(val_items, size)
+    train_set, val_set = _prep_items(train_items, size), _prep_items(val_items, size)
     seed_everything(seed)
     net = GauSAM(2, 'tiny', n_gaussians=n_gaussians, head=head, placement=placement)
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr)
     gen = torch.Generator().manual_seed(seed)
     loss_fn, curve = DiceCELoss(), []
     for step in tqdm(range(1, steps + 1), desc=f'{head} ({placement})', disable=not progress, leave=False):
-        idx = torch.randint(len(tr), (batch,), generator=gen).tolist()
-        images = torch.stack([tr[i]['image'] for i in idx])
-        labels = torch.stack([tr[i]['small'] for i in idx])
-        boxes = torch.stack([tr[i]['box'] for i in idx])
+        idx = torch.randint(len(train_set), (batch,), generator=gen).tolist()
+        images = torch.stack([train_set[i]['image'] for i in idx])
+        labels = torch.stack([train_set[i]['small'] for i in idx])
+        boxes = torch.stack([train_set[i]['box'] for i in idx])
         loss = loss_fn(net(images, boxes=boxes).logits, labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if val_every and (step % val_every == 0 or step == steps):
-            curve.append((step, score_head(net, va, size, full=False)['dice']))
-    rows = [dict(head=head, placement=placement, steps=steps, **score_head(net, va, size, r)) for r in scales]
+            curve.append((step, score_head(net, val_set, size, full=False)['dice']))
+    rows = [dict(head=head, placement=placement, steps=steps, **score_head(net, val_set, size, r)) for r in scales]
     return dict(rows=rows, curve=curve)
 
 

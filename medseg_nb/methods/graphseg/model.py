@@ -41,9 +41,9 @@ def expected_loglik(x, mu_s, logvar_s, mu_n, logvar_n, log_noise) -> torch.Tenso
     """E_q[log N(x; s + n, sigma^2)] per item (B), closed form; all maps B x C x H x W, `log_noise` = log sigma^2
     (broadcast)."""
     log_noise = torch.as_tensor(log_noise, dtype=x.dtype, device=x.device)
-    r = residual_energy(x, mu_s, logvar_s, mu_n, logvar_n)
+    resid = residual_energy(x, mu_s, logvar_s, mu_n, logvar_n)
     # sum_p -1/2 (E_q[(x - s - n)^2] / sigma^2 + log sigma^2 + log 2 pi)
-    return (-0.5 * (r / log_noise.exp() + log_noise + math.log(2 * math.pi))).flatten(1).sum(1)
+    return (-0.5 * (resid / log_noise.exp() + log_noise + math.log(2 * math.pi))).flatten(1).sum(1)
 
 
 def kl_normal(mu, logvar, prior_var: float = 1.0) -> torch.Tensor:
@@ -55,20 +55,20 @@ def kl_normal(mu, logvar, prior_var: float = 1.0) -> torch.Tensor:
 
 def grid_degree(H: int, W: int, device=None, dtype=torch.float32) -> torch.Tensor:
     "Number of 4-neighbours of every pixel of an H x W grid (2 in corners, 3 on borders, 4 inside)."
-    dv = torch.zeros(H, device=device, dtype=dtype)
-    dv[:-1] += 1
-    dv[1:] += 1
-    dh = torch.zeros(W, device=device, dtype=dtype)
-    dh[:-1] += 1
-    dh[1:] += 1
-    return dv[:, None] + dh[None]
+    deg_v = torch.zeros(H, device=device, dtype=dtype)
+    deg_v[:-1] += 1
+    deg_v[1:] += 1
+    deg_h = torch.zeros(W, device=device, dtype=dtype)
+    deg_h[:-1] += 1
+    deg_h[1:] += 1
+    return deg_v[:, None] + deg_h[None]
 
 
 def grid_logdet(H: int, W: int, lam: float, eps: float) -> float:
     "log det(lam L + eps I) for the free-border H x W grid Laplacian L, from its cosine-transform eigenvalues."
-    a = 4 * torch.sin(math.pi * torch.arange(H, dtype=torch.float64) / (2 * H)) ** 2
-    b = 4 * torch.sin(math.pi * torch.arange(W, dtype=torch.float64) / (2 * W)) ** 2
-    return float(torch.log(lam * (a[:, None] + b[None]) + eps).sum())
+    eig_h = 4 * torch.sin(math.pi * torch.arange(H, dtype=torch.float64) / (2 * H)) ** 2
+    eig_w = 4 * torch.sin(math.pi * torch.arange(W, dtype=torch.float64) / (2 * W)) ** 2
+    return float(torch.log(lam * (eig_h[:, None] + eig_w[None]) + eps).sum())
 
 
 def kl_smooth(mu, logvar, lam: float = 10.0, eps: float = 0.01) -> torch.Tensor:
@@ -77,12 +77,12 @@ def kl_smooth(mu, logvar, lam: float = 10.0, eps: float = 0.01) -> torch.Tensor:
     B, C, H, W = mu.shape
     # tr(Lambda Sigma_q) = sum_p e^logvar(p) (lam deg(p) + eps), Sigma_q diagonal
     deg = grid_degree(H, W, mu.device, mu.dtype)
-    tr = (logvar.exp() * (lam * deg + eps)).flatten(1).sum(1)
+    trace = (logvar.exp() * (lam * deg + eps)).flatten(1).sum(1)
     # mu^T Lambda mu = lam sum_{p ~ q} (mu(p) - mu(q))^2 + eps sum_p mu(p)^2, over 4-neighbour pairs p ~ q
     quad = lam * ((mu.diff(dim=-1) ** 2).flatten(1).sum(1) + (mu.diff(dim=-2) ** 2).flatten(1).sum(1)) + eps * (
         mu**2
     ).flatten(1).sum(1)
-    return 0.5 * (tr + quad - C * H * W - C * grid_logdet(H, W, lam, eps) - logvar.flatten(1).sum(1))
+    return 0.5 * (trace + quad - C * H * W - C * grid_logdet(H, W, lam, eps) - logvar.flatten(1).sum(1))
 
 # %% ../../../nbs/21_graphseg.ipynb #c101
 def kl_gamma(alpha, beta, a, b) -> torch.Tensor:
@@ -144,13 +144,13 @@ def boundary_prob(prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _edge_moments(mu, logvar, prob, b, kappa):
     # E_q[(s_i - s_j)^2] = (mu_i - mu_j)^2 + v_i + v_j for horizontal and vertical neighbours i, j
     v = logvar.exp()
-    Eh = mu.diff(dim=-1) ** 2 + v[..., :, 1:] + v[..., :, :-1]
-    Ev = mu.diff(dim=-2) ** 2 + v[..., 1:, :] + v[..., :-1, :]
+    E_h = mu.diff(dim=-1) ** 2 + v[..., :, 1:] + v[..., :, :-1]
+    E_v = mu.diff(dim=-2) ** 2 + v[..., 1:, :] + v[..., :-1, :]
     if prob is None:
-        return (Eh, b), (Ev, b)
+        return (E_h, b), (E_v, b)
     # b_e = b (1 + kappa delta_e): a likely class boundary raises the rate, so a large step of s costs less there
-    dh, dv = boundary_prob(prob.to(mu.dtype))
-    return (Eh, b * (1 + kappa * dh)), (Ev, b * (1 + kappa * dv))
+    bound_h, bound_v = boundary_prob(prob.to(mu.dtype))
+    return (E_h, b * (1 + kappa * bound_h)), (E_v, b * (1 + kappa * bound_v))
 
 
 def edge_nll(mu, logvar, prob=None, a: float = 1.0, b: float = 3e-4, kappa: float = 30.0) -> torch.Tensor:
@@ -183,10 +183,11 @@ class Decomposer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         "mu_s, logvar_s, mu_n, logvar_n, each B x C x H x W."
-        a, lv_s, b, lv_n = self.net(x).logits.chunk(4, 1)
-        # mu_s = x - blur(x) + a, mu_n = blur(x) - a + b: learned corrections around a fixed high-pass / low-pass split
+        delta_s, lv_s, delta_n, lv_n = self.net(x).logits.chunk(4, 1)
+        # mu_s = x - blur(x) + delta_s, mu_n = blur(x) - delta_s + delta_n:
+        # learned corrections around a fixed high-pass / low-pass split
         low = gaussian_blur(x, self.tau)
-        return x - low + a, lv_s.clamp(-14, 4) - 6, low - a + b, lv_n.clamp(-14, 4) - 6
+        return x - low + delta_s, lv_s.clamp(-14, 4) - 6, low - delta_s + delta_n, lv_n.clamp(-14, 4) - 6
 
 
 class GraphSegNet(nn.Module):
@@ -231,15 +232,15 @@ def neg_elbo(
     Gamma priors' (shape, rate)."""
     if not isinstance(out, SegOutput) or not {'image', 'mu_s', 'logvar_s', 'mu_n', 'logvar_n'} <= set(out.features):
         raise ValueError("neg_elbo expects a GraphSegNet output (features image, mu_s, logvar_s, mu_n, logvar_n)")
-    f = out.features
-    P = f['image'][0].numel()
-    x = f['image'].float()
-    ms, ls, mn, ln = (f[k].float() for k in ('mu_s', 'logvar_s', 'mu_n', 'logvar_n'))
+    feats = out.features
+    P = feats['image'][0].numel()
+    x = feats['image'].float()
+    mu_s, lv_s, mu_n, lv_n = (feats[k].float() for k in ('mu_s', 'logvar_s', 'mu_n', 'logvar_n'))
     prob = out.logits.float().softmax(1) if couple else None
     return dict(
-        nll=noise_nll(x, ms, ls, mn, ln, *noise).mean() / P,
-        kl_s=(kl_normal(ms, ls, prior_var) + edge_nll(ms, ls, prob, *edge, kappa)).mean() / P,
-        kl_n=kl_smooth(mn, ln, lam, eps).mean() / P,
+        nll=noise_nll(x, mu_s, lv_s, mu_n, lv_n, *noise).mean() / P,
+        kl_s=(kl_normal(mu_s, lv_s, prior_var) + edge_nll(mu_s, lv_s, prob, *edge, kappa)).mean() / P,
+        kl_n=kl_smooth(mu_n, lv_n, lam, eps).mean() / P,
     )
 
 # %% ../../../nbs/21_graphseg.ipynb #c018
@@ -247,10 +248,12 @@ def vesselness(image: torch.Tensor, sigmas=(1.0, 2.0, 3.0), fov: torch.Tensor | 
     "Multi-scale Hessian measure of dark lines on a brighter background, H x W in [0, 1], for a C x H x W image."
     if image.ndim != 3:
         raise ValueError(f"vesselness expects a C x H x W image, got shape {tuple(image.shape)}")
-    g = (image[1] if image.shape[0] == 3 else image.mean(0)).float()[None, None]  # green channel: best vessel contrast
-    best = torch.zeros_like(g[0, 0])
+    green = (image[1] if image.shape[0] == 3 else image.mean(0)).float()[
+        None, None
+    ]  # green channel: best vessel contrast
+    best = torch.zeros_like(green[0, 0])
     for s in sigmas:
-        L = gaussian_blur(g, s)[0, 0]
+        L = gaussian_blur(green, s)[0, 0]
         Ly, Lx = torch.gradient(L)
         Lyy, Lyx = torch.gradient(Ly)
         Lxy, Lxx = torch.gradient(Lx)
@@ -258,8 +261,8 @@ def vesselness(image: torch.Tensor, sigmas=(1.0, 2.0, 3.0), fov: torch.Tensor | 
         lmax = 0.5 * (Lxx + Lyy) + torch.sqrt(0.25 * (Lxx - Lyy) ** 2 + h**2)
         best = torch.maximum(best, s**2 * lmax.clamp_min(0))
     inside = fov.bool() if fov is not None else torch.ones_like(best, dtype=torch.bool)
-    q = torch.quantile(best[inside][:: max(1, int(inside.sum()) // 100_000)], 0.99).clamp_min(1e-8)
-    return (best / q).clamp(0, 1) * inside
+    q99 = torch.quantile(best[inside][:: max(1, int(inside.sum()) // 100_000)], 0.99).clamp_min(1e-8)
+    return (best / q99).clamp(0, 1) * inside
 
 # %% ../../../nbs/21_graphseg.ipynb #c021
 class DeformableGraph(nn.Module):
@@ -275,20 +278,20 @@ class DeformableGraph(nn.Module):
         self.affine = nn.Parameter(torch.zeros(2, 3))
         self.disp = nn.Parameter(torch.zeros(1, 2, grid, grid))
 
-    def warp(self, p: torch.Tensor) -> torch.Tensor:
+    def warp(self, pts: torch.Tensor) -> torch.Tensor:
         "Map N x 2 atlas positions (pixels) through the affine and the displacement field."
         S = self.size
-        u = p / S * 2 - 1
-        u = u @ (torch.eye(2, device=p.device) + self.affine[:, :2]).T + self.affine[:, 2]
-        d = F.grid_sample(self.disp, u.view(1, 1, -1, 2), mode='bicubic', padding_mode='border', align_corners=True)[
+        u = pts / S * 2 - 1
+        u = u @ (torch.eye(2, device=pts.device) + self.affine[:, :2]).T + self.affine[:, 2]
+        disp = F.grid_sample(self.disp, u.view(1, 1, -1, 2), mode='bicubic', padding_mode='border', align_corners=True)[
             0, :, 0
         ].T
-        return (u + d + 1) / 2 * S
+        return (u + disp + 1) / 2 * S
 
     def forward(self) -> VesselGraph:
-        q = self.warp(self.points).split(self.counts)
-        g = self.graph
-        return VesselGraph(q[0], g.kinds, list(g.edges), list(q[1:]), g.radii.float(), g.shape)
+        moved = self.warp(self.points).split(self.counts)
+        base = self.graph
+        return VesselGraph(moved[0], base.kinds, list(base.edges), list(moved[1:]), base.radii.float(), base.shape)
 
     def node_shift(self) -> torch.Tensor:
         "N x 2 displacement of every node from its atlas position."
@@ -298,7 +301,7 @@ class DeformableGraph(nn.Module):
 def alignment_energy(
     rendered: torch.Tensor,
     target: torch.Tensor,
-    dg: DeformableGraph,
+    deformable: DeformableGraph,
     node_var: torch.Tensor,
     w_smooth: float = 10.0,
     w_var: float = 0.05,
@@ -306,10 +309,14 @@ def alignment_energy(
 ) -> tuple[torch.Tensor, dict]:
     "The energy above and its three parts (floats), for a rendered map and a target map of the same shape."
     agree = 1 - 2 * (rendered * target).sum() / (rendered.sum() + target.sum() + 1e-6)
-    d = dg.disp
-    smooth = (d.diff(dim=-1) ** 2).sum() + (d.diff(dim=-2) ** 2).sum()
-    v0 = var0 if var0 is not None else (0.03 * dg.size) ** 2
-    var = ((dg.node_shift() ** 2).sum(1) / (node_var.to(d) + v0)).mean() if dg.counts[0] else d.new_zeros(())
+    disp = deformable.disp
+    smooth = (disp.diff(dim=-1) ** 2).sum() + (disp.diff(dim=-2) ** 2).sum()
+    var_ref = var0 if var0 is not None else (0.03 * deformable.size) ** 2
+    var = (
+        ((deformable.node_shift() ** 2).sum(1) / (node_var.to(disp) + var_ref)).mean()
+        if deformable.counts[0]
+        else disp.new_zeros(())
+    )
     E = agree + w_smooth * smooth + w_var * var
     return E, dict(
         agreement=float(agree.detach()),
@@ -319,16 +326,18 @@ def alignment_energy(
     )
 
 
-def warp_from_atlas(m: torch.Tensor, T: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+def warp_from_atlas(atlas_map: torch.Tensor, T: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     "Resample an atlas-frame map (S x S) back to image pixels (H x W) with the image-to-atlas transform T."
-    S = m.shape[-1]
+    S = atlas_map.shape[-1]
     H, W = shape
     ys, xs = torch.meshgrid(
         torch.arange(H, dtype=torch.float32) + 0.5, torch.arange(W, dtype=torch.float32) + 0.5, indexing='ij'
     )
-    q = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ T.T.float()
-    grid = (q[..., :2] / S * 2 - 1)[None]
-    return F.grid_sample(m[None, None].float(), grid, mode='bilinear', padding_mode='zeros', align_corners=False)[0, 0]
+    pts = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ T.T.float()
+    grid = (pts[..., :2] / S * 2 - 1)[None]
+    return F.grid_sample(
+        atlas_map[None, None].float(), grid, mode='bilinear', padding_mode='zeros', align_corners=False
+    )[0, 0]
 
 
 def fit_prior(
@@ -350,27 +359,29 @@ def fit_prior(
     image = image.detach().float().cpu()
     S = atlas.size
     T = atlas_transform(fov, find_disc(image, fov), S)
-    t = warp_to_atlas(vesselness(image, fov=fov)[None], T, S)[0]
+    target = warp_to_atlas(vesselness(image, fov=fov)[None], T, S)[0]
     if prob is not None:
-        t = alpha * warp_to_atlas(prob.detach().float().cpu()[None], T, S)[0] + (1 - alpha) * t
-    dg = DeformableGraph(atlas.graph, grid)
-    opt = torch.optim.Adam(dg.parameters(), lr)
+        target = alpha * warp_to_atlas(prob.detach().float().cpu()[None], T, S)[0] + (1 - alpha) * target
+    deformable = DeformableGraph(atlas.graph, grid)
+    opt = torch.optim.Adam(deformable.parameters(), lr)
     hist = []
     with torch.enable_grad():
         for _ in range(steps):
-            R = render_graph(dg(), shape=(S, S))
-            E, parts = alignment_energy(R, t, dg, atlas.node_var, w_smooth, w_var)
+            R = render_graph(deformable(), shape=(S, S))
+            E, parts = alignment_energy(R, target, deformable, atlas.node_var, w_smooth, w_var)
             opt.zero_grad()
             E.backward()
             opt.step()
             hist.append(parts)
     with torch.no_grad():
-        g = dg()
-        R = render_graph(g, shape=(S, S))
-        hist.append(alignment_energy(R, t, dg, atlas.node_var, w_smooth, w_var)[1])
+        graph = deformable()
+        R = render_graph(graph, shape=(S, S))
+        hist.append(alignment_energy(R, target, deformable, atlas.node_var, w_smooth, w_var)[1])
         prior = warp_from_atlas(R, T, (H, W)).clamp(0, 1) * fov
-        R0 = render_graph(DeformableGraph(atlas.graph, grid)(), shape=(S, S))
-    return dict(prior=prior, atlas_map=R, start_map=R0, target=t, graph=g, T=T, history=hist, model=dg)
+        start_map = render_graph(DeformableGraph(atlas.graph, grid)(), shape=(S, S))
+    return dict(
+        prior=prior, atlas_map=R, start_map=start_map, target=target, graph=graph, T=T, history=hist, model=deformable
+    )
 
 # %% ../../../nbs/21_graphseg.ipynb #c029
 def prior_kl(
@@ -381,33 +392,33 @@ def prior_kl(
     if logits.shape[1] != 2:
         raise ValueError(f"prior_kl is for 2 classes (background, vessel), got {logits.shape[1]}")
     logq = logits.float().log_softmax(1)
-    r1 = base + (1 - 2 * base) * prior.float().clamp(0, 1)
-    logr = torch.stack([torch.log1p(-r1), torch.log(r1)], 1)
-    kl = (logq.exp() * (logq - logr)).sum(1)
+    pi_vessel = base + (1 - 2 * base) * prior.float().clamp(0, 1)
+    logr = torch.stack([torch.log1p(-pi_vessel), torch.log(pi_vessel)], 1)
+    kl_map = (logq.exp() * (logq - logr)).sum(1)
     if fov is None:
-        return kl.mean()
-    m = fov.float()
-    return (kl * m).sum() / m.sum().clamp_min(1)
+        return kl_map.mean()
+    inside = fov.float()
+    return (kl_map * inside).sum() / inside.sum().clamp_min(1)
 
 # %% ../../../nbs/21_graphseg.ipynb #c032
 class PriorDataset(torch.utils.data.Dataset):
     "Items of `ds` with a per-image `prior` map (H x W) added."
 
-    def __init__(self, ds, priors: list[torch.Tensor]):
-        self.ds, self.priors = ds, priors
+    def __init__(self, dataset, priors: list[torch.Tensor]):
+        self.ds, self.priors = dataset, priors
         for k in ('dim', 'num_classes', 'in_channels', 'classes'):
-            if hasattr(ds, k):
-                setattr(self, k, getattr(ds, k))
+            if hasattr(dataset, k):
+                setattr(self, k, getattr(dataset, k))
 
     def __len__(self):
         return len(self.ds)
 
-    def __getitem__(self, i):
-        return dict(self.ds[i], prior=self.priors[i])
+    def __getitem__(self, index):
+        return dict(self.ds[index], prior=self.priors[index])
 
 
-def _fov(s: dict) -> torch.Tensor:
-    return s['fov'].bool() if 'fov' in s else torch.ones(s['image'].shape[-2:], dtype=torch.bool)
+def _fov(sample: dict) -> torch.Tensor:
+    return sample['fov'].bool() if 'fov' in sample else torch.ones(sample['image'].shape[-2:], dtype=torch.bool)
 
 
 @register_method
@@ -448,24 +459,31 @@ class GraphSeg(Supervised):
     def build_model(self, in_channels, num_classes, dim=2):
         if num_classes != 2:
             raise ValueError(f"graphseg segments vessels (2 classes), got num_classes={num_classes}")
-        c = self.cfg
-        return GraphSegNet(in_channels, num_classes, c.width, c.depth, c.norm, c.dec_width)
+        cfg = self.cfg
+        return GraphSegNet(in_channels, num_classes, cfg.width, cfg.depth, cfg.norm, cfg.dec_width)
 
-    def fit_priors(self, ds, model=None, desc='fit graph priors') -> list[torch.Tensor]:
-        "One fitted prior per item of `ds` (from vesselness, and from `model`'s vessel probability when given)."
+    def fit_priors(self, dataset, model=None, desc='fit graph priors') -> list[torch.Tensor]:
+        "One fitted prior per item of `dataset` (from vesselness, and from `model`'s vessel probability when given)."
         from medseg_nb.train import predict
 
-        c, out = self.cfg, []
-        for i in tqdm(range(len(ds)), desc=desc, disable=not c.progress, leave=False):
-            s = ds[i]
+        cfg, out = self.cfg, []
+        for i in tqdm(range(len(dataset)), desc=desc, disable=not cfg.progress, leave=False):
+            sample = dataset[i]
             prob = None
             if model is not None:
-                H, W = s['image'].shape[-2:]
+                H, W = sample['image'].shape[-2:]
                 with torch.no_grad():
                     prob = (
-                        predict(model, s['image'], None if max(H, W) <= 256 else (256, 256)).float().softmax(0)[1].cpu()
+                        predict(model, sample['image'], None if max(H, W) <= 256 else (256, 256))
+                        .float()
+                        .softmax(0)[1]
+                        .cpu()
                     )
-            out.append(fit_prior(self.atlas, s['image'], _fov(s), prob, c.alpha, c.fit_steps, grid=c.grid)['prior'])
+            out.append(
+                fit_prior(self.atlas, sample['image'], _fov(sample), prob, cfg.alpha, cfg.fit_steps, grid=cfg.grid)[
+                    'prior'
+                ]
+            )
         return out
 
     def prepare(self, train_ds, labeled_idx=None):
@@ -481,23 +499,29 @@ class GraphSeg(Supervised):
         """L = L_sup + beta (-ELBO) + w_prior r(t) KL(q || pi): Dice + CE; the negative ELBO of the structure /
         degradation decomposition (noise, edge, smoothness and level terms, `neg_elbo`); and, with fitted atlas
         priors, the KL from the prediction to the deformed graph prior pi, ramped up by r(t)."""
-        c = self.cfg
-        if self.data is not None and c.refit_every and step and step % c.refit_every == 0:
-            m = unwrap(model)
-            was = m.training
-            m.eval()
-            self.data.priors = self.fit_priors(self.data.ds, m, desc=f'refit priors (step {step})')
-            m.train(was)
+        cfg = self.cfg
+        if self.data is not None and cfg.refit_every and step and step % cfg.refit_every == 0:
+            net = unwrap(model)
+            was = net.training
+            net.eval()
+            self.data.priors = self.fit_priors(self.data.ds, net, desc=f'refit priors (step {step})')
+            net.train(was)
         out = model(labeled['image'])
         parts = self.seg_loss(out, labeled)
         elbo = neg_elbo(
-            out, c.prior_var, c.smooth_lam, c.smooth_eps, (c.noise_a, c.noise_b), (c.edge_a, c.edge_b), c.kappa
+            out,
+            cfg.prior_var,
+            cfg.smooth_lam,
+            cfg.smooth_eps,
+            (cfg.noise_a, cfg.noise_b),
+            (cfg.edge_a, cfg.edge_b),
+            cfg.kappa,
         )
         parts.update(elbo)
-        loss = parts['sup'] + c.beta * sum(elbo.values())
+        loss = parts['sup'] + cfg.beta * sum(elbo.values())
         if 'prior' in labeled:
-            parts['prior_kl'] = prior_kl(out.logits, labeled['prior'], c.prior_base, labeled.get('fov'))
-            loss = loss + c.w_prior * sigmoid_rampup(step, c.prior_rampup * self.total_steps) * parts['prior_kl']
+            parts['prior_kl'] = prior_kl(out.logits, labeled['prior'], cfg.prior_base, labeled.get('fov'))
+            loss = loss + cfg.w_prior * sigmoid_rampup(step, cfg.prior_rampup * self.total_steps) * parts['prior_kl']
         parts['loss'] = loss
         return parts
 

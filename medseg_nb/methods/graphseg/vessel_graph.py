@@ -20,22 +20,22 @@ __all__ = ['skeleton', 'neighbour_count', 'VesselGraph', 'mask_to_graph', 'graph
            'find_disc', 'fov_circle', 'atlas_transform', 'warp_to_atlas', 'transform_graph', 'Atlas', 'build_atlas']
 
 # %% ../../../nbs/20_vessel_graphs.ipynb #c006
-_K8 = np.ones((3, 3), int)
+_EIGHT_NEIGHBOURS = np.ones((3, 3), int)
 
 
 def skeleton(mask) -> np.ndarray:
     "The one-pixel-wide skeleton of a binary mask (skimage)."
     from skimage.morphology import skeletonize
 
-    m = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask) > 0
-    if m.ndim != 2:
-        raise ValueError(f"skeleton expects a 2-D mask, got shape {m.shape}")
-    return skeletonize(m)
+    binary = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask) > 0
+    if binary.ndim != 2:
+        raise ValueError(f"skeleton expects a 2-D mask, got shape {binary.shape}")
+    return skeletonize(binary)
 
 
-def neighbour_count(sk: np.ndarray) -> np.ndarray:
+def neighbour_count(skel: np.ndarray) -> np.ndarray:
     "Number of 8-neighbours of each skeleton pixel (0 off the skeleton)."
-    return (ndi.convolve(sk.astype(int), _K8, mode='constant') - 1) * sk
+    return (ndi.convolve(skel.astype(int), _EIGHT_NEIGHBOURS, mode='constant') - 1) * skel
 
 # %% ../../../nbs/20_vessel_graphs.ipynb #c008
 @dataclass
@@ -49,13 +49,13 @@ class VesselGraph:
     radii: torch.Tensor  # E
     shape: tuple[int, int]  # H, W of the image
 
-    def polyline(self, e: int) -> torch.Tensor:
+    def polyline(self, edge: int) -> torch.Tensor:
         "The full centre line of edge e, its nodes included: M x 2."
-        i, j = self.edges[e]
-        pts = [self.nodes[i : i + 1]] if i >= 0 else []
-        pts.append(self.lines[e])
-        if j >= 0:
-            pts.append(self.nodes[j : j + 1])
+        start, stop = self.edges[edge]
+        pts = [self.nodes[start : start + 1]] if start >= 0 else []
+        pts.append(self.lines[edge])
+        if stop >= 0:
+            pts.append(self.nodes[stop : stop + 1])
         return torch.cat(pts)
 
     def lengths(self) -> torch.Tensor:
@@ -79,21 +79,21 @@ class VesselGraph:
         "Length over chord of every edge (1 for a straight segment)."
         out = []
         for e in range(len(self.edges)):
-            p = self.polyline(e)
-            L = p.diff(dim=0).norm(dim=1).sum()
-            c = (p[-1] - p[0]).norm()
-            out.append(L / c.clamp_min(1.0))
+            line = self.polyline(e)
+            L = line.diff(dim=0).norm(dim=1).sum()
+            chord = (line[-1] - line[0]).norm()
+            out.append(L / chord.clamp_min(1.0))
         return torch.stack(out) if out else self.radii.new_zeros(0)
 
     def degrees(self) -> torch.Tensor:
         "Number of edge ends at each node."
-        d = torch.zeros(len(self.nodes), dtype=torch.long)
+        count = torch.zeros(len(self.nodes), dtype=torch.long)
         for i, j in self.edges:
             if i >= 0:
-                d[i] += 1
+                count[i] += 1
             if j >= 0:
-                d[j] += 1
-        return d
+                count[j] += 1
+        return count
 
 # %% ../../../nbs/20_vessel_graphs.ipynb #c010
 def _pixel_graph(coords: np.ndarray, shape) -> coo_matrix:
@@ -101,47 +101,52 @@ def _pixel_graph(coords: np.ndarray, shape) -> coo_matrix:
     H, W = shape
     idx = -np.ones(shape, int)
     idx[coords[:, 0], coords[:, 1]] = np.arange(len(coords))
-    on = idx >= 0
-    rows, cols, w = [], [], []
+    present = idx >= 0
+    rows, cols, weights = [], [], []
     pad = np.pad(idx, 1, constant_values=-1)
-    r, c = coords[:, 0] + 1, coords[:, 1] + 1
+    row_p, col_p = coords[:, 0] + 1, coords[:, 1] + 1
     for dr, dc in [(0, 1), (1, 0), (1, 1), (1, -1)]:
-        nb = pad[r + dr, c + dc]
-        ok = nb >= 0
+        nbr = pad[row_p + dr, col_p + dc]
+        linked = nbr >= 0
         if dr and dc:  # a diagonal is redundant when an orthogonal 2-step path links the same pixels
-            ok &= ~((pad[r + dr, c] >= 0) | (pad[r, c + dc] >= 0))
-        rows.append(np.arange(len(coords))[ok])
-        cols.append(nb[ok])
-        w.append(np.full(ok.sum(), math.sqrt(2) if dr and dc else 1.0))
-    rows, cols, w = map(np.concatenate, (rows, cols, w))
-    n = len(coords)
+            linked &= ~((pad[row_p + dr, col_p] >= 0) | (pad[row_p, col_p + dc] >= 0))
+        rows.append(np.arange(len(coords))[linked])
+        cols.append(nbr[linked])
+        weights.append(np.full(linked.sum(), math.sqrt(2) if dr and dc else 1.0))
+    rows, cols, weights = map(np.concatenate, (rows, cols, weights))
+    n_pix = len(coords)
     return coo_matrix(
-        (np.concatenate([w, w]), (np.concatenate([rows, cols]), np.concatenate([cols, rows]))), shape=(n, n)
+        (np.concatenate([weights, weights]), (np.concatenate([rows, cols]), np.concatenate([cols, rows]))),
+        shape=(n_pix, n_pix),
     ).tocsr()
 
 
 def mask_to_graph(mask, step: int = 4, min_length: float = 0.0) -> VesselGraph:
     "The vessel graph of a binary H x W mask: junction and end-point nodes, centre-line edges with radii."
-    m = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask) > 0
-    sk = skeleton(m)
-    nbc = neighbour_count(sk)
-    dist = ndi.distance_transform_edt(m)
-    junc = sk & (nbc >= 3)
-    end = sk & (nbc == 1)
-    jl, nj = ndi.label(junc, _K8)
-    jpos = np.array(ndi.center_of_mass(junc, jl, range(1, nj + 1))).reshape(-1, 2) if nj else np.zeros((0, 2))
+    binary = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask) > 0
+    skel = skeleton(binary)
+    nbc = neighbour_count(skel)
+    dist = ndi.distance_transform_edt(binary)
+    junc = skel & (nbc >= 3)
+    end = skel & (nbc == 1)
+    junc_lab, n_junc = ndi.label(junc, _EIGHT_NEIGHBOURS)
+    jpos = (
+        np.array(ndi.center_of_mass(junc, junc_lab, range(1, n_junc + 1))).reshape(-1, 2)
+        if n_junc
+        else np.zeros((0, 2))
+    )
     ends = np.argwhere(end)
     node_rc = np.concatenate([jpos, ends.astype(float)]) + 0.5  # row, col of pixel centres
-    kinds = np.concatenate([np.ones(nj, int), np.zeros(len(ends), int)])
-    end_id = -np.ones(m.shape, int)
-    end_id[ends[:, 0], ends[:, 1]] = nj + np.arange(len(ends))
-    seg = sk & ~junc
-    sl, ns = ndi.label(seg, _K8)
+    kinds = np.concatenate([np.ones(n_junc, int), np.zeros(len(ends), int)])
+    end_id = -np.ones(binary.shape, int)
+    end_id[ends[:, 0], ends[:, 1]] = n_junc + np.arange(len(ends))
+    seg = skel & ~junc
+    seg_lab, n_seg = ndi.label(seg, _EIGHT_NEIGHBOURS)
     edges, lines, radii = [], [], []
-    if ns:
+    if n_seg:
         coords = np.argwhere(seg)
-        lab = sl[coords[:, 0], coords[:, 1]]
-        G = _pixel_graph(coords, m.shape)
+        lab = seg_lab[coords[:, 0], coords[:, 1]]
+        G = _pixel_graph(coords, binary.shape)
         deg_in_seg = np.asarray((G > 0).sum(1)).ravel()
         # start pixel of each segment: one with <= 1 neighbour inside the segment (any pixel for a closed loop)
         order = np.lexsort((deg_in_seg, lab))
@@ -150,16 +155,16 @@ def mask_to_graph(mask, step: int = 4, min_length: float = 0.0) -> VesselGraph:
         loops = set(starts[deg_in_seg[starts] >= 2].tolist())  # closed segments: no pixel with < 2 neighbours
         G = G.tolil()
         for st in loops:  # cut one link, so distances run one way round
-            nb = G.rows[st][0]
-            G[st, nb] = 0
-            G[nb, st] = 0
+            nbr = G.rows[st][0]
+            G[st, nbr] = 0
+            G[nbr, st] = 0
         G = G.tocsr()
         G.eliminate_zeros()
-        d = dijkstra(G, indices=starts, min_only=True)
-        seq = np.lexsort((d, lab))
+        along = dijkstra(G, indices=starts, min_only=True)
+        seq = np.lexsort((along, lab))
         bounds = np.flatnonzero(np.diff(lab[seq])) + 1
         # which junction cluster touches each pixel (for attaching segment ends)
-        jtouch = ndi.grey_dilation(jl, footprint=_K8)
+        jtouch = ndi.grey_dilation(junc_lab, footprint=_EIGHT_NEIGHBOURS)
         for run in np.split(seq, bounds):
             pts = coords[run]
             ends_ids = []
@@ -185,72 +190,72 @@ def mask_to_graph(mask, step: int = 4, min_length: float = 0.0) -> VesselGraph:
             edges.append(tuple(ends_ids))
             lines.append(torch.tensor(line[:, ::-1] + 0.5, dtype=torch.float32))  # (x, y) of pixel centres
             radii.append(max(math.sqrt(0.5), float(dist[pts[:, 0], pts[:, 1]].mean()) - 0.5))  # see the note above
-    g = VesselGraph(
+    graph = VesselGraph(
         torch.tensor(node_rc[:, ::-1].copy(), dtype=torch.float32),
         torch.tensor(kinds),
         edges,
         lines,
         torch.tensor(radii, dtype=torch.float32),
-        tuple(m.shape),
+        tuple(binary.shape),
     )
     if min_length > 0:
-        keep = [e for e, L in enumerate(g.lengths().tolist()) if L >= min_length]
-        g = VesselGraph(
-            g.nodes,
-            g.kinds,
-            [g.edges[e] for e in keep],
-            [g.lines[e] for e in keep],
-            g.radii[keep] if keep else g.radii[:0],
-            g.shape,
+        keep = [e for e, L in enumerate(graph.lengths().tolist()) if L >= min_length]
+        graph = VesselGraph(
+            graph.nodes,
+            graph.kinds,
+            [graph.edges[e] for e in keep],
+            [graph.lines[e] for e in keep],
+            graph.radii[keep] if keep else graph.radii[:0],
+            graph.shape,
         )
-    return g
+    return graph
 
 # %% ../../../nbs/20_vessel_graphs.ipynb #c015
-def graph_segments(g: VesselGraph) -> tuple[torch.Tensor, torch.Tensor]:
+def graph_segments(graph: VesselGraph) -> tuple[torch.Tensor, torch.Tensor]:
     "All polyline pieces of a graph: P x 2 x 2 end points (x, y) and P radii (differentiable views)."
     pieces, rad = [], []
-    for e in range(len(g.edges)):
-        p = g.polyline(e)
-        if len(p) < 2:
-            p = torch.cat([p, p])
-        pieces.append(torch.stack([p[:-1], p[1:]], 1))
-        rad.append(g.radii[e].expand(len(p) - 1))
+    for e in range(len(graph.edges)):
+        line = graph.polyline(e)
+        if len(line) < 2:
+            line = torch.cat([line, line])
+        pieces.append(torch.stack([line[:-1], line[1:]], 1))
+        rad.append(graph.radii[e].expand(len(line) - 1))
     if not pieces:
-        return g.nodes.new_zeros(0, 2, 2), g.radii.new_zeros(0)
+        return graph.nodes.new_zeros(0, 2, 2), graph.radii.new_zeros(0)
     return torch.cat(pieces), torch.cat(rad)
 
 
 def render_graph(
-    g: VesselGraph, tau: float = 0.5, shape: tuple[int, int] | None = None, chunk: int = 2048
+    graph: VesselGraph, tau: float = 0.5, shape: tuple[int, int] | None = None, chunk: int = 2048
 ) -> torch.Tensor:
     "Soft vessel map H x W in [0, 1] of a graph: the union of capsules along its edges."
-    H, W = shape or g.shape
-    seg, r = graph_segments(g)
+    H, W = shape or graph.shape
+    seg, radii = graph_segments(graph)
     logq = torch.zeros(H * W, dtype=seg.dtype, device=seg.device)
     if len(seg) == 0:
         return logq.view(H, W)
-    reach = ((seg[:, 1] - seg[:, 0]).norm(dim=1) / 2 + r).max().item() + 4 * tau + 1
+    reach = ((seg[:, 1] - seg[:, 0]).norm(dim=1) / 2 + radii).max().item() + 4 * tau + 1
     for sl in torch.arange(len(seg)).split(chunk):
-        flat, ok, d, _ = capsule_windows(seg[sl, 0], seg[sl, 1], reach, H, W)
-        c = torch.sigmoid((r[sl][:, None] - d) / tau)
-        logq = logq.index_add(0, flat[ok], torch.log1p(-c.clamp(max=1 - 1e-6))[ok])
+        flat, inside, dist, _ = capsule_windows(seg[sl, 0], seg[sl, 1], reach, H, W)
+        cover = torch.sigmoid((radii[sl][:, None] - dist) / tau)
+        logq = logq.index_add(0, flat[inside], torch.log1p(-cover.clamp(max=1 - 1e-6))[inside])
     return (1 - torch.exp(logq)).view(H, W)
 
 # %% ../../../nbs/20_vessel_graphs.ipynb #c020
-def graph_stats(g: VesselGraph) -> dict:
+def graph_stats(graph: VesselGraph) -> dict:
     """Topology at a glance: branches (edges), junctions, end points, junction degrees, total length, mean radius and
     tortuosity."""
-    deg = g.degrees()
-    jd = deg[g.kinds == 1]
+    deg = graph.degrees()
+    junc_deg = deg[graph.kinds == 1]
     return dict(
-        branches=len(g.edges),
-        nodes=len(g.nodes),
-        junctions=int((g.kinds == 1).sum()),
-        end_points=int((g.kinds == 0).sum()),
-        junction_degrees={int(k): int(v) for k, v in zip(*np.unique(jd.numpy(), return_counts=True))},
-        total_length=float(g.lengths().sum()),
-        mean_radius=float(g.radii.mean()) if len(g.radii) else 0.0,
-        mean_tortuosity=float(g.tortuosity().mean()) if g.edges else 0.0,
+        branches=len(graph.edges),
+        nodes=len(graph.nodes),
+        junctions=int((graph.kinds == 1).sum()),
+        end_points=int((graph.kinds == 0).sum()),
+        junction_degrees={int(k): int(v) for k, v in zip(*np.unique(junc_deg.numpy(), return_counts=True))},
+        total_length=float(graph.lengths().sum()),
+        mean_radius=float(graph.radii.mean()) if len(graph.radii) else 0.0,
+        mean_tortuosity=float(graph.tortuosity().mean()) if graph.edges else 0.0,
     )
 
 # %% ../../../nbs/20_vessel_graphs.ipynb #c026
@@ -263,53 +268,60 @@ def find_disc(image: torch.Tensor, fov: torch.Tensor | None = None) -> torch.Ten
     if fov is not None:
         inner = torch.from_numpy(ndi.binary_erosion(np.asarray(fov.cpu()), iterations=max(1, int(0.04 * min(H, W)))))
         lum = torch.where(inner, lum, torch.full_like(lum, -1.0))
-    i = int(lum.argmax())
-    return torch.tensor([i % W + 0.5, i // W + 0.5])
+    brightest = int(lum.argmax())
+    return torch.tensor([brightest % W + 0.5, brightest // W + 0.5])
 
 
 def fov_circle(fov) -> tuple[torch.Tensor, float]:
     "Centre (x, y) and radius of a field-of-view mask (radius from its area)."
-    f = np.asarray(fov.cpu() if isinstance(fov, torch.Tensor) else fov) > 0
-    if not f.any():
+    inside = np.asarray(fov.cpu() if isinstance(fov, torch.Tensor) else fov) > 0
+    if not inside.any():
         raise ValueError("the field-of-view mask is empty")
-    r, c = np.argwhere(f).mean(0)
-    return torch.tensor([c + 0.5, r + 0.5], dtype=torch.float32), float(math.sqrt(f.sum() / math.pi))
+    row_c, col_c = np.argwhere(inside).mean(0)
+    return torch.tensor([col_c + 0.5, row_c + 0.5], dtype=torch.float32), float(math.sqrt(inside.sum() / math.pi))
 
 
 def atlas_transform(fov, disc: torch.Tensor, size: int = 128, eye: str = 'auto') -> torch.Tensor:
     "3 x 3 matrix mapping image pixels (x, y, 1) to the atlas frame: FOV centred, radius 0.45 size, disc to the right."
     if eye not in ('auto', 'right', 'left'):
         raise ValueError(f"eye must be 'auto', 'right' or 'left', got {eye!r}")
-    c, r = fov_circle(fov)
-    v = disc.float() - c
+    centre, radius = fov_circle(fov)
+    v = disc.float() - centre
     left = bool(v[0] < 0) if eye == 'auto' else eye == 'left'
     M = torch.diag(torch.tensor([-1.0 if left else 1.0, 1.0]))  # mirror a left eye first
     v = M @ v
     ang = math.atan2(float(v[1]), float(v[0]))
-    s = 0.45 * size / r
+    scale = 0.45 * size / radius
     R = torch.tensor([[math.cos(-ang), -math.sin(-ang)], [math.sin(-ang), math.cos(-ang)]])
-    A = s * R @ M
+    A = scale * R @ M
     T = torch.eye(3)
     T[:2, :2] = A
-    T[:2, 2] = torch.tensor([size / 2, size / 2]) - A @ c
+    T[:2, 2] = torch.tensor([size / 2, size / 2]) - A @ centre
     return T
 
 
 def warp_to_atlas(x: torch.Tensor, T: torch.Tensor, size: int = 128) -> torch.Tensor:
     "Resample an image or mask C x H x W into the atlas frame (size x size) with the transform T (bilinear)."
     H, W = x.shape[-2:]
-    Ti = torch.linalg.inv(T)
+    T_inv = torch.linalg.inv(T)
     ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing='ij')
-    pts = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ Ti.T  # atlas -> image pixels
+    pts = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ T_inv.T  # atlas -> image pixels
     grid = torch.stack([pts[..., 0] / W * 2 - 1, pts[..., 1] / H * 2 - 1], -1)[None]
     return F.grid_sample(x[None].float(), grid, mode='bilinear', padding_mode='zeros', align_corners=False)[0]
 
 
-def transform_graph(g: VesselGraph, T: torch.Tensor, size: int) -> VesselGraph:
+def transform_graph(graph: VesselGraph, T: torch.Tensor, size: int) -> VesselGraph:
     "The graph with every position mapped by T (radii scaled by T's scale)."
-    f = lambda p: p @ T[:2, :2].T + T[:2, 2]
-    s = float(torch.det(T[:2, :2]).abs().sqrt())
-    return VesselGraph(f(g.nodes), g.kinds, list(g.edges), [f(l) for l in g.lines], g.radii * s, (size, size))
+    move = lambda pts: pts @ T[:2, :2].T + T[:2, 2]
+    scale = float(torch.det(T[:2, :2]).abs().sqrt())
+    return VesselGraph(
+        move(graph.nodes),
+        graph.kinds,
+        list(graph.edges),
+        [move(l) for l in graph.lines],
+        graph.radii * scale,
+        (size, size),
+    )
 
 # %% ../../../nbs/20_vessel_graphs.ipynb #c029
 @dataclass
@@ -343,9 +355,9 @@ def build_atlas(samples: list[dict], size: int = 128, threshold: float = 0.35, m
                 continue
             D = torch.cdist(mean_g.nodes, g.nodes)
             D = torch.where(mean_g.kinds[:, None] == g.kinds[None], D, torch.full_like(D, float('inf')))
-            dmin, j = D.min(1)
+            dmin, nearest = D.min(1)
             for i in torch.nonzero(dmin <= R)[:, 0].tolist():
-                matched[i].append(g.nodes[j[i]])
+                matched[i].append(g.nodes[nearest[i]])
         for i, m in enumerate(matched):
             cnt[i] = len(m)
             if len(m) >= 2:

@@ -44,10 +44,14 @@ CONFIGS = {
 class GatedConv3d(nn.Module):
     "x + W_o(dw3(n(x)) * sigmoid(W_g n(x))): a gated spatial convolution block."
 
-    def __init__(self, c: int):
+    def __init__(self, channels: int):
         super().__init__()
-        self.norm = nn.InstanceNorm3d(c, affine=True)
-        self.dw, self.gate, self.out = nn.Conv3d(c, c, 3, padding=1, groups=c), nn.Conv3d(c, c, 1), nn.Conv3d(c, c, 1)
+        self.norm = nn.InstanceNorm3d(channels, affine=True)
+        self.dw, self.gate, self.out = (
+            nn.Conv3d(channels, channels, 3, padding=1, groups=channels),
+            nn.Conv3d(channels, channels, 1),
+            nn.Conv3d(channels, channels, 1),
+        )
 
     def forward(self, x):
         h = self.norm(x)
@@ -58,24 +62,24 @@ class MambaHoMEStage(nn.Module):
     "Gated conv block, then `depth` times: x += Mamba(LN(x)) over voxels (several scan orders), x += HoME(LN(x))."
 
     def __init__(
-        self, c: int, depth: int, group: int, experts: int, experts2: int, slots: int, d_state: int, orders: int
+        self, channels: int, depth: int, group: int, experts: int, experts2: int, slots: int, d_state: int, orders: int
     ):
         super().__init__()
-        self.conv = GatedConv3d(c)
-        self.n1 = nn.ModuleList([nn.LayerNorm(c) for _ in range(depth)])
-        self.n2 = nn.ModuleList([nn.LayerNorm(c) for _ in range(depth)])
-        self.mamba = nn.ModuleList([MambaLayer3D(c, orders, d_state) for _ in range(depth)])
-        self.home = nn.ModuleList([HoME(c, group, experts, slots, experts2, 1) for _ in range(depth)])
+        self.conv = GatedConv3d(channels)
+        self.n1 = nn.ModuleList([nn.LayerNorm(channels) for _ in range(depth)])
+        self.n2 = nn.ModuleList([nn.LayerNorm(channels) for _ in range(depth)])
+        self.mamba = nn.ModuleList([MambaLayer3D(channels, orders, d_state) for _ in range(depth)])
+        self.home = nn.ModuleList([HoME(channels, group, experts, slots, experts2, 1) for _ in range(depth)])
 
     def forward(self, x):
         x = self.conv(x)
         B, C = x.shape[:2]
         shape = tuple(x.shape[2:])
-        t = x.flatten(2).transpose(1, 2)  # B x L x C
+        tokens = x.flatten(2).transpose(1, 2)  # B x L x C
         for n1, n2, mb, ho in zip(self.n1, self.n2, self.mamba, self.home):
-            t = t + mb.scan(n1(t), shape)  # Mamba over the voxels, several orders
-            t = t + ho(n2(t))
-        return t.transpose(1, 2).reshape(x.shape)
+            tokens = tokens + mb.scan(n1(tokens), shape)  # Mamba over the voxels, several orders
+            tokens = tokens + ho(n2(tokens))
+        return tokens.transpose(1, 2).reshape(x.shape)
 
 
 class Down3d(nn.Module):
@@ -87,8 +91,8 @@ class Down3d(nn.Module):
         self.norm = nn.InstanceNorm3d(cout, affine=True)
 
     def forward(self, x):
-        s = tuple(2 if n >= 4 else 1 for n in x.shape[2:])
-        return F.gelu(self.norm(F.conv3d(x, self.conv.weight, self.conv.bias, stride=s, padding=1)))
+        stride = tuple(2 if n >= 4 else 1 for n in x.shape[2:])
+        return F.gelu(self.norm(F.conv3d(x, self.conv.weight, self.conv.bias, stride=stride, padding=1)))
 
 
 class Up3d(nn.Module):
@@ -118,34 +122,34 @@ class MambaHoMENet(nn.Module):
         super().__init__()
         if size not in CONFIGS:
             raise ValueError(f"unknown Mamba-HoME size {size!r}; expected one of {sorted(CONFIGS)}")
-        c = dict(CONFIGS[size], **overrides)
-        self.config = c
-        d = c['dims']
+        conf = dict(CONFIGS[size], **overrides)
+        self.config = conf
+        dims = conf['dims']
         self.dim = 3
         self.stem0 = nn.Sequential(
-            nn.Conv3d(in_channels, d[0], 3, padding=1), nn.InstanceNorm3d(d[0], affine=True), nn.GELU()
+            nn.Conv3d(in_channels, dims[0], 3, padding=1), nn.InstanceNorm3d(dims[0], affine=True), nn.GELU()
         )
-        self.stem = Down3d(d[0], d[0])
+        self.stem = Down3d(dims[0], dims[0])
         self.stages = nn.ModuleList(
             [
                 MambaHoMEStage(
-                    d[i],
-                    c['depths'][i],
-                    c['groups'][i],
-                    c['experts'][i],
-                    c['experts2'][i],
-                    c['slots'],
-                    c['d_state'],
-                    c['orders'],
+                    dims[i],
+                    conf['depths'][i],
+                    conf['groups'][i],
+                    conf['experts'][i],
+                    conf['experts2'][i],
+                    conf['slots'],
+                    conf['d_state'],
+                    conf['orders'],
                 )
                 for i in range(4)
             ]
         )
-        self.downs = nn.ModuleList([Down3d(d[i], d[i + 1]) for i in range(3)])
-        self.ups = nn.ModuleList([Up3d(d[i + 1], d[i], d[i]) for i in (2, 1, 0)])
-        self.final = Up3d(d[0], d[0], d[0])
+        self.downs = nn.ModuleList([Down3d(dims[i], dims[i + 1]) for i in range(3)])
+        self.ups = nn.ModuleList([Up3d(dims[i + 1], dims[i], dims[i]) for i in (2, 1, 0)])
+        self.final = Up3d(dims[0], dims[0], dims[0])
         self.heads = nn.ModuleList(
-            [nn.Conv3d(d[i], num_classes, 1) for i in (2, 1, 0)] + [nn.Conv3d(d[0], num_classes, 1)]
+            [nn.Conv3d(dims[i], num_classes, 1) for i in (2, 1, 0)] + [nn.Conv3d(dims[0], num_classes, 1)]
         )
 
     def forward(self, x: torch.Tensor) -> SegOutput:

@@ -25,18 +25,18 @@ def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     b, d, L = u.shape
     if A.shape[0] != d or A.ndim != 2:
         raise ValueError(f"A must be d x N = {d} x N, got {tuple(A.shape)}")
-    n = A.shape[1]
+    N = A.shape[1]
     for name, t in (('B', B), ('C', C)):
-        if t.shape != (b, n, L):
-            raise ValueError(f"{name} must be b x N x L = {(b, n, L)}, got {tuple(t.shape)}")
-    ft = torch.promote_types(u.dtype, torch.float32)  # at least float32 (half inputs), float64 kept
-    dt = delta.to(ft)
+        if t.shape != (b, N, L):
+            raise ValueError(f"{name} must be b x N x L = {(b, N, L)}, got {tuple(t.shape)}")
+    acc = torch.promote_types(u.dtype, torch.float32)  # at least float32 (half inputs), float64 kept
+    dt = delta.to(acc)
     if delta_bias is not None:
-        dt = dt + delta_bias.to(ft)[None, :, None]
+        dt = dt + delta_bias.to(acc)[None, :, None]
     if delta_softplus:
         # Delta = softplus(delta + delta_bias) > 0
         dt = F.softplus(dt)
-    return dt, A.to(ft), B.to(ft), C.to(ft), u.to(ft)
+    return dt, A.to(acc), B.to(acc), C.to(acc), u.to(acc)
 
 
 def _finish(y, u, D, z, dtype):
@@ -51,18 +51,18 @@ def selective_scan_ref(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
 ):
     "The S6 scan, one step at a time (the reference): u, delta b x d x L; A d x N; B, C b x N x L; returns b x d x L."
-    dt, A_, B_, C_, uf = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    dt, A_, B_, C_, u_ = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     b, d, L = u.shape
-    x = uf.new_zeros(b, d, A.shape[1])
+    x = u_.new_zeros(b, d, A.shape[1])
     ys = []
     for t in range(L):
         # A_bar_t = exp(Delta_t A)   (b x d x N)
         dA = torch.exp(dt[:, :, t, None] * A_)
         # h_t = A_bar_t h_{t-1} + Delta_t B_t u_t
-        x = dA * x + (dt[:, :, t] * uf[:, :, t])[..., None] * B_[:, None, :, t]
+        x = dA * x + (dt[:, :, t] * u_[:, :, t])[..., None] * B_[:, None, :, t]
         # y_t = C_t h_t
         ys.append((x * C_[:, None, :, t]).sum(-1))
-    out = _finish(torch.stack(ys, -1), uf, D, z, u.dtype)
+    out = _finish(torch.stack(ys, -1), u_, D, z, u.dtype)
     return (out, x) if return_last_state else out
 
 # %% ../../../nbs/40_selective_scan.ipynb #c010
@@ -81,41 +81,48 @@ def selective_scan_chunked(
 ):
     """The same scan in chunks of T steps: T steps within all chunks at once, L/T steps across chunks, T steps of
     read-out."""
-    dt, A_, B_, C_, uf = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    dt, A_, B_, C_, u_ = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     b, d, L = u.shape
     T = chunk or min(32, max(4, math.ceil(math.sqrt(L))))
     K = -(-L // T)
     pad = K * T - L
     # padded steps have delta = 0: no decay and no input, the state passes through unchanged
-    dtp, up, Bp, Cp = (F.pad(t, (0, pad)) if pad else t for t in (dt, uf, B_, C_))
-    tk = lambda t: t.reshape(t.shape[0], t.shape[1], K, T).permute(3, 2, 0, 1).contiguous()  # T x K x b x (d or N)
-    dtT, duT, BT, CT = tk(dtp), tk(dtp * up), tk(Bp)[:, :, :, None, :], tk(Cp)[:, :, :, None, :]
+    dtp, u_pad, B_pad, C_pad = (F.pad(t, (0, pad)) if pad else t for t in (dt, u_, B_, C_))
+    to_chunks = (
+        lambda seq: seq.reshape(seq.shape[0], seq.shape[1], K, T).permute(3, 2, 0, 1).contiguous()
+    )  # T x K x b x (d or N)
+    dtT, duT, B_T, C_T = (
+        to_chunks(dtp),
+        to_chunks(dtp * u_pad),
+        to_chunks(B_pad)[:, :, :, None, :],
+        to_chunks(C_pad)[:, :, :, None, :],
+    )
     # (1) within every chunk, from a zero state: the read-out of h, and each chunk's final h
-    h, yh = None, []
+    h, y_within = None, []
     for t in range(T):
         # h_t = exp(Delta_t A) h_{t-1} + Delta_t B_t u_t, all K chunks at once (K x b x d x N)
-        w = duT[t][..., None] * BT[t]
+        w = duT[t][..., None] * B_T[t]
         h = w if h is None else torch.exp(dtT[t][..., None] * A_) * h + w
-        yh.append((h * CT[t]).sum(-1))
+        y_within.append((h * C_T[t]).sum(-1))
     # (2) across chunks: the true state at every chunk's start
     # whole-chunk decay P_k = prod_t exp(Delta_t A) = exp(sum_t Delta_t A)
     decay = torch.exp(dtT.sum(0)[..., None] * A_)
-    c, starts = torch.zeros_like(h[0]), []
+    carry, starts = torch.zeros_like(h[0]), []
     for k in range(K):
-        starts.append(c)
+        starts.append(carry)
         # H_{k+1} = P_k H_k + h_k(T): the state entering chunk k + 1
-        c = decay[k] * c + h[k]
-    st = torch.stack(starts)
+        carry = decay[k] * carry + h[k]
+    carry_in = torch.stack(starts)
     # (3) the start states decayed to each step and read out by C
-    P, yc = None, []
+    P, y_carry = None, []
     for t in range(T):
         # y_t += C_t (prod_{s <= t} exp(Delta_s A)) H_k: the start state's share of step t
         dA = torch.exp(dtT[t][..., None] * A_)
         P = dA if P is None else P * dA
-        yc.append((P * st * CT[t]).sum(-1))
-    y = (torch.stack(yh) + torch.stack(yc)).permute(2, 3, 1, 0).reshape(b, d, K * T)[..., :L]
-    out = _finish(y, uf, D, z, u.dtype)
-    return (out, c) if return_last_state else out
+        y_carry.append((P * carry_in * C_T[t]).sum(-1))
+    y = (torch.stack(y_within) + torch.stack(y_carry)).permute(2, 3, 1, 0).reshape(b, d, K * T)[..., :L]
+    out = _finish(y, u_, D, z, u.dtype)
+    return (out, carry) if return_last_state else out
 
 # %% ../../../nbs/40_selective_scan.ipynb #c014
 _KERNEL = None
@@ -159,9 +166,9 @@ def selective_scan_triton(
             f"backend='triton' runs on CUDA tensors, got {u.device}; set TRITON_INTERPRET=1 before "
             "importing triton to run its interpreter on the CPU"
         )
-    dt, A_, B_, C_, uf = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    y, last = scan.apply(dt, uf, A_, B_, C_)
-    out = _finish(y, uf, D, z, u.dtype)
+    dt, A_, B_, C_, u_ = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    y, last = scan.apply(dt, u_, A_, B_, C_)
+    out = _finish(y, u_, D, z, u.dtype)
     return (out, last) if return_last_state else out
 
 
@@ -213,33 +220,33 @@ class Mamba(nn.Module):
         dt_max: float = 0.1,
     ):
         super().__init__()
-        di = expand * d_model
-        self.d_inner, self.d_state = di, d_state
+        d_inner = expand * d_model
+        self.d_inner, self.d_state = d_inner, d_state
         self.dt_rank = dt_rank or math.ceil(d_model / 16)
-        self.in_proj = nn.Linear(d_model, 2 * di, bias=False)
-        self.conv = nn.Conv1d(di, di, d_conv, groups=di, padding=d_conv - 1)
-        self.x_proj = nn.Linear(di, self.dt_rank + 2 * d_state, bias=False)
-        self.dt_proj = nn.Linear(self.dt_rank, di, bias=True)
-        dt = torch.exp(torch.rand(di) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=False)
+        self.conv = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner, padding=d_conv - 1)
+        self.x_proj = nn.Linear(d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, d_inner, bias=True)
+        dt = torch.exp(torch.rand(d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
         with torch.no_grad():
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^-1(dt)
-        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(di, 1))
-        self.D = nn.Parameter(torch.ones(di))
-        self.out_proj = nn.Linear(di, d_model, bias=False)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(d_inner, 1))
+        self.D = nn.Parameter(torch.ones(d_inner))
+        self.out_proj = nn.Linear(d_inner, d_model, bias=False)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         L = h.shape[1]
         x, z = self.in_proj(h).transpose(1, 2).chunk(2, 1)  # b x di x L each
         x = F.silu(self.conv(x)[..., :L])  # causal: drop the look-ahead
         dbc = self.x_proj(x.transpose(1, 2))
-        dt, Bm, Cm = dbc.split([self.dt_rank, self.d_state, self.d_state], -1)
+        dt, B_sel, C_sel = dbc.split([self.dt_rank, self.d_state, self.d_state], -1)
         dt = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # bias goes in as delta_bias
         y = selective_scan(
             x,
             dt,
             -torch.exp(self.A_log.float()),
-            Bm.transpose(1, 2),
-            Cm.transpose(1, 2),
+            B_sel.transpose(1, 2),
+            C_sel.transpose(1, 2),
             self.D,
             z,
             self.dt_proj.bias,
@@ -248,7 +255,7 @@ class Mamba(nn.Module):
         return self.out_proj(y.transpose(1, 2).to(h.dtype))
 
 # %% ../../../nbs/40_selective_scan.ipynb #c021
-def scan_orders(shape: tuple[int, int, int], n: int = 2, device=None) -> list[torch.Tensor]:
+def scan_orders(shape: tuple[int, int, int], count: int = 2, device=None) -> list[torch.Tensor]:
     """Up to 6 token permutations of a depth x H x W grid: (d,h,w) forward and backward, then (h,w,d) and (w,d,h)
     both ways."""
     idx = torch.arange(math.prod(shape), device=device).view(shape)
@@ -256,9 +263,9 @@ def scan_orders(shape: tuple[int, int, int], n: int = 2, device=None) -> list[to
     orders = []
     for o in base:
         orders += [o, o.flip(0)]
-    if not 1 <= n <= 6:
-        raise ValueError(f"scan_orders: n must be 1 to 6, got {n}")
-    return orders[:n]
+    if not 1 <= count <= 6:
+        raise ValueError(f"scan_orders: count must be 1 to 6, got {count}")
+    return orders[:count]
 
 
 class MambaLayer3D(nn.Module):

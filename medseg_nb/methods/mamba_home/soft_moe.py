@@ -26,8 +26,8 @@ class GEGLU(nn.Module):
         self.up, self.down = nn.Linear(d, 2 * mult * d), nn.Linear(mult * d, d)
 
     def forward(self, x):
-        a, g = self.up(x).chunk(2, -1)
-        return self.down(a * F.gelu(g))
+        value, gate = self.up(x).chunk(2, -1)
+        return self.down(value * F.gelu(gate))
 
 
 class Experts(nn.Module):
@@ -45,8 +45,8 @@ class Experts(nn.Module):
         lead = x.shape[:-3]
         E, S, d = x.shape[-3:]
         x = x.reshape(-1, E, S, d).transpose(0, 1).reshape(E, -1, d)  # E x (N S) x d
-        a, g = (torch.bmm(x, self.w1) + self.b1).chunk(2, -1)
-        y = torch.bmm(a * F.gelu(g), self.w2) + self.b2
+        value, gate = (torch.bmm(x, self.w1) + self.b1).chunk(2, -1)
+        y = torch.bmm(value * F.gelu(gate), self.w2) + self.b2
         return y.reshape(E, -1, S, d).transpose(0, 1).reshape(*lead, E, S, d)
 
 
@@ -59,9 +59,9 @@ def soft_route(
     ### BEGIN SOLUTION
     # logits_ij = scale <x_i / |x_i|, phi_j / |phi_j|>, token i against slot j
     logits = scale * F.normalize(x, dim=-1) @ F.normalize(slots, dim=-1).transpose(-1, -2)
-    lt = logits if mask is None else logits.masked_fill(~mask[..., None], float('-inf'))
+    masked = logits if mask is None else logits.masked_fill(~mask[..., None], float('-inf'))
     # D_ij = exp(logits_ij) / sum_i' exp(logits_i'j) (over tokens); C_ij = exp(logits_ij) / sum_j' exp(logits_ij')
-    return lt.softmax(-2), logits.softmax(-1)
+    return masked.softmax(-2), logits.softmax(-1)
     ### END SOLUTION
 
 # %% ../../../nbs/41_soft_moe.ipynb #c010
@@ -97,29 +97,29 @@ class DynamicSlotsMoE(nn.Module):
         self.experts = Experts(experts, d, mult)
 
     def forward(self, x: torch.Tensor, return_weights: bool = False):
-        B, n, d = x.shape
+        B, n_tok, d = x.shape
         E = self.E
-        m = -(-n // E)
-        pad = m * E - n
-        xn = rms_norm(x) * self.gamma
-        real = torch.ones(B, n, dtype=torch.bool, device=x.device)
+        m = -(-n_tok // E)
+        pad = m * E - n_tok
+        x_norm = rms_norm(x) * self.gamma
+        real = torch.ones(B, n_tok, dtype=torch.bool, device=x.device)
         if pad:
-            xn, real = F.pad(xn, (0, 0, 0, pad)), F.pad(real, (0, pad), value=False)
-        seg = xn.view(B, m, E, d)
+            x_norm, real = F.pad(x_norm, (0, 0, 0, pad)), F.pad(real, (0, pad), value=False)
+        seg = x_norm.view(B, m, E, d)
         seg_mask = real.view(B, m, E)
         # one slot per expert from each segment's mean: phi_{e,s} = RMSNorm(W mean(segment s))_e   (B x E x m x d)
         mean = seg.sum(2) / seg_mask.sum(-1, keepdim=True).clamp_min(1)
         slots = rms_norm(self.to_slots(mean).view(B, m, E, d)).transpose(1, 2)
         # logits_{i,(e,s)} = <x_i, phi_{e,s}>   (B x n' x E x m), padding tokens excluded
-        logits = torch.einsum('bnd,besd->bnes', xn, slots)
+        logits = torch.einsum('bnd,besd->bnes', x_norm, slots)
         logits = logits.masked_fill(~real[:, :, None, None], float('-inf'))
         # D: softmax over tokens; C: softmax over all E m slots
         D = logits.softmax(1)
-        C = logits[:, :n].flatten(2).softmax(-1)
+        C = logits[:, :n_tok].flatten(2).softmax(-1)
         # X~ = D^T X (B x E x m x d), then Y = C f(X~)   (B x n x d)
-        s_in = torch.einsum('bnd,bnes->besd', xn, D)
+        s_in = torch.einsum('bnd,bnes->besd', x_norm, D)
         y = C @ self.experts(s_in).flatten(1, 2)
-        return (y, D[:, :n], C) if return_weights else y
+        return (y, D[:, :n_tok], C) if return_weights else y
 
 # %% ../../../nbs/41_soft_moe.ipynb #c013
 class HoME(nn.Module):
@@ -166,18 +166,18 @@ class HoME(nn.Module):
         mask = torch.ones(B, L, dtype=torch.bool, device=x.device) if mask is None else mask.bool()
         if pad:
             x, mask = F.pad(x, (0, 0, 0, pad)), F.pad(mask, (0, pad), value=False)
-        xg, mg = x.view(B, G, self.K, d), mask.view(B, G, self.K)
-        if not mg.any(-1).all():
+        x_grp, mask_grp = x.view(B, G, self.K, d), mask.view(B, G, self.K)
+        if not mask_grp.any(-1).all():
             raise ValueError(
                 "HoME: a group of tokens has no real token; a mask may only mark padding at the end of the last group"
             )
-        cnt = mg.sum(-1, keepdim=True).clamp_min(1)
-        mean = (xg * mg[..., None]).sum(2) / cnt  # B x G x d, padding excluded
+        cnt = mask_grp.sum(-1, keepdim=True).clamp_min(1)
+        mean = (x_grp * mask_grp[..., None]).sum(2) / cnt  # B x G x d, padding excluded
         # level 1: per-group slots from the group's mean
         slots = rms_norm(self.slot_proj(mean).view(B, G, self.E * self.S, d))
-        D, C = soft_route(xg, slots, self.scale1, mg)  # B x G x K x ES
+        D, C = soft_route(x_grp, slots, self.scale1, mask_grp)  # B x G x K x ES
         # X~_g = D_g^T X_g within each group g (B x G x ES x d)
-        s_in = D.transpose(-1, -2) @ xg
+        s_in = D.transpose(-1, -2) @ x_grp
         # Y~_g = gamma_e f_e(X~_g), expert outputs scaled by a learned gate per expert
         s_out = self.experts1(s_in.view(B, G, self.E, self.S, d)) * self.expert_gate.view(1, 1, -1, 1, 1)
         # each group's slots weighted by g_g = clamp(sigmoid(w^T mean_g), 0.01, 1)   (B x G x 1)
@@ -189,11 +189,11 @@ class HoME(nn.Module):
             s_out, D2, C2 = self.moe2(s_out, return_weights=True)
         else:
             # level 2 ('pooled', the earlier form): E2 S2 slots pooled from the slot outputs, added to them
-            n2 = self.E2 * self.S2
-            slots2 = rms_norm(F.adaptive_avg_pool1d(s_out.transpose(1, 2), n2).transpose(1, 2))
+            n_slots2 = self.E2 * self.S2
+            slots2 = rms_norm(F.adaptive_avg_pool1d(s_out.transpose(1, 2), n_slots2).transpose(1, 2))
             D2, C2 = soft_route(s_out, slots2, self.scale2)
-            o2 = self.experts2((D2.transpose(-1, -2) @ s_out).view(B, self.E2, self.S2, d)).reshape(B, n2, d)
-            s_out = s_out + C2 @ o2
+            out2 = self.experts2((D2.transpose(-1, -2) @ s_out).view(B, self.E2, self.S2, d)).reshape(B, n_slots2, d)
+            s_out = s_out + C2 @ out2
         # back to tokens with the level-1 combine weights, Y_g = C_g Y~_g; padding removed
         y = (C @ s_out.view(B, G, self.E * self.S, d)).reshape(B, G * self.K, d)[:, :L]
-        return (y, dict(dispatch=D, combine=C, dispatch2=D2, combine2=C2, mask=mg)) if return_weights else y
+        return (y, dict(dispatch=D, combine=C, dispatch2=D2, combine2=C2, mask=mask_grp)) if return_weights else y

@@ -56,14 +56,14 @@ def _scan_fwd(
         tl.store(hck_ptr + state * K + k, h, mask=mask_dn)  # h at the start of chunk k, for backward
         for j in range(0, CHUNK):
             t = k * CHUNK + j
-            ok = t < L  # past the end: delta = 0 leaves h as it is
-            dt = tl.load(dt_ptr + row + t, mask=mask_d & ok, other=0.0)
-            u = tl.load(u_ptr + row + t, mask=mask_d & ok, other=0.0)
-            B_t = tl.load(B_ptr + col + t, mask=mask_n & ok, other=0.0)
-            C_t = tl.load(C_ptr + col + t, mask=mask_n & ok, other=0.0)
+            in_seq = t < L  # past the end: delta = 0 leaves h as it is
+            dt = tl.load(dt_ptr + row + t, mask=mask_d & in_seq, other=0.0)
+            u = tl.load(u_ptr + row + t, mask=mask_d & in_seq, other=0.0)
+            B_t = tl.load(B_ptr + col + t, mask=mask_n & in_seq, other=0.0)
+            C_t = tl.load(C_ptr + col + t, mask=mask_n & in_seq, other=0.0)
             h = _step(h, A, dt, u, B_t)
             # y_t = <h_t, C_t>
-            tl.store(y_ptr + row + t, tl.sum(h * C_t[None, :], 1), mask=mask_d & ok)
+            tl.store(y_ptr + row + t, tl.sum(h * C_t[None, :], 1), mask=mask_d & in_seq)
     tl.store(last_ptr + state, h, mask=mask_dn)
 
 
@@ -87,7 +87,7 @@ def _scan_bwd(
     N,
     L,
     K,
-    ND,
+    n_dblocks,
     CHUNK: tl.constexpr,
     BLOCK_D: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -96,51 +96,53 @@ def _scan_bwd(
     pid_b, pid_d, d, n, mask_d, mask_n, state, row, col = _program(D, N, L, BLOCK_D, BLOCK_N)
     mask_dn = mask_d[:, None] & mask_n[None, :]
     A = tl.load(A_ptr + d[:, None] * N + n[None, :], mask=mask_dn, other=0.0)
-    part = ((pid_b * ND + pid_d) * N + n) * L  # this program's share of dB, dC: b x ND x N x L
-    hs = (
+    part = ((pid_b * n_dblocks + pid_d) * N + n) * L  # this program's share of dB, dC: b x n_dblocks x N x L
+    h_scratch = (
         scratch_ptr
-        + ((pid_b * ND + pid_d) * BLOCK_D + tl.arange(0, BLOCK_D)[:, None]) * BLOCK_N * CHUNK
+        + ((pid_b * n_dblocks + pid_d) * BLOCK_D + tl.arange(0, BLOCK_D)[:, None]) * BLOCK_N * CHUNK
         + n[None, :] * CHUNK
     )
-    # g carries dLoss/dh_t backwards: g_t = dy_t C_t + exp(delta_{t+1} A) g_{t+1}, from g_L = dLoss/dh_last
-    g = tl.load(dlast_ptr + state, mask=mask_dn, other=0.0)
+    # grad_h = g_t carries dLoss/dh_t backwards: g_t = dy_t C_t + exp(delta_{t+1} A) g_{t+1}, from g_L = dLoss/dh_last
+    grad_h = tl.load(dlast_ptr + state, mask=mask_dn, other=0.0)
     dA = tl.zeros((BLOCK_D, BLOCK_N), dtype=A.dtype)
     for kk in range(0, K):
         k = K - 1 - kk
-        h0 = tl.load(hck_ptr + state * K + k, mask=mask_dn, other=0.0)
-        h = h0
+        h_start = tl.load(hck_ptr + state * K + k, mask=mask_dn, other=0.0)
+        h = h_start
         for j in range(0, CHUNK):  # the chunk's states h_t, into scratch
             t = k * CHUNK + j
-            ok = t < L
-            dt = tl.load(dt_ptr + row + t, mask=mask_d & ok, other=0.0)
-            u = tl.load(u_ptr + row + t, mask=mask_d & ok, other=0.0)
-            B_t = tl.load(B_ptr + col + t, mask=mask_n & ok, other=0.0)
+            in_seq = t < L
+            dt = tl.load(dt_ptr + row + t, mask=mask_d & in_seq, other=0.0)
+            u = tl.load(u_ptr + row + t, mask=mask_d & in_seq, other=0.0)
+            B_t = tl.load(B_ptr + col + t, mask=mask_n & in_seq, other=0.0)
             h = _step(h, A, dt, u, B_t)
-            tl.store(hs + j, h)
+            tl.store(h_scratch + j, h)
         tl.debug_barrier()
         for jj in range(0, CHUNK):
             j = CHUNK - 1 - jj
             t = k * CHUNK + j
-            ok = t < L
-            dt = tl.load(dt_ptr + row + t, mask=mask_d & ok, other=0.0)
-            u = tl.load(u_ptr + row + t, mask=mask_d & ok, other=0.0)
-            B_t = tl.load(B_ptr + col + t, mask=mask_n & ok, other=0.0)
-            C_t = tl.load(C_ptr + col + t, mask=mask_n & ok, other=0.0)
-            dy = tl.load(dy_ptr + row + t, mask=mask_d & ok, other=0.0)
-            h_t = tl.load(hs + j)
-            h_prev = tl.where(j > 0, tl.load(hs + tl.maximum(j - 1, 0)), h0)
+            in_seq = t < L
+            dt = tl.load(dt_ptr + row + t, mask=mask_d & in_seq, other=0.0)
+            u = tl.load(u_ptr + row + t, mask=mask_d & in_seq, other=0.0)
+            B_t = tl.load(B_ptr + col + t, mask=mask_n & in_seq, other=0.0)
+            C_t = tl.load(C_ptr + col + t, mask=mask_n & in_seq, other=0.0)
+            dy = tl.load(dy_ptr + row + t, mask=mask_d & in_seq, other=0.0)
+            h_t = tl.load(h_scratch + j)
+            h_prev = tl.where(j > 0, tl.load(h_scratch + tl.maximum(j - 1, 0)), h_start)
             decay = tl.exp(dt[:, None] * A)
-            g = g + dy[:, None] * C_t[None, :]
-            g_decay_h = g * decay * h_prev  # dLoss/d(delta_t A), elementwise
+            grad_h = grad_h + dy[:, None] * C_t[None, :]
+            g_decay_h = grad_h * decay * h_prev  # dLoss/d(delta_t A), elementwise
             # dC_t = sum_d dy_t h_t ;  dB_t = sum_d g_t delta_t u_t   (summed over channel blocks afterwards)
-            tl.store(dC_ptr + part + t, tl.sum(dy[:, None] * h_t, 0), mask=mask_n & ok)
-            tl.store(dB_ptr + part + t, tl.sum(g * (dt * u)[:, None], 0), mask=mask_n & ok)
+            tl.store(dC_ptr + part + t, tl.sum(dy[:, None] * h_t, 0), mask=mask_n & in_seq)
+            tl.store(dB_ptr + part + t, tl.sum(grad_h * (dt * u)[:, None], 0), mask=mask_n & in_seq)
             # d delta_t = sum_n g_t (u_t B_t + A exp(delta_t A) h_{t-1}) ;  du_t = delta_t sum_n g_t B_t ;  dA += g_t
             # delta_t exp(.) h_{t-1}
-            tl.store(ddt_ptr + row + t, tl.sum(g * (u[:, None] * B_t[None, :]) + g_decay_h * A, 1), mask=mask_d & ok)
-            tl.store(du_ptr + row + t, tl.sum(g * B_t[None, :], 1) * dt, mask=mask_d & ok)
+            tl.store(
+                ddt_ptr + row + t, tl.sum(grad_h * (u[:, None] * B_t[None, :]) + g_decay_h * A, 1), mask=mask_d & in_seq
+            )
+            tl.store(du_ptr + row + t, tl.sum(grad_h * B_t[None, :], 1) * dt, mask=mask_d & in_seq)
             dA += g_decay_h * dt[:, None]
-            g = g * decay
+            grad_h = grad_h * decay
         tl.debug_barrier()
     tl.store(dA_ptr + state, dA, mask=mask_dn)
 
@@ -161,9 +163,11 @@ class TritonScan(torch.autograd.Function):
         N = A.shape[1]
         dt, u, A, B, C = (t.contiguous() for t in (dt, u, A, B, C))
         block_d, block_n, chunk = _blocks(D, N, L)
-        K, ND = triton.cdiv(L, chunk), triton.cdiv(D, block_d)
+        K, n_dblocks = triton.cdiv(L, chunk), triton.cdiv(D, block_d)
         y, last, starts = torch.empty_like(u), u.new_empty(b, D, N), u.new_empty(b, D, N, K)
-        _scan_fwd[(b, ND)](dt, u, A, B, C, y, starts, last, D, N, L, K, CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n)
+        _scan_fwd[(b, n_dblocks)](
+            dt, u, A, B, C, y, starts, last, D, N, L, K, CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n
+        )
         ctx.save_for_backward(dt, u, A, B, C, starts)
         return y, last
 
@@ -173,13 +177,13 @@ class TritonScan(torch.autograd.Function):
         b, D, L = u.shape
         N = A.shape[1]
         block_d, block_n, chunk = _blocks(D, N, L)
-        K, ND = starts.shape[-1], triton.cdiv(D, block_d)
+        K, n_dblocks = starts.shape[-1], triton.cdiv(D, block_d)
         dy = torch.zeros_like(u) if dy is None else dy.contiguous()
         dlast = u.new_zeros(b, D, N) if dlast is None else dlast.contiguous()
-        scratch = u.new_empty(b, ND, block_d, block_n, chunk)
+        scratch = u.new_empty(b, n_dblocks, block_d, block_n, chunk)
         ddt, du, dA = torch.empty_like(u), torch.empty_like(u), u.new_empty(b, D, N)
-        dB, dC = u.new_zeros(b, ND, N, L), u.new_zeros(b, ND, N, L)
-        _scan_bwd[(b, ND)](
+        dB, dC = u.new_zeros(b, n_dblocks, N, L), u.new_zeros(b, n_dblocks, N, L)
+        _scan_bwd[(b, n_dblocks)](
             dt,
             u,
             A,
@@ -198,7 +202,7 @@ class TritonScan(torch.autograd.Function):
             N,
             L,
             K,
-            ND,
+            n_dblocks,
             CHUNK=chunk,
             BLOCK_D=block_d,
             BLOCK_N=block_n,

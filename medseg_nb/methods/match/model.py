@@ -22,14 +22,14 @@ from .persistence import Diagram, persistence
 __all__ = ['valid_features', 'features', 'pair_scores', 'match_pairs', 'reliable_features', 'topo_loss', 'match_loss', 'Match']
 
 # %% ../../../nbs/31_match.ipynb #c006
-_K8 = np.ones((3, 3), int)
+_EIGHT_NEIGHBOURS = np.ones((3, 3), int)
 
 
-def valid_features(dg: Diagram, min_persistence: float = 0.03, max_features: int | None = None) -> torch.Tensor:
-    "Which features of `dg` are valid: persistence > `min_persistence`, and among the `max_features` most persistent."
-    keep = dg.persistence.detach() > min_persistence
+def valid_features(diag: Diagram, min_persistence: float = 0.03, max_features: int | None = None) -> torch.Tensor:
+    "Which features of `diag` are valid: persistence > `min_persistence`, and among the `max_features` most persistent."
+    keep = diag.persistence.detach() > min_persistence
     if max_features is not None and int(keep.sum()) > max_features:
-        score = dg.persistence.detach().masked_fill(~keep, -1.0)
+        score = diag.persistence.detach().masked_fill(~keep, -1.0)
         keep = torch.zeros_like(keep).index_fill_(0, score.topk(max_features).indices, True)
     return keep
 
@@ -39,37 +39,44 @@ def features(
     min_persistence: float = 0.03,
     backend: str = 'gudhi',
     max_features: int | None = None,
-    dg: Diagram | None = None,
+    diag: Diagram | None = None,
 ) -> tuple[Diagram, torch.Tensor]:
-    """The valid 0-dim features of an H x W probability map and their component masks (F x H x W); `dg`: its 0-dim
+    """The valid 0-dim features of an H x W probability map and their component masks (F x H x W); `diag`: its 0-dim
     diagram, if known."""
-    dg = persistence(p, backend).of_dim(0) if dg is None else dg
-    dg = dg.select(valid_features(dg, min_persistence, max_features))
-    a = p.detach().float().cpu().numpy()
-    H, W = a.shape
-    fin = ~dg.essential
-    top = float(dg.death.detach()[fin].max()) if fin.any() else float(a.min())
-    levels = torch.where(dg.essential, torch.full_like(dg.death, top), dg.death).detach().cpu().tolist()
-    masks = np.zeros((len(dg), H, W), bool)
-    for f, (lev, bi) in enumerate(zip(levels, dg.birth_idx.tolist())):  # one labelling per feature (a handful)
-        lab, _ = ndi.label(a > lev, _K8)
+    diag = persistence(p, backend).of_dim(0) if diag is None else diag
+    diag = diag.select(valid_features(diag, min_persistence, max_features))
+    arr = p.detach().float().cpu().numpy()
+    H, W = arr.shape
+    fin = ~diag.essential
+    top = float(diag.death.detach()[fin].max()) if fin.any() else float(arr.min())
+    levels = torch.where(diag.essential, torch.full_like(diag.death, top), diag.death).detach().cpu().tolist()
+    masks = np.zeros((len(diag), H, W), bool)
+    for f, (lev, bi) in enumerate(zip(levels, diag.birth_idx.tolist())):  # one labelling per feature (a handful)
+        lab, _ = ndi.label(arr > lev, _EIGHT_NEIGHBOURS)
         masks[f] = lab == lab.flat[bi]
-    return dg, torch.from_numpy(masks)
+    return diag, torch.from_numpy(masks)
 
 # %% ../../../nbs/31_match.ipynb #c009
-def pair_scores(da: Diagram, Ma: torch.Tensor, db: Diagram, Mb: torch.Tensor, sigma: float = 0.1) -> torch.Tensor:
+def pair_scores(
+    diag_a: Diagram, Ma: torch.Tensor, diag_b: Diagram, Mb: torch.Tensor, sigma: float = 0.1
+) -> torch.Tensor:
     "Fa x Fb scores: IoU of component masks x normalised persistences x exp(-birth distance / (sigma diag))."
-    if len(da) == 0 or len(db) == 0:
-        return torch.zeros(len(da), len(db))
-    masks_a, masks_b = Ma.reshape(len(da), -1).float(), Mb.reshape(len(db), -1).float()
+    if len(diag_a) == 0 or len(diag_b) == 0:
+        return torch.zeros(len(diag_a), len(diag_b))
+    masks_a, masks_b = Ma.reshape(len(diag_a), -1).float(), Mb.reshape(len(diag_b), -1).float()
     # IoU_ij = |M_i & M_j| / |M_i | M_j| for every pair of component masks
     inter = masks_a @ masks_b.T
     iou = inter / (masks_a.sum(1)[:, None] + masks_b.sum(1)[None] - inter).clamp_min(1)
-    pa, pb = da.persistence.detach().cpu(), db.persistence.detach().cpu()
-    H, W = da.shape
+    pers_a, pers_b = diag_a.persistence.detach().cpu(), diag_b.persistence.detach().cpu()
+    H, W = diag_a.shape
     # S_ij = IoU_ij (pers_i / max pers) (pers_j / max pers) exp(-|birth_i - birth_j| / (sigma sqrt(H^2 + W^2)))
-    dist = torch.cdist(da.rc(da.birth_idx).float().cpu(), db.rc(db.birth_idx).float().cpu())
-    return iou * (pa / pa.max())[:, None] * (pb / pb.max())[None] * torch.exp(-dist / (sigma * (H**2 + W**2) ** 0.5))
+    dist = torch.cdist(diag_a.rc(diag_a.birth_idx).float().cpu(), diag_b.rc(diag_b.birth_idx).float().cpu())
+    return (
+        iou
+        * (pers_a / pers_a.max())[:, None]
+        * (pers_b / pers_b.max())[None]
+        * torch.exp(-dist / (sigma * (H**2 + W**2) ** 0.5))
+    )
 
 
 def match_pairs(S: torch.Tensor, one_to_one: float = 0.10, many: float = 0.02) -> list[tuple[int, int]]:
@@ -78,11 +85,13 @@ def match_pairs(S: torch.Tensor, one_to_one: float = 0.10, many: float = 0.02) -
     if S.numel() == 0:
         return []
     ### BEGIN SOLUTION
-    r, c = linear_sum_assignment((1 - S).numpy())
-    pairs = [(i, j) for i, j in zip(r.tolist(), c.tolist()) if S[i, j] >= one_to_one]
-    mi, mj = {i for i, _ in pairs}, {j for _, j in pairs}
+    rows, cols = linear_sum_assignment((1 - S).numpy())
+    pairs = [(i, j) for i, j in zip(rows.tolist(), cols.tolist()) if S[i, j] >= one_to_one]
+    used_i, used_j = {i for i, _ in pairs}, {j for _, j in pairs}
     extra = [
-        (i, j) for i, j in torch.nonzero(S >= many).tolist() if (i, j) not in pairs and i not in mi and j not in mj
+        (i, j)
+        for i, j in torch.nonzero(S >= many).tolist()
+        if (i, j) not in pairs and i not in used_i and j not in used_j
     ]
     return pairs + extra
     ### END SOLUTION
@@ -98,8 +107,8 @@ def reliable_features(
     off = np.cumsum([0] + sizes)
     rows, cols = [], []
     for t in range(T - 1):
-        (da, Ma), (db, Mb) = feats[t], feats[t + 1]
-        for i, j in match_pairs(pair_scores(da, Ma, db, Mb, sigma), one_to_one, many):
+        (diag_a, Ma), (diag_b, Mb) = feats[t], feats[t + 1]
+        for i, j in match_pairs(pair_scores(diag_a, Ma, diag_b, Mb, sigma), one_to_one, many):
             rows.append(off[t] + i)
             cols.append(off[t + 1] + j)
     N = int(off[-1])
@@ -108,25 +117,25 @@ def reliable_features(
     G = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(N, N))
     _, comp = connected_components(G, directed=False)
     which = np.repeat(np.arange(T), sizes)
-    ok = np.zeros(N, bool)
+    reliable = np.zeros(N, bool)
     for c in np.unique(comp):
         members = which[comp == c]
-        ok[comp == c] = len(members) == T and len(np.unique(members)) == T
-    return [torch.from_numpy(ok[off[t] : off[t + 1]]) for t in range(T)]
+        reliable[comp == c] = len(members) == T and len(np.unique(members)) == T
+    return [torch.from_numpy(reliable[off[t] : off[t + 1]]) for t in range(T)]
 
 # %% ../../../nbs/31_match.ipynb #c014
-def topo_loss(p: torch.Tensor, dg: Diagram, reliable: torch.Tensor) -> torch.Tensor:
+def topo_loss(p: torch.Tensor, diag: Diagram, reliable: torch.Tensor) -> torch.Tensor:
     """Squared error pushing reliable features of p to (1, 0) and the rest to the diagonal (their fixed midpoint);
     summed."""
-    if len(dg) == 0:
+    if len(diag) == 0:
         return p.sum() * 0
     flat = p.reshape(-1)
-    b, d = flat[dg.birth_idx], flat[dg.death_idx]
+    b, d = flat[diag.birth_idx], flat[diag.death_idx]
     rel = reliable.to(p.device)
-    m = (0.5 * (b + d)).detach()
+    mid = (0.5 * (b + d)).detach()
     # reliable: (b - 1)^2 + d^2;  the rest: (b - m)^2 + (d - m)^2 with m = sg((b + d) / 2)
     to_full = (b - 1) ** 2 + d**2
-    to_diag = (b - m) ** 2 + (d - m) ** 2
+    to_diag = (b - mid) ** 2 + (d - mid) ** 2
     return torch.where(rel, to_full, to_diag).sum()
 
 
@@ -159,8 +168,8 @@ def match_loss(
             loss = loss + topo_loss(probs[t], diagrams[t], full)
         else:
             loss = loss + topo_loss(probs[t], feats[t][0], rel[t])
-    n0 = len(feats[0][0])
-    return loss, dict(features=n0, reliable=int(rel[0].sum()), noise=len(diagrams[0]) - n0)
+    n_feat = len(feats[0][0])
+    return loss, dict(features=n_feat, reliable=int(rel[0].sum()), noise=len(diagrams[0]) - n_feat)
 
 # %% ../../../nbs/31_match.ipynb #c022
 @register_method
@@ -205,10 +214,10 @@ class Match(MeanTeacher):
     ) -> list[torch.Tensor]:
         "The T foreground maps (B x H x W each): the student's, `passes` dropout passes, and the teacher snapshots."
         out = [student_probs]
-        m = unwrap(model)
+        net = unwrap(model)
         with torch.set_grad_enabled(self.cfg.penalise_passes and torch.is_grad_enabled()):
             for _ in range(self.cfg.passes):
-                out.append(m(x).logits.float().softmax(1)[:, 1])
+                out.append(net(x).logits.float().softmax(1)[:, 1])
         with torch.no_grad():
             if teacher is not None:
                 start = int(self.cfg.topo_start * self.total_steps)
@@ -229,9 +238,9 @@ class Match(MeanTeacher):
             return super().losses(model, labeled)
         if not hasattr(self, 'snaps'):
             self.setup(self.total_steps)
-        c = self.cfg
-        n = labeled['image'].shape[0]
-        out_l, out_u = model(torch.cat([labeled['image'], self.perturb(unlabeled['image'])])).split(n)
+        cfg = self.cfg
+        n_lab = labeled['image'].shape[0]
+        out_l, out_u = model(torch.cat([labeled['image'], self.perturb(unlabeled['image'])])).split(n_lab)
         parts = self.seg_loss(out_l, labeled)
         u = self.unsupervised_losses(out_u, teacher, unlabeled, step)
         if not self.topo_started(step):  # warm-up: the mean teacher alone
@@ -241,34 +250,36 @@ class Match(MeanTeacher):
             parts['topo'] = out_u.logits.sum() * 0
             parts['loss'] = parts['sup'] + w * sum(u.values())
             return parts
-        k = min(len(out_u.logits), c.max_topo_images)
-        x = unlabeled['image'][:k]
-        probs = self.predictions(model, teacher, x, out_u.logits[:k].float().softmax(1)[:, 1], step)
-        grad_maps = 1 + (c.passes if c.penalise_passes else 0)
-        topo, nf, nr = [], 0, 0
-        for b in range(k):
-            l, st = match_loss(
+        n_topo = min(len(out_u.logits), cfg.max_topo_images)
+        x = unlabeled['image'][:n_topo]
+        probs = self.predictions(model, teacher, x, out_u.logits[:n_topo].float().softmax(1)[:, 1], step)
+        grad_maps = 1 + (cfg.passes if cfg.penalise_passes else 0)
+        topo, n_feat, n_rel = [], 0, 0
+        for b in range(n_topo):
+            loss_b, stats = match_loss(
                 [q[b] for q in probs],
-                c.min_persistence,
-                c.sigma,
-                c.one_to_one,
-                c.many,
-                c.backend,
-                c.max_features,
+                cfg.min_persistence,
+                cfg.sigma,
+                cfg.one_to_one,
+                cfg.many,
+                cfg.backend,
+                cfg.max_features,
                 grad_maps=grad_maps,
-                push_noise=c.push_noise,
+                push_noise=cfg.push_noise,
             )
-            topo.append(l)
-            nf += st['features']
-            nr += st['reliable']
+            topo.append(loss_b)
+            n_feat += stats['features']
+            n_rel += stats['reliable']
         # L_topo = (1/k) sum over tiles, over penalised maps t: sum_reliable [(b-1)^2 + d^2] + sum_rest [(b-m)^2 +
         # (d-m)^2]
         u['topo'] = (
-            c.w_topo / c.consistency * torch.stack(topo).sum() / k if c.consistency else torch.stack(topo).sum() / k
+            cfg.w_topo / cfg.consistency * torch.stack(topo).sum() / n_topo
+            if cfg.consistency
+            else torch.stack(topo).sum() / n_topo
         )
         w = self.weight(step)
         parts.update(u)
         parts['w_unsup'] = torch.tensor(w)
-        parts['reliable_frac'] = torch.tensor(nr / max(nf, 1))
+        parts['reliable_frac'] = torch.tensor(n_rel / max(n_feat, 1))
         parts['loss'] = parts['sup'] + w * sum(u.values())
         return parts

@@ -56,13 +56,13 @@ class Diagram:
         return {k: torch.stack([self.birth, self.death], -1)[self.dim == k].detach().cpu().numpy() for k in (0, 1)}
 
 # %% ../../../nbs/30_persistence.ipynb #c008
-def _gudhi_pairs(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _gudhi_pairs(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import gudhi
 
-    H, W = a.shape
-    cc = gudhi.CubicalComplex(top_dimensional_cells=-a)
-    cc.compute_persistence(homology_coeff_field=2, min_persistence=0.0)  # pairs of zero persistence dropped
-    reg, ess = cc.cofaces_of_persistence_pairs()
+    H, W = arr.shape
+    cplx = gudhi.CubicalComplex(top_dimensional_cells=-arr)
+    cplx.compute_persistence(homology_coeff_field=2, min_persistence=0.0)  # pairs of zero persistence dropped
+    reg, ess = cplx.cofaces_of_persistence_pairs()
     dims, b, d = [], [], []
     for k in (0, 1):
         if k < len(reg) and len(reg[k]):
@@ -75,20 +75,20 @@ def _gudhi_pairs(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             d.append(np.full(len(ess[k]), -1))
     if not dims:
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)
-    f2c = lambda i: np.where(i < 0, -1, (i % H) * W + i // H)  # Fortran flat index -> row-major
+    f2c = lambda idx: np.where(idx < 0, -1, (idx % H) * W + idx // H)  # Fortran flat index -> row-major
     return np.concatenate(dims), f2c(np.concatenate(b)), f2c(np.concatenate(d))
 
 
-def _cripser_pairs(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cripser_pairs(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import cripser
 
-    H, W = a.shape
-    r = cripser.computePH_T(np.ascontiguousarray(-a, dtype=np.float64), maxdim=1)
-    r = r[r[:, 0] <= 1]
-    ess = r[:, 2] > 1e300
-    b = r[:, 3].astype(int) * W + r[:, 4].astype(int)
-    d = np.where(ess, -1, r[:, 6].astype(int) * W + r[:, 7].astype(int))
-    return r[:, 0].astype(int), b, d
+    H, W = arr.shape
+    pairs = cripser.computePH_T(np.ascontiguousarray(-arr, dtype=np.float64), maxdim=1)
+    pairs = pairs[pairs[:, 0] <= 1]
+    ess = pairs[:, 2] > 1e300
+    b = pairs[:, 3].astype(int) * W + pairs[:, 4].astype(int)
+    d = np.where(ess, -1, pairs[:, 6].astype(int) * W + pairs[:, 7].astype(int))
+    return pairs[:, 0].astype(int), b, d
 
 
 BACKENDS = {'gudhi': _gudhi_pairs, 'cripser': _cripser_pairs}
@@ -106,18 +106,18 @@ def resolve_backend(backend: str = 'auto') -> str:
         return 'gudhi'
 
 
-def persistence_pairs(a: np.ndarray, backend: str = 'gudhi') -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def persistence_pairs(arr: np.ndarray, backend: str = 'gudhi') -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dimensions, birth pixels and death pixels (flat row-major; -1 = essential) of the superlevel persistence of a
     2-D array."""
     backend = resolve_backend(backend)
     if backend not in BACKENDS:
         raise ValueError(f"unknown persistence backend {backend!r}; expected 'auto' or one of {sorted(BACKENDS)}")
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim != 2:
-        raise ValueError(f"persistence expects a 2-D map, got shape {a.shape}")
-    if not np.isfinite(a).all():
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"persistence expects a 2-D map, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
         raise ValueError("persistence got a map with NaN or infinite values")
-    return BACKENDS[backend](a)
+    return BACKENDS[backend](arr)
 
 
 def persistence(p: torch.Tensor, backend: str = 'gudhi') -> Diagram:
@@ -141,17 +141,17 @@ def batch_persistence(p: torch.Tensor, backend: str = 'gudhi') -> list[Diagram]:
     return [persistence(m, backend) for m in p]
 
 # %% ../../../nbs/30_persistence.ipynb #c012
-def plot_diagram(dg: Diagram, ax=None, threshold: float | None = None, title: str = 'persistence diagram'):
+def plot_diagram(diag: Diagram, ax=None, threshold: float | None = None, title: str = 'persistence diagram'):
     """Birth against death for dimensions 0 and 1 (matplotlib); essential pairs drawn as triangles; optional
     threshold lines."""
     import matplotlib.pyplot as plt
 
     ax = ax or plt.gca()
     for k, c in ((0, 'tab:blue'), (1, 'tab:red')):
-        s = dg.of_dim(k)
-        b, d, e = s.birth.detach().cpu(), s.death.detach().cpu(), s.essential.cpu()
-        ax.scatter(b[~e], d[~e], s=12, c=c, label=f'H{k}')
-        ax.scatter(b[e], d[e], s=40, c=c, marker='^')
+        sub = diag.of_dim(k)
+        b, d, ess = sub.birth.detach().cpu(), sub.death.detach().cpu(), sub.essential.cpu()
+        ax.scatter(b[~ess], d[~ess], s=12, c=c, label=f'H{k}')
+        ax.scatter(b[ess], d[ess], s=40, c=c, marker='^')
     ax.plot([0, 1], [0, 1], 'k:', lw=0.8)
     if threshold is not None:
         ax.axvline(threshold, c='gray', lw=0.6)
@@ -163,16 +163,18 @@ def plot_diagram(dg: Diagram, ax=None, threshold: float | None = None, title: st
     return ax
 
 
-def plot_barcode(dg: Diagram, ax=None, min_persistence: float = 0.0):
+def plot_barcode(diag: Diagram, ax=None, min_persistence: float = 0.0):
     "One horizontal bar from death to birth per pair, longest first (matplotlib)."
     import matplotlib.pyplot as plt
 
     ax = ax or plt.gca()
-    keep = dg.persistence.detach() > min_persistence
-    s = dg.select(keep)
-    order = s.persistence.detach().argsort(descending=True).cpu()
+    keep = diag.persistence.detach() > min_persistence
+    kept = diag.select(keep)
+    order = kept.persistence.detach().argsort(descending=True).cpu()
     for y, i in enumerate(order.tolist()):
-        ax.plot([float(s.death[i]), float(s.birth[i])], [y, y], c='tab:blue' if s.dim[i] == 0 else 'tab:red', lw=2)
+        ax.plot(
+            [float(kept.death[i]), float(kept.birth[i])], [y, y], c='tab:blue' if kept.dim[i] == 0 else 'tab:red', lw=2
+        )
     ax.set_xlabel('p')
     ax.set_ylabel('feature')
     ax.set_title(f'barcode (persistence > {min_persistence:g})')
@@ -180,21 +182,21 @@ def plot_barcode(dg: Diagram, ax=None, min_persistence: float = 0.0):
     return ax
 
 
-def diagram_figure(dg: Diagram, title: str = 'persistence diagram'):
+def diagram_figure(diag: Diagram, title: str = 'persistence diagram'):
     "The diagram as an interactive plotly figure (hover: birth and death pixels)."
     import plotly.graph_objects as go
 
     fig = go.Figure()
     for k, c in ((0, 'royalblue'), (1, 'crimson')):
-        s = dg.of_dim(k)
-        rb, rd = s.rc(s.birth_idx).tolist(), s.rc(s.death_idx).tolist()
+        sub = diag.of_dim(k)
+        birth_px, death_px = sub.rc(sub.birth_idx).tolist(), sub.rc(sub.death_idx).tolist()
         fig.add_scatter(
-            x=s.birth.detach().cpu().tolist(),
-            y=s.death.detach().cpu().tolist(),
+            x=sub.birth.detach().cpu().tolist(),
+            y=sub.death.detach().cpu().tolist(),
             mode='markers',
             name=f'H{k}',
             marker=dict(color=c),
-            text=[f'birth px {a}, death px {b}' for a, b in zip(rb, rd)],
+            text=[f'birth px {a}, death px {b}' for a, b in zip(birth_px, death_px)],
         )
     fig.add_scatter(x=[0, 1], y=[0, 1], mode='lines', line=dict(dash='dot', color='black'), showlegend=False)
     fig.update_layout(title=title, xaxis_title='birth (p)', yaxis_title='death (p)', width=450, height=420)

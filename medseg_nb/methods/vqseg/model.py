@@ -42,43 +42,47 @@ class VQSegNet(nn.Module):
             raise ValueError(f"perturb must be 'qpm' or 'dropout', got {perturb!r}")
         self.dim, self.perturb, self.eps, self.T, self.rate = 2, perturb, eps, T, rate
         self.unet = UNet(in_channels, num_classes, 2, width=width, depth=depth, norm=norm)
-        b = self.unet.channels[-1]
-        self.pre, self.post = nn.Conv2d(b, code_dim, 1), nn.Conv2d(code_dim, b, 1)
+        bottleneck = self.unet.channels[-1]
+        self.pre, self.post = nn.Conv2d(bottleneck, code_dim, 1), nn.Conv2d(code_dim, bottleneck, 1)
         self.vq = VectorQuantizer(num_codes, code_dim)
-        layers, c = [], code_dim
+        layers, chans = [], code_dim
         for _ in range(depth):
             layers += [
                 nn.Upsample(scale_factor=2, mode='bilinear', align_corners=False),
-                nn.Conv2d(c, max(c // 2, 8), 3, padding=1),
+                nn.Conv2d(chans, max(chans // 2, 8), 3, padding=1),
                 nn.GELU(),
             ]
-            c = max(c // 2, 8)
-        self.recon = nn.Sequential(*layers, nn.Conv2d(c, in_channels, 1))
+            chans = max(chans // 2, 8)
+        self.recon = nn.Sequential(*layers, nn.Conv2d(chans, in_channels, 1))
 
     def forward(self, x: torch.Tensor, perturb: torch.Tensor | None = None) -> SegOutput:
         "`perturb` (B bools): the items whose bottleneck is perturbed (QPM or dropout); none at inference."
-        xp, sp = self.unet._pad(x)
-        skips = self.unet.encode(xp)
+        x_pad, size = self.unet._pad(x)
+        skips = self.unet.encode(x_pad)
         zq, info = self.vq(self.pre(skips[-1]))
         clean = zq  # reconstruction and alignment read these
         if perturb is not None and bool(perturb.any()):
-            zp = zq[perturb]
+            z_pert = zq[perturb]
             if self.perturb == 'qpm':
                 codes = self.vq.codes.to(zq.dtype)
                 new = qpm(info['indices'][perturb], codes, self.eps, self.T)
-                zp = zp + (codes[new].movedim(-1, 1) - zp).detach()  # the moved codes, straight-through gradient
+                z_pert = (
+                    z_pert + (codes[new].movedim(-1, 1) - z_pert).detach()
+                )  # the moved codes, straight-through gradient
             else:
-                zp = F.dropout2d(zp, self.rate, training=True)
+                z_pert = F.dropout2d(z_pert, self.rate, training=True)
             zq = zq.clone()
-            zq[perturb] = zp  # any items, in place of the clean ones
+            zq[perturb] = z_pert  # any items, in place of the clean ones
         skips = skips[:-1] + [self.post(zq)]
         feats = self.unet.decode(skips)
         logits = [head(f) for head, f in zip(self.unet.heads, feats)]
-        k = len(logits)
-        crop = lambda t, s=1: t[(slice(None), slice(None)) + tuple(slice(0, -(-n // s)) for n in sp)]
+        n_maps = len(logits)
+        crop = lambda logit_map, stride=1: logit_map[
+            (slice(None), slice(None)) + tuple(slice(0, -(-n // stride)) for n in size)
+        ]
         return SegOutput(
             crop(logits[-1]),
-            [crop(a, 2 ** (k - 1 - i)) for i, a in enumerate(logits[:-1])],
+            [crop(a, 2 ** (n_maps - 1 - i)) for i, a in enumerate(logits[:-1])],
             dict(
                 quantised=clean,
                 recon=crop(self.recon(clean)),
@@ -102,15 +106,15 @@ def patch_infonce(
     if target.shape[-2:] != student.shape[-2:]:
         target = F.interpolate(target, size=student.shape[-2:], mode='bilinear', align_corners=False)
     z_q, f = student.flatten(2), target.flatten(2).detach()  # B x C x n; sg(f): the target gets no gradient
-    n = z_q.shape[-1]
-    k = min(positions, n)
+    n_tokens = z_q.shape[-1]
+    n_pick = min(positions, n_tokens)
     # the same k positions p_1..p_k in student and target, every feature vector of unit length
-    pick = torch.randperm(n, generator=generator)[:k].to(z_q.device)
+    pick = torch.randperm(n_tokens, generator=generator)[:n_pick].to(z_q.device)
     z_q, f = F.normalize(z_q[..., pick], dim=1), F.normalize(f[..., pick], dim=1)
     # logits[b, i, j] = <z_q(p_i), f(p_j)> / tau
     logits = torch.einsum('bci,bcj->bij', z_q, f) / tau
     # L = -1/k sum_i log softmax_j(logits[i, j]) at j = i: cross-entropy with the diagonal as the class
-    diagonal = torch.arange(k, device=z_q.device).repeat(z_q.shape[0])
+    diagonal = torch.arange(n_pick, device=z_q.device).repeat(z_q.shape[0])
     return F.cross_entropy(logits.flatten(0, 1), diagonal)
 
 # %% ../../../nbs/71_vqseg.ipynb #c012
@@ -155,9 +159,19 @@ class VQSeg(MeanTeacher):
     extractor = None  # a frozen feature extractor (images -> B x C x h x w); None: the EMA teacher's encoder
 
     def build_model(self, in_channels, num_classes, dim=2):
-        c = self.cfg
+        cfg = self.cfg
         return VQSegNet(
-            in_channels, num_classes, c.width, c.depth, c.norm, c.num_codes, c.code_dim, c.perturb, c.eps, c.T, c.rate
+            in_channels,
+            num_classes,
+            cfg.width,
+            cfg.depth,
+            cfg.norm,
+            cfg.num_codes,
+            cfg.code_dim,
+            cfg.perturb,
+            cfg.eps,
+            cfg.T,
+            cfg.rate,
         )
 
     def frozen_features(self, x: torch.Tensor, teacher) -> torch.Tensor:
@@ -166,43 +180,47 @@ class VQSeg(MeanTeacher):
         with torch.no_grad():
             if self.extractor is not None:
                 return self.extractor(x)
-            t = unwrap(teacher)
-            with eval_mode(t):
-                return t.pre(t.unet.encode(t.unet._pad(x)[0])[-1])
+            teacher_net = unwrap(teacher)
+            with eval_mode(teacher_net):
+                return teacher_net.pre(teacher_net.unet.encode(teacher_net.unet._pad(x)[0])[-1])
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
         """L = L_sup + lambda(t) L_pseudo + w_rec |x_hat - x|_1 + L_VQ + w_al L_InfoNCE
         (labeled only: L_sup + w_rec L_rec + L_VQ); the student's unlabeled pass is QPM-perturbed, the teacher's
         pseudo-labels come from its clean, eval-mode pass.
         """
-        c = self.cfg
+        cfg = self.cfg
         if unlabeled is None or teacher is None:
             out = model(labeled['image'])
             parts = self.seg_loss(out, labeled)
             parts['recon'] = F.l1_loss(out.features['recon'], labeled['image'])
             parts['vq'] = out.features['vq_loss']
-            parts['loss'] = parts['sup'] + c.w_recon * parts['recon'] + parts['vq']
+            parts['loss'] = parts['sup'] + cfg.w_recon * parts['recon'] + parts['vq']
             return parts
-        n, m = labeled['image'].shape[0], unlabeled['image'].shape[0]
+        n_lab, n_unl = labeled['image'].shape[0], unlabeled['image'].shape[0]
         x = torch.cat([labeled['image'], unlabeled['image']])
-        pert = torch.cat([torch.zeros(n, dtype=torch.bool), torch.ones(m, dtype=torch.bool)]).to(x.device)
+        pert = torch.cat([torch.zeros(n_lab, dtype=torch.bool), torch.ones(n_unl, dtype=torch.bool)]).to(x.device)
         out = model(x, perturb=pert)
-        out_l, out_u = out.split(n)
+        out_l, out_u = out.split(n_lab)
         parts = self.seg_loss(out_l, labeled)
         with torch.no_grad(), eval_mode(teacher):  # the teacher predicts as at inference
             conf, pseudo = teacher(unlabeled['image']).logits.float().softmax(1).max(1)
-        keep = conf >= c.threshold
+        keep = conf >= cfg.threshold
         parts['pseudo'] = (
-            DiceCELoss(c.w_dice, c.w_ce)(out_u.logits, pseudo, keep) if keep.any() else out_u.logits.sum() * 0
+            DiceCELoss(cfg.w_dice, cfg.w_ce)(out_u.logits, pseudo, keep) if keep.any() else out_u.logits.sum() * 0
         )
         parts['recon'] = F.l1_loss(out.features['recon'], x)
         parts['vq'] = out.features['vq_loss']
-        parts['align'] = patch_infonce(out.features['quantised'], self.frozen_features(x, teacher), c.positions)
-        w = self.weight(step)
+        parts['align'] = patch_infonce(out.features['quantised'], self.frozen_features(x, teacher), cfg.positions)
+        lam = self.weight(step)
         parts.update(
-            w_unsup=torch.tensor(w), confident=keep.float().mean(), perplexity=out.features['perplexity'].detach()
+            w_unsup=torch.tensor(lam), confident=keep.float().mean(), perplexity=out.features['perplexity'].detach()
         )
         parts['loss'] = (
-            parts['sup'] + w * parts['pseudo'] + c.w_recon * parts['recon'] + parts['vq'] + c.w_align * parts['align']
+            parts['sup']
+            + lam * parts['pseudo']
+            + cfg.w_recon * parts['recon']
+            + parts['vq']
+            + cfg.w_align * parts['align']
         )
         return parts

@@ -21,10 +21,10 @@ def usage_loss(d: torch.Tensor) -> torch.Tensor:
     """Mean per-token entropy of softmax(-d) minus the entropy of the mean distribution (lower: confident tokens,
     many codes)."""
     # q_n = softmax(-d_n): token n's soft assignment over the K codes; H(p) = -sum_k p_k log p_k
-    q = (-d).softmax(1)
-    ent = lambda p: -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
+    probs = (-d).softmax(1)
+    ent = lambda dist: -(dist * torch.log(dist.clamp_min(1e-12))).sum(-1)
     # L_use = 1/N sum_n H(q_n) - H(1/N sum_n q_n)
-    return ent(q).mean() - ent(q.mean(0))
+    return ent(probs).mean() - ent(probs.mean(0))
 
 
 class VectorQuantizer(nn.Module):
@@ -107,8 +107,8 @@ class VectorQuantizer(nn.Module):
             self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
             self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
             # e_k = m_k / N_k, with N_k Laplace-smoothed so that an unused code never divides by 0
-            n = self.ema_count.sum()
-            smoothed = (self.ema_count + 1e-5) / (n + self.K * 1e-5) * n
+            total = self.ema_count.sum()
+            smoothed = (self.ema_count + 1e-5) / (total + self.K * 1e-5) * total
             self.codes.copy_(self.ema_sum / smoothed[:, None])
         dead = torch.nonzero(self.idle >= self.restart_after)[:, 0]
         if len(dead):  # restart at random tokens of the batch
