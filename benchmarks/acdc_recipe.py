@@ -11,7 +11,8 @@ benchmarks/acdc_recipe.png and the tables to the `acdc_recipe` section of RESULT
 
 The jobs run in this order, so that a grid cut short keeps what matters first: the U-Net's curves (seed 0), the mean
 teacher at 3 and 7 patients (seed 0), then the other seeds of both. `--methods nsda --patients 7 --compare 7` adds
-another method against the U-Net at the same budget (runs already in the JSON file are not repeated).
+another method against the U-Net at the same budget (runs already in the JSON file are not repeated);
+`--methods vqseg:perturb=dropout` trains a method with options, an ablation row of its own.
 """
 import argparse
 import json
@@ -48,10 +49,27 @@ def jobs_in_order(seeds, patients, compare, methods=('mean_teacher',)):
     return jobs
 
 
+def method_spec(spec: str) -> tuple[str, dict]:
+    """'vqseg' -> ('vqseg', {}); 'vqseg:perturb=dropout,eps=0.5' -> ('vqseg', {'perturb': 'dropout', 'eps': 0.5}): a
+    method with options (an ablation) is its own row, labelled by the whole spec."""
+    name, _, opts = spec.partition(':')
+    options = {}
+    for item in filter(None, opts.split(',')):
+        key, eq, value = item.partition('=')
+        if not eq:
+            raise SystemExit(f'method options are key=value pairs after a colon (say vqseg:perturb=dropout), got {spec!r}')
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return name, options
+
+
 def run_one(method, patients, seed, steps, val_every, root, tmp) -> dict:
-    out = Path(tmp) / f'{method}_{patients}_{seed}'
+    out = Path(tmp) / f"{method.replace(':', '_').replace(',', '_').replace('=', '-')}_{patients}_{seed}"
     t0 = time.time()
-    s = train(method, 'acdc', out, root, steps=steps, seed=seed, progress=False,
+    name, options = method_spec(method)
+    s = train(name, 'acdc', out, root, steps=steps, seed=seed, progress=False, method_options=options,
               labeled_patients=None if patients == ALL else patients, train_options=dict(val_every=val_every))
     hist = json.loads((out / 'history.json').read_text())
     curve = [(r['step'], r['val_dice_mean']) for r in hist if 'val_dice_mean' in r]
@@ -140,7 +158,8 @@ def main():
     ap.add_argument('--patients', type=int, nargs='+', default=[ALL, 3, 1, 7], help=f'labeled patients ({ALL} = all)')
     ap.add_argument('--compare', type=int, nargs='+', default=[3, 7], help='patients at which methods meet the U-Net')
     ap.add_argument('--methods', nargs='+', default=['mean_teacher'],
-                    help='methods compared with the U-Net at --compare patients (say --methods nsda --compare 7)')
+                    help='methods compared with the U-Net at --compare patients (say --methods nsda --compare 7); '
+                         'options after a colon make an ablation row (say vqseg:perturb=dropout)')
     grid_args(ap, OUT)
     a = ap.parse_args()
     root = data_root()

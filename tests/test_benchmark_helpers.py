@@ -96,3 +96,11 @@ def test_the_grid_loop_saves_every_run_resumes_shards_and_merges(tmp_path):
                       lambda m, s: ran.append((m, s)), reports.append)
     assert ran == [] and len(merged['runs']) == 6 and len(reports) == 4    # --table-only runs nothing, reports once
     assert len(json.loads((tmp_path / 'grid.json').read_text())['runs']) == 6
+
+
+def test_method_specs_name_an_ablation():
+    from acdc_recipe import method_spec
+    assert method_spec('vqseg') == ('vqseg', {})
+    assert method_spec('vqseg:perturb=dropout,eps=0.5,rate=1') == ('vqseg', dict(perturb='dropout', eps=0.5, rate=1))
+    with pytest.raises(SystemExit, match='key=value'):
+        method_spec('vqseg:dropout')
