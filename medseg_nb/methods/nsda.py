@@ -38,9 +38,9 @@ def _box_last(x: torch.Tensor, radius: int) -> torch.Tensor:
 
 def box_sum(x: torch.Tensor, window: int) -> torch.Tensor:
     "Sum over the w x w window (clipped at the borders) around every pixel of ... x H x W: separable prefix sums."
-    acc = torch.promote_types(x.dtype, torch.float32)
+    acc_dtype = torch.promote_types(x.dtype, torch.float32)
     radius = window // 2
-    return _box_last(_box_last(x.to(acc), radius).transpose(-1, -2), radius).transpose(-1, -2).to(x.dtype)
+    return _box_last(_box_last(x.to(acc_dtype), radius).transpose(-1, -2), radius).transpose(-1, -2).to(x.dtype)
 
 
 def box_count(H: int, W: int, window: int, device=None, dtype=torch.float32) -> torch.Tensor:

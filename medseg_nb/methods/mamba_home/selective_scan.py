@@ -29,14 +29,14 @@ def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     for name, t in (('B', B), ('C', C)):
         if t.shape != (b, N, L):
             raise ValueError(f"{name} must be b x N x L = {(b, N, L)}, got {tuple(t.shape)}")
-    acc = torch.promote_types(u.dtype, torch.float32)  # at least float32 (half inputs), float64 kept
-    dt = delta.to(acc)
+    acc_dtype = torch.promote_types(u.dtype, torch.float32)  # at least float32 (half inputs), float64 kept
+    dt = delta.to(acc_dtype)
     if delta_bias is not None:
-        dt = dt + delta_bias.to(acc)[None, :, None]
+        dt = dt + delta_bias.to(acc_dtype)[None, :, None]
     if delta_softplus:
         # Delta = softplus(delta + delta_bias) > 0
         dt = F.softplus(dt)
-    return dt, A.to(acc), B.to(acc), C.to(acc), u.to(acc)
+    return dt, A.to(acc_dtype), B.to(acc_dtype), C.to(acc_dtype), u.to(acc_dtype)
 
 
 def _finish(y, u, D, z, dtype):

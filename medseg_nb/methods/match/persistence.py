@@ -60,9 +60,9 @@ def _gudhi_pairs(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import gudhi
 
     H, W = arr.shape
-    cplx = gudhi.CubicalComplex(top_dimensional_cells=-arr)
-    cplx.compute_persistence(homology_coeff_field=2, min_persistence=0.0)  # pairs of zero persistence dropped
-    reg, ess = cplx.cofaces_of_persistence_pairs()
+    cubical = gudhi.CubicalComplex(top_dimensional_cells=-arr)
+    cubical.compute_persistence(homology_coeff_field=2, min_persistence=0.0)  # pairs of zero persistence dropped
+    reg, ess = cubical.cofaces_of_persistence_pairs()
     dims, b, d = [], [], []
     for k in (0, 1):
         if k < len(reg) and len(reg[k]):
