@@ -152,14 +152,15 @@ def paired(a: dict, b: dict):
     return float(d.mean()), (float(d.mean() - h), float(d.mean() + h)), len(d)
 
 
-def verdict(diff: float, ci, n: int, higher_is_better: bool = True, min_seeds: int = 3) -> str:
-    "The claims table's verdict on a paired method - baseline difference and its 95 % interval over seeds."
+def verdict(diff: float, ci, n: int, higher_is_better: bool = True, min_seeds: int = 3, baseline_tail=None) -> str:
+    """The claims table's verdict on a paired method - baseline difference and its 95 % interval over seeds; given the
+    baseline's `baseline_tail` (`converged` of its curve, Dice points), a baseline that moved >= 1 point is named."""
     if n < min_seeds or ci is None: return f'too few seeds ({n} of {min_seeds})'
     sign = 1 if higher_is_better else -1
     d, (lo, hi) = sign * diff, sorted((sign * ci[0], sign * ci[1]))
-    if lo > 0: return 'reproduced'
-    if hi < 0: return 'contradicted'
-    return 'same direction, not significant' if d > 0 else 'not reproduced'
+    text = ('reproduced' if lo > 0 else 'contradicted' if hi < 0 else
+            'same direction, not significant' if d > 0 else 'not reproduced')
+    return text + ('' if baseline_tail is None or baseline_tail < 1 else ', baseline not converged')
 
 
 def early(curve, frac: float = 0.5) -> float:

@@ -158,7 +158,7 @@ def gausam_rows():
         d, ci, n = paired(sam, gau)
         res = (f"SAM head {mean_sd(sam.values())}, Gaussian head {mean_sd(gau.values())}; difference {d:+.3f}"
                + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
-        v = verdict(d, ci, n) + ('' if sam_tail < 1 else ', baseline not converged')
+        v = verdict(d, ci, n, baseline_tail=sam_tail)
         out.append(row('gausam', 'GauSAM', head_claim.format(scale), setting, res, v,
                        f"SAM-head tail change {sam_tail:.1f} Dice points (converged: < 1); the Gaussian head's "
                        f"{max(converged(r['curve']) for r in runs if r['variant'] == 'gaussian'):.1f}"))
@@ -226,7 +226,7 @@ def vqseg_rows():
             v_tail = max(converged(v[k]['curve']) for k in both)
             out.append(row('vqseg', 'VQ-Seg', claim.format(name), f"ACDC, {p} labeled patients, {v[both[0]]['steps']} "
                            'steps, the acdc recipe (batch 16 + 16 unlabeled), CPU', res,
-                           verdict(d, ci, n) + ('' if tail < 1 else ', baseline not converged'),
+                           verdict(d, ci, n, baseline_tail=tail),
                            f'tail change: {name.split(" (")[0]} {tail:.1f}, VQ-Seg {v_tail:.1f} Dice points'))
     if not out:
         out.append(row('vqseg', 'VQ-Seg', claim.format('supervised and mean teacher'), 'ACDC, 3 and 7 labeled patients',
@@ -269,7 +269,7 @@ def lomix_rows():
                    f"difference {d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else '') + f"; clDice {dc:+.3f}")
             out.append(row('lomix', 'LoMix', f'{claim}; LoMix with {name}',
                            f"DRIVE, 16 training images, {b[both[0]]['steps']} steps, batch 8, 96 px patches, CPU", res,
-                           verdict(d, ci, n) + ('' if tail < 1 else ', baseline not converged'),
+                           verdict(d, ci, n, baseline_tail=tail),
                            f'{base} tail change {tail:.1f} Dice points; size: {100 * d:+.1f} Dice points against the '
                            f"paper's {claim.split(' Dice')[0]} (another dataset)"))
     out.append(row('lomix', 'LoMix', 'Dice +4.2 % over single-output, +2.2 % over deep supervision, +1.5 % over '

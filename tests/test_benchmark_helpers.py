@@ -47,6 +47,8 @@ def test_convergence_paired_difference_and_verdict():
     assert verdict(-0.02, (-0.03, -0.01), 3) == 'contradicted'
     assert verdict(-0.5, (-0.8, -0.2), 3, higher_is_better=False) == 'reproduced'                # Betti error: lower wins
     assert verdict(0.02, (0.01, 0.03), 2).startswith('too few seeds')
+    assert verdict(0.02, (0.01, 0.03), 3, baseline_tail=0.7) == 'reproduced'
+    assert verdict(-0.02, (-0.05, 0.01), 3, baseline_tail=1.4) == 'not reproduced, baseline not converged'
 
 
 def test_early_dice_and_variance_ratio():
