@@ -1,87 +1,147 @@
-"""Mamba-HoME (small) against a 3-D U-Net of similar size: organ phantoms and ACDC volumes, same steps, CPU.
+"""Mamba-HoME against a 3-D U-Net of (nearly) equal parameter count, and HoME on and off: the same steps, patches,
+batch and seeds on the 3-D organ phantoms (or ACDC volumes).
 
-Each run is a separate process, so that its peak memory (max RSS) is its own. Dice per structure on the validation
-volumes (phantoms: the 6-volume validation split; ACDC: the first --acdc-val validation volumes), parameters,
-seconds per training step (batch 2; validation excluded), peak resident memory.
+    python benchmarks/mamba_home.py [--steps 400] [--seeds 0 1 2] [--methods home mlp unet] [--dataset phantom-organs3d]
 
-    python benchmarks/mamba_home.py [--steps 150] [--acdc-steps 150] [--acdc-val 5] [--unet-width 10]
+`home` is `mamba_home` (small); `mlp` the same network with a parameter-matched MLP in every HoME's place
+(`mixer='mlp'`, notebook 42), the paper's "HoME off"; `unet` a 3-D U-Net of width 10 (within 6 % of their parameter
+count). Each run is validated every tenth of training (the curves) and its final model scored on the validation
+volumes with sliding windows: Dice per structure. Runs are appended to benchmarks/mamba_home.json as they finish (an
+interrupted grid resumes; --shard, --merge and --table-only as in every grid). Curves: benchmarks/mamba_home.png;
+table: the `mamba_home` section of RESULTS.md.
 """
 import argparse
 import json
-import multiprocessing as mp
-import os
-import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, save_json, write_section  # noqa: E402
+from _results import converged, grid_args, machine, machines, mean_sd, paired, run_grid, write_section  # noqa: E402
+
+from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
+from medseg_nb.core import data_root  # noqa: E402
+from medseg_nb.data.datasets import get_dataset  # noqa: E402
+from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('mamba_home.json')
-STRUCT = {'phantom-organs3d': ('liver', 'kidney', 'spleen', 'vessel'), 'acdc': ('RV', 'myo', 'LV')}
+PLOT = Path(__file__).with_name('mamba_home.png')
+UNET_WIDTH = 10
+# label: (registered method, its options)
+VARIANTS = {'home': ('mamba_home', {}), 'mlp': ('mamba_home', dict(mixer='mlp')),
+            'unet': ('unet', dict(width=UNET_WIDTH))}
+NAMES = {'home': 'Mamba-HoME (small)', 'mlp': 'Mamba + MLP (HoME off)', 'unet': f'3-D U-Net (width {UNET_WIDTH})'}
+STRUCTURES = {'phantom-organs3d': ('liver', 'kidney', 'spleen', 'vessel'), 'acdc': ('RV', 'myo', 'LV')}
+# each claim: (method, baseline)
+PAIRS = (('home', 'unet'), ('home', 'mlp'))
 
 
-def run(method, dataset, steps, n_val, width, q):
-    import torch
-    torch.set_num_threads(1)
-    from medseg_nb.cli import per_class
-    from medseg_nb.core import get_method, load_methods
-    from medseg_nb.data.datasets import get_dataset
-    from medseg_nb.train import Trainer, evaluate_model, geometry
-    load_methods()
-    opts = dict(width=width) if method == 'unet' else {}
-    m = get_method(method, **opts)
-    if dataset == 'acdc':
-        tr, va = get_dataset('acdc', None, 'train', dim=3), get_dataset('acdc', None, 'val')
-        cfg = dict(size=(128, 128), patch=(8, 96, 96), batch_size=2)     # the acdc-3d defaults of the command line
-    else:
-        tr, va = get_dataset(dataset, None, 'train'), get_dataset(dataset, None, 'val')
-        cfg = dict(patch=(32, 32, 32), batch_size=2)
-    t = Trainer(m, tr, None, None, dict(cfg, steps=steps, progress=False, val_every=10 ** 9, seed=0))
-    t0 = time.time(); t.fit(); secs = time.time() - t0
-    sub = torch.utils.data.Subset(va, range(min(n_val, len(va))))
-    sub.num_classes = va.num_classes
-    mean, reps = evaluate_model(t.model, sub, metrics=('dice',), **geometry(t.cfg))   # the training context
-    q.put(dict(method=method, dataset=dataset, steps=steps, params=t.n_params(), s_per_step=secs / steps,
-               dice=per_class(reps, 'dice'), dice_mean=mean['dice_mean'],
-               peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+def run_one(variant, dataset, seed, steps, root, tmp) -> dict:
+    method, options = VARIANTS[variant]
+    out = Path(tmp) / f'{dataset}_{variant}_{seed}'
+    t0 = time.time()
+    summary = train(method, dataset, out, root, steps=steps, seed=seed, progress=False, method_options=options,
+                    train_options=dict(val_every=max(steps // 10, 1), metrics=('dice',)))
+    seconds = time.time() - t0
+    hist = json.loads((out / 'history.json').read_text())
+    curve = [(h['step'], h['val_dice_mean']) for h in hist if 'val_dice_mean' in h]
+    _, model, state = model_from_checkpoint(out / 'last.pt')
+    mean, reports = evaluate_model(model, get_dataset(dataset, root, 'val'), metrics=('dice',),
+                                   **geometry(state['config']))
+    return dict(variant=variant, method=method, options=options, dataset=dataset, seed=seed, steps=steps,
+                params=sum(p.numel() for p in model.parameters()), seconds=round(seconds, 1),
+                seconds_per_step=round(summary['seconds'] / max(summary['steps'], 1), 4), dice=mean['dice_mean'],
+                per_structure=per_class(reports, 'dice'), curve=curve, machine=machine())
+
+
+def plot(runs):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colours = dict(zip(VARIANTS, ('tab:red', 'tab:blue', 'tab:gray')))
+    for v in VARIANTS:
+        for i, r in enumerate(sorted((r for r in runs if r['variant'] == v), key=lambda r: r['seed'])):
+            x, y = zip(*r['curve'])
+            ax.plot(x, y, color=colours[v], alpha=0.8, label=NAMES[v] if i == 0 else None)
+    ax.set_xlabel('step'); ax.set_ylabel('validation Dice'); ax.grid(alpha=0.3); ax.legend(fontsize=8, loc='lower right')
+    ax.set_title(f'Mamba-HoME, HoME off and a 3-D U-Net on {runs[0]["dataset"]} (one line per seed)', fontsize=10)
+    fig.tight_layout(); fig.savefig(PLOT, dpi=110); plt.close(fig)
+
+
+def table(runs) -> str:
+    dataset = runs[0]['dataset']
+    names = STRUCTURES.get('acdc' if dataset.startswith('acdc') else dataset, ())
+    rows, diffs = [], []
+    for v in VARIANTS:
+        rr = [r for r in runs if r['variant'] == v]
+        if not rr:
+            continue
+        per = ', '.join(f"{names[int(k) - 1] if int(k) - 1 < len(names) else k} "
+                        f"{np.mean([r['per_structure'][k] for r in rr]):.3f}" for k in rr[0]['per_structure'])
+        rows.append(f"| {NAMES[v]} | {rr[0]['params'] / 1e6:.2f} M | {mean_sd(r['dice'] for r in rr)} | {per} | "
+                    f"{np.mean([r['seconds_per_step'] for r in rr]):.2f} | {max(converged(r['curve']) for r in rr):.1f} | "
+                    f"{len(rr)} |")
+    for method, base in PAIRS:
+        a = {r['seed']: r['dice'] for r in runs if r['variant'] == base}
+        b = {r['seed']: r['dice'] for r in runs if r['variant'] == method}
+        d, ci, n = paired(a, b)
+        if n:
+            diffs.append(f"| {NAMES[method]} - {NAMES[base]} | {d:+.3f} | {'[%+.3f, %+.3f]' % ci if ci else 'n/a'} | {n} |")
+    cfg = DATASET_DEFAULTS.get(dataset, DATASET_DEFAULTS['acdc-3d'] if dataset.startswith('acdc') else {})
+    return f"""## Mamba-HoME against a 3-D U-Net, HoME on and off (`benchmarks/mamba_home.py`)
+
+Machine: {machines(runs)}. The same recipe for every row: {dataset}, {', '.join(map(str, sorted({r['steps'] for r in runs})))}
+steps, batch {cfg.get('batch_size')} patches of {'x'.join(map(str, cfg.get('patch', ())))}, Dice + CE (Mamba-HoME with its deep
+supervision), validated every tenth of training; final models scored on the validation volumes with sliding windows.
+"HoME off" puts a parameter-matched MLP in every HoME's place (notebook 42). "tail": the largest change of validation
+Dice over the last fifth of training, over seeds (Dice points; converged: < 1). s/step includes validation and was
+taken with other runs sharing the two cores.
+
+| network | parameters | mean Dice (± sd over seeds) | Dice per structure | s/step | tail | seeds |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Paired by seed (95 % t-interval over seeds):
+
+| difference | mean Dice | 95 % interval | seeds |
+|---|---|---|---|
+{chr(10).join(diffs) or '| (no pair yet) | | | |'}
+
+![validation curves](mamba_home.png)"""
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--steps', type=int, default=150)
-    ap.add_argument('--acdc-steps', type=int, default=150)
-    ap.add_argument('--acdc-val', type=int, default=5)
-    ap.add_argument('--unet-width', type=int, default=10)
-    ap.add_argument('--datasets', nargs='+', default=['phantom-organs3d', 'acdc'])
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--steps', type=int, default=400)
+    ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    ap.add_argument('--methods', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument('--dataset', default='phantom-organs3d', choices=['phantom-organs3d', 'acdc'])
+    grid_args(ap, OUT)
     a = ap.parse_args()
-    if 'acdc' in a.datasets and not os.environ.get('MEDSEG_DATA'): sys.exit('set MEDSEG_DATA for ACDC')
-    ctx = mp.get_context('spawn')
-    res = []
-    for ds in a.datasets:
-        for method in ('mamba_home', 'unet'):
-            q = ctx.Queue()
-            p = ctx.Process(target=run, args=(method, ds, a.acdc_steps if ds == 'acdc' else a.steps, a.acdc_val if ds == 'acdc' else 6, a.unet_width, q))
-            p.start(); r = q.get(); p.join()
-            res.append(r); print(json.dumps(r), flush=True)
-            save_json(OUT, dict(machine=machine(), runs=res))
-    rows = []
-    for r in res:
-        names = STRUCT.get(r['dataset'], ())
-        per = ', '.join(f"{names[int(k) - 1] if int(k) - 1 < len(names) else k} {v:.3f}" for k, v in r['dice'].items())
-        label = 'Mamba-HoME small' if r['method'] == 'mamba_home' else f"3-D U-Net (width {a.unet_width})"
-        rows.append(f"| {r['dataset']} | {label} | {r['params'] / 1e6:.2f} M | {r['steps']} | {r['s_per_step']:.2f} | {r['peak_mb']:.0f} | {r['dice_mean']:.3f} | {per} |")
-    body = f"""## Mamba-HoME vs 3-D U-Net (`benchmarks/mamba_home.py`)
+    root = data_root()
+    if a.dataset == 'acdc' and root is None and not a.table_only:
+        sys.exit('set MEDSEG_DATA to the folder holding ACDC (see ../shared/data)')
+    tmp = tempfile.TemporaryDirectory()
 
-Machine: {machine()}; one thread per run, one seed (0). Same steps and batch (2 patches: phantoms 32³, ACDC 8x96x96);
-Dice on the validation volumes (phantoms: 6; ACDC: the first {a.acdc_val} of 20) with sliding windows.
+    def run_job(variant, seed, steps):
+        print(f'[mamba_home] {variant}, seed {seed}, {steps} steps', flush=True)
+        r = run_one(variant, a.dataset, seed, steps, root, tmp.name)
+        print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
+        return r
 
-| data | model | parameters | steps | s / step | peak RSS (MB) | mean Dice | Dice per structure |
-|---|---|---|---|---|---|---|---|
-{chr(10).join(rows)}"""
-    write_section('mamba_home', body)
-    print(body)
+    def report(state):
+        plot(state['runs'])
+        write_section(a.section, table(state['runs']))
+
+    jobs = [(v, s, a.steps) for s in a.seeds for v in a.methods]
+    with tmp:
+        state = run_grid(a, jobs, lambda r: (r['variant'], r['seed'], r['steps']), run_job, report)
+    if state['runs']:
+        print(table(state['runs']))
 
 
 if __name__ == '__main__':

@@ -1,12 +1,16 @@
-"""MATCH against the mean teacher on GlaS (10 % and 20 % labeled) and on phantom glands, three seeds.
+"""MATCH against the mean teacher at the same dropout on GlaS (10 % and 20 % of the training images labeled): the same
+U-Net, steps, batch, unlabeled batch and seeds. The mean teacher at MATCH's dropout 0.2 is MATCH without its
+topological term (the paper's ablation); `mt-d0`, the mean teacher without dropout, shows what dropout alone does.
 
-Both methods get the same steps, batch and unlabeled batch. Validation: GlaS's own split of the training release
-(every fifth image); phantom glands: the 6-phantom validation split. Metrics on the final model: Dice, object F1
-and Betti error (|Δβ0| + |Δβ1| of the gland class).
+    python benchmarks/match_glas.py [--steps 400] [--seeds 0 1 2] [--labeled 0.1 0.2] [--methods mt match mt-d0]
+                                    [--dataset glas | phantom-glands]
 
-    python benchmarks/match_glas.py [--steps 200] [--phantom-steps 200] [--seeds 0 1 2] [--labeled 0.1 0.2]
-
-Runs are appended to benchmarks/match_glas.json as they finish (an interrupted run resumes where it stopped).
+Validation: GlaS's own split of the training release (every fifth image), scored during training every tenth of
+the run (the curves) and on the final model: Dice, object F1 and Betti error (|Δβ0| + |Δβ1| of the gland class, per
+image). Runs are appended to benchmarks/match_glas.json as they finish (an interrupted grid resumes; --shard, --merge
+and --table-only as in every grid); jobs run labeled fraction by fraction and seed by seed, in the order of
+--methods, so that a grid cut short keeps whole pairs. Curves: benchmarks/match_glas.png; table: the `match_glas`
+section of RESULTS.md.
 """
 import argparse
 import json
@@ -18,74 +22,141 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine, mean_sd, save_json, write_section  # noqa: E402
+from _results import converged, grid_args, machine, machines, mean_sd, paired, run_grid, write_section  # noqa: E402
 
-from medseg_nb.cli import model_from_checkpoint, train  # noqa: E402
+from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.datasets import get_dataset  # noqa: E402
 from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('match_glas.json')
-# MATCH's network has dropout 0.2; the mean teacher at the same dropout is MATCH without the topological term (the
-# ablation), and the mean teacher at dropout 0 shows what dropout alone does
-RUNS = {'MT, dropout 0': ('mean_teacher', dict(dropout=0.0)),
-        'MT, dropout 0.2 (MATCH without topology)': ('mean_teacher', dict(dropout=0.2)),
-        'MATCH, dropout 0.2': ('match', dict(dropout=0.2))}
-KEYS = ('dice', 'object_f1', 'betti')
+PLOT = Path(__file__).with_name('match_glas.png')
+# label: (registered method, its options). MATCH's network has dropout 0.2 (notebook 41)
+VARIANTS = {'mt': ('mean_teacher', dict(dropout=0.2)), 'match': ('match', dict(dropout=0.2)),
+            'mt-d0': ('mean_teacher', dict(dropout=0.0))}
+NAMES = {'mt': 'mean teacher, dropout 0.2 (MATCH without topology)', 'match': 'MATCH, dropout 0.2',
+         'mt-d0': 'mean teacher, dropout 0'}
+BASELINE = 'mt'
+# metric: (key in the run, higher is better, format)
+METRICS = {'dice': ('Dice', True, '{:.3f}'), 'object_f1': ('object F1', True, '{:.3f}'),
+           'betti': ('Betti error', False, '{:.2f}')}
 
 
-def one_run(label, dataset, labeled, seed, steps, root, tmp):
-    method, opts = RUNS[label]
-    out = Path(tmp) / f'{dataset}_{method}_{opts["dropout"]}_{labeled}_{seed}'
+def run_one(variant, dataset, labeled, seed, steps, root, tmp) -> dict:
+    method, options = VARIANTS[variant]
+    out = Path(tmp) / f'{dataset}_{variant}_{labeled}_{seed}'
     t0 = time.time()
-    s = train(method, dataset, out, root, steps=steps, labeled=labeled, seed=seed, progress=False, method_options=opts,
-              train_options=dict(val_items=1))
-    secs = time.time() - t0
-    _, model, st = model_from_checkpoint(out / 'last.pt')
-    mean, _ = evaluate_model(model, get_dataset(dataset, root, 'val'), metrics=('dice', 'object_f1', 'betti_error'), **geometry(st['config']))
-    r = dict(dice=mean['dice_mean'], object_f1=mean['object_f1_mean'], betti=mean['betti_error_b0'] + mean['betti_error_b1'])
-    print(f'{dataset} {labeled} {label} seed {seed}: ' + ' '.join(f'{k} {v:.3f}' for k, v in r.items()) + f' ({secs:.0f} s)', flush=True)
-    return dict(label=label, method=method, dataset=dataset, labeled=labeled, seed=seed, steps=s['steps'], train_seconds=round(secs, 1), **r)
+    summary = train(method, dataset, out, root, steps=steps, labeled=labeled, seed=seed, progress=False,
+                    method_options=options, train_options=dict(val_every=max(steps // 10, 1)))
+    seconds = time.time() - t0
+    hist = json.loads((out / 'history.json').read_text())
+    curve = [(h['step'], h['val_dice_mean']) for h in hist if 'val_dice_mean' in h]
+    _, model, state = model_from_checkpoint(out / 'last.pt')
+    mean, _ = evaluate_model(model, get_dataset(dataset, root, 'val'), metrics=('dice', 'object_f1', 'betti_error'),
+                             **geometry(state['config']))
+    return dict(variant=variant, method=method, options=options, dataset=dataset, labeled=labeled, seed=seed,
+                steps=steps, seconds=round(seconds, 1),
+                seconds_per_step=round(summary['seconds'] / max(summary['steps'], 1), 4), dice=mean['dice_mean'],
+                object_f1=mean['object_f1_mean'], betti=mean['betti_error_b0'] + mean['betti_error_b1'],
+                curve=curve, machine=machine())
+
+
+def plot(runs):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fractions = sorted({r['labeled'] for r in runs})
+    fig, axes = plt.subplots(1, len(fractions), figsize=(5 * len(fractions), 3.8), squeeze=False, sharey=True)
+    colours = dict(zip(VARIANTS, ('tab:gray', 'tab:red', 'tab:blue')))
+    for ax, fraction in zip(axes[0], fractions):
+        for v in VARIANTS:
+            rr = sorted((r for r in runs if r['variant'] == v and r['labeled'] == fraction), key=lambda r: r['seed'])
+            for i, r in enumerate(rr):
+                x, y = zip(*r['curve'])
+                ax.plot(x, y, color=colours[v], alpha=0.8, label=NAMES[v] if i == 0 else None)
+        ax.set_title(f'{runs[0]["dataset"]}, {fraction:.0%} labeled'); ax.set_xlabel('step'); ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel('validation Dice'); axes[0][0].legend(fontsize=7, loc='lower right')
+    fig.suptitle('MATCH and the mean teacher (one line per seed)', fontsize=10)
+    fig.tight_layout(); fig.savefig(PLOT, dpi=110); plt.close(fig)
+
+
+def differences(runs, fraction, variant, baseline=BASELINE):
+    "metric -> (variant - baseline mean, 95 % interval, seeds) at one labeled fraction, paired by seed."
+    base = {r['seed']: r for r in runs if r['variant'] == baseline and r['labeled'] == fraction}
+    other = {r['seed']: r for r in runs if r['variant'] == variant and r['labeled'] == fraction}
+    return {m: paired({s: r[m] for s, r in base.items()}, {s: r[m] for s, r in other.items()}) for m in METRICS}
+
+
+def table(runs) -> str:
+    rows, diffs = [], []
+    for fraction in sorted({r['labeled'] for r in runs}):
+        for v in VARIANTS:
+            rr = [r for r in runs if r['variant'] == v and r['labeled'] == fraction]
+            if not rr:
+                continue
+            tail = max(converged(r['curve']) for r in rr)
+            rows.append(f"| {fraction:.0%} | {NAMES[v]} | " + ' | '.join(mean_sd((r[m] for r in rr), fmt)
+                                                                       for m, (_, _, fmt) in METRICS.items())
+                        + f" | {np.mean([r['seconds_per_step'] for r in rr]):.2f} | {tail:.1f} | {len(rr)} |")
+            if v == BASELINE:
+                continue
+            for m, (d, ci, n) in differences(runs, fraction, v).items():
+                if n:
+                    diffs.append(f"| {fraction:.0%} | {NAMES[v]} | {METRICS[m][0]} | {d:+.3f} | "
+                                 f"{'[%+.3f, %+.3f]' % ci if ci else 'n/a'} | {n} |")
+    dataset = runs[0]['dataset']
+    return f"""## MATCH against the mean teacher at the same dropout (`benchmarks/match_glas.py`)
+
+Machine: {machines(runs)}. The same U-Net (width 16, depth 4, dropout as named) and recipe for every row: {dataset},
+{', '.join(map(str, sorted({r['steps'] for r in runs})))} steps, batch {DATASET_DEFAULTS[dataset]['batch_size']} labeled +
+{DATASET_DEFAULTS[dataset]['batch_size']} unlabeled tiles of {DATASET_DEFAULTS[dataset]['patch'][0]}², EMA teacher;
+validated every tenth of training; final models scored on the validation images (GlaS: every fifth image of its training
+release). Betti error = |Δβ0| + |Δβ1| of the gland class per image, averaged (lower is better). "tail": the largest change
+of validation Dice over the last fifth of training, over seeds (Dice points; converged: < 1). s/step includes validation
+and was taken with other runs sharing the two cores.
+
+| labeled | method | Dice (± sd over seeds) | object F1 | Betti error | s/step | tail | seeds |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Each minus the mean teacher at dropout 0.2, paired by seed (95 % t-interval over seeds; Betti error: lower is better):
+
+| labeled | method | metric | difference | 95 % interval | seeds |
+|---|---|---|---|---|---|
+{chr(10).join(diffs) or '| (no pair yet) | | | | | |'}
+
+![validation curves](match_glas.png)"""
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--steps', type=int, default=200)
-    ap.add_argument('--phantom-steps', type=int, default=200)
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--steps', type=int, default=400)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--labeled', type=float, nargs='+', default=[0.1, 0.2])
-    ap.add_argument('--datasets', nargs='+', default=['glas', 'phantom-glands'])
+    ap.add_argument('--methods', nargs='+', default=['mt', 'match'], choices=list(VARIANTS))
+    ap.add_argument('--dataset', default='glas', choices=['glas', 'phantom-glands'])
+    grid_args(ap, OUT)
     a = ap.parse_args()
     root = data_root()
-    if 'glas' in a.datasets and root is None: sys.exit('set MEDSEG_DATA to the folder holding GlaS (see ../shared/data)')
-    state = json.loads(OUT.read_text()) if OUT.exists() else dict(runs=[])
-    done = {(r.get('label'), r['dataset'], r['labeled'], r['seed']) for r in state['runs']}
-    with tempfile.TemporaryDirectory() as tmp:
-        for dataset in a.datasets:
-            for labeled in a.labeled:
-                for seed in a.seeds:
-                    for label in RUNS:
-                        if (label, dataset, labeled, seed) in done: continue
-                        steps = a.steps if dataset == 'glas' else a.phantom_steps
-                        state['runs'].append(one_run(label, dataset, labeled, seed, steps, root, tmp))
-                        state['machine'] = machine()
-                        save_json(OUT, state)
-    lines = ['| data | labeled | method | Dice | object F1 | Betti error | train s | seeds |', '|---|---|---|---|---|---|---|---|']
-    for dataset, labeled in sorted({(r['dataset'], r['labeled']) for r in state['runs']}):
-        for label in RUNS:
-            rr = [r for r in state['runs'] if (r['dataset'], r['labeled'], r.get('label')) == (dataset, labeled, label)]
-            if not rr: continue
-            lines.append(f"| {dataset} | {labeled:g} | {label} | {mean_sd(r['dice'] for r in rr)} | {mean_sd(r['object_f1'] for r in rr)} | "
-                         f"{mean_sd((r['betti'] for r in rr), '{:.2f}')} | {np.mean([r['train_seconds'] for r in rr]):.0f} | {len(rr)} |")
-    body = f"""## MATCH vs mean teacher at equal dropout (`benchmarks/match_glas.py`)
+    if a.dataset == 'glas' and root is None and not a.table_only:
+        sys.exit('set MEDSEG_DATA to the folder holding GlaS (see ../shared/data)')
+    tmp = tempfile.TemporaryDirectory()
 
-Machine: {state['machine']}. Seeds {sorted({r['seed'] for r in state['runs']})}, mean ± standard deviation; same steps
-(GlaS {a.steps}, phantoms {a.phantom_steps}), batch 8 labeled + 8 unlabeled 128² (phantoms 64²) tiles; final models
-on the validation images. Betti error = |Δβ0| + |Δβ1| per image, averaged. Training seconds include validation.
+    def run_job(variant, labeled, seed, steps):
+        print(f'[match_glas] {variant}, {labeled:.0%} labeled, seed {seed}, {steps} steps', flush=True)
+        r = run_one(variant, a.dataset, labeled, seed, steps, root, tmp.name)
+        print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
+        return r
 
-{chr(10).join(lines)}"""
-    write_section('match_glas', body)
-    print(body)
+    def report(state):
+        plot(state['runs'])
+        write_section(a.section, table(state['runs']))
+
+    jobs = [(v, f, s, a.steps) for f in a.labeled for s in a.seeds for v in a.methods]
+    with tmp:
+        state = run_grid(a, jobs, lambda r: (r['variant'], r['labeled'], r['seed'], r['steps']), run_job, report)
+    if state['runs']:
+        print(table(state['runs']))
 
 
 if __name__ == '__main__':

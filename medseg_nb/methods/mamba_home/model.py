@@ -14,7 +14,8 @@ from .selective_scan import MambaLayer3D
 from .soft_moe import HoME
 
 # %% auto #0
-__all__ = ['CONFIGS', 'GatedConv3d', 'MambaHoMEStage', 'Down3d', 'Up3d', 'MambaHoMENet', 'MambaHoMEMethod']
+__all__ = ['CONFIGS', 'MIXERS', 'GatedConv3d', 'DenseMixer', 'MambaHoMEStage', 'Down3d', 'Up3d', 'MambaHoMENet',
+           'MambaHoMEMethod']
 
 # %% ../../../nbs/42_mamba_home.ipynb #c006
 CONFIGS = {
@@ -58,18 +59,51 @@ class GatedConv3d(nn.Module):
         return x + self.out(self.dw(h) * torch.sigmoid(self.gate(h)))
 
 
+class DenseMixer(nn.Module):
+    "The ablation of HoME: one MLP shared by every token -> Linear(d, hidden) -> GELU -> Linear(hidden, d)."
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x)
+
+    @staticmethod
+    def matching(home: nn.Module) -> 'DenseMixer':
+        "The MLP with the parameter count of `home` (as near as a whole hidden width allows): d(2h + 1) + h = P."
+        channels, n_params = home.d, sum(p.numel() for p in home.parameters())
+        return DenseMixer(channels, max(1, round((n_params - channels) / (2 * channels + 1))))
+
+
+MIXERS = ('home', 'mlp')
+
+
 class MambaHoMEStage(nn.Module):
-    "Gated conv block, then `depth` times: x += Mamba(LN(x)) over voxels (several scan orders), x += HoME(LN(x))."
+    """Gated conv block, then `depth` times: x += Mamba(LN(x)) over voxels (several scan orders), x += HoME(LN(x)).
+    `mixer='mlp'` puts a `DenseMixer` of HoME's parameter count in HoME's place (the ablation)."""
 
     def __init__(
-        self, channels: int, depth: int, group: int, experts: int, experts2: int, slots: int, d_state: int, orders: int
+        self,
+        channels: int,
+        depth: int,
+        group: int,
+        experts: int,
+        experts2: int,
+        slots: int,
+        d_state: int,
+        orders: int,
+        mixer: str = 'home',
     ):
         super().__init__()
+        if mixer not in MIXERS:
+            raise ValueError(f"mixer must be one of {MIXERS}, got {mixer!r}")
         self.conv = GatedConv3d(channels)
         self.n1 = nn.ModuleList([nn.LayerNorm(channels) for _ in range(depth)])
         self.n2 = nn.ModuleList([nn.LayerNorm(channels) for _ in range(depth)])
         self.mamba = nn.ModuleList([MambaLayer3D(channels, orders, d_state) for _ in range(depth)])
-        self.home = nn.ModuleList([HoME(channels, group, experts, slots, experts2, 1) for _ in range(depth)])
+        home = [HoME(channels, group, experts, slots, experts2, 1) for _ in range(depth)]
+        self.home = nn.ModuleList(home if mixer == 'home' else [DenseMixer.matching(layer) for layer in home])
 
     def forward(self, x):
         x = self.conv(x)
@@ -118,7 +152,7 @@ class Up3d(nn.Module):
 class MambaHoMENet(nn.Module):
     "Mamba-HoME: stem, four Mamba + HoME stages with downsampling, U-Net decoder; returns a `SegOutput`."
 
-    def __init__(self, in_channels: int, num_classes: int, size: str = 'small', **overrides):
+    def __init__(self, in_channels: int, num_classes: int, size: str = 'small', mixer: str = 'home', **overrides):
         super().__init__()
         if size not in CONFIGS:
             raise ValueError(f"unknown Mamba-HoME size {size!r}; expected one of {sorted(CONFIGS)}")
@@ -141,6 +175,7 @@ class MambaHoMENet(nn.Module):
                     conf['slots'],
                     conf['d_state'],
                     conf['orders'],
+                    mixer,
                 )
                 for i in range(4)
             ]
@@ -179,10 +214,10 @@ class MambaHoMEMethod(Supervised):
     description = 'Mamba-HoME: Mamba selective-scan stages with hierarchical soft mixture-of-experts (3-D)'
     paper = 'Mamba Goes HoME: Hierarchical Soft Mixture-of-Experts for 3D Medical Image Segmentation, NeurIPS 2025'
     dims = (3,)
-    defaults = dict(Supervised.defaults, size='small', deep_supervision=0.5)
+    defaults = dict(Supervised.defaults, size='small', deep_supervision=0.5, mixer='home')
     tour = dict(dataset='phantom-organs3d')
 
     def build_model(self, in_channels, num_classes, dim=3):
         if dim != 3:
             raise ValueError(f"mamba_home is a 3-D method; got {dim}-D data")
-        return MambaHoMENet(in_channels, num_classes, self.cfg.size)
+        return MambaHoMENet(in_channels, num_classes, self.cfg.size, self.cfg.mixer)
