@@ -1,15 +1,17 @@
 #!/bin/bash
 # One call on a lent GPU machine (see ../.library/device): unpack ACDC carried in .devdata, run gpu_check.py, then the
-# ACDC experiments of lomix.py, vqseg.py and arco.py as parallel shards with a deadline, and bring everything back in
-# $OUT/runs.tgz. Every run's JSON is written as it finishes, so a cut-short grid keeps its finished runs.
-#   STEPS (default 300) training steps per run; BUDGET (default 330) seconds for the experiments; CHECK_BUDGET (200) for
-#   gpu_check, 0 skips it; LOMIX_SHARDS, VQSEG_SHARDS, ARCO_SHARDS (4, 4, 6) processes per experiment, 0 skips one;
-#   LOMIX_ARGS, VQSEG_ARGS, ARCO_ARGS more arguments for one script (they win over --steps $STEPS), LOMIX_TAG, VQSEG_TAG,
-#   ARCO_TAG a suffix for its shard files: a second grid, say LOMIX_TAG=_long LOMIX_ARGS="--steps 1000 --seeds 0
-#   --section lomix_long", keeps its runs apart from the first (which would otherwise count as done).
+# claims' grids as parallel shards with a deadline: the ACDC recipe's method rows (acdc_recipe.py --methods ...) and the
+# Mamba-HoME grid (mamba_home.py, phantoms: no data to carry); bring everything back in $OUT/runs.tgz. Every run's JSON
+# is written as it finishes, so a cut-short grid keeps its finished runs.
+#   STEPS (default 2000) training steps per run; BUDGET (default 330) seconds for the grids; CHECK_BUDGET (200) for
+#   gpu_check, 0 skips it; ACDC_SHARDS, HOME_SHARDS (6, 3) processes per grid, 0 skips one; ACDC_ARGS, HOME_ARGS more
+#   arguments for one grid (they win over --steps $STEPS; ACDC_ARGS defaults to the ACDC rows the claims table still
+#   lacks); ACDC_TAG, HOME_TAG a suffix for its shard files: a second budget, say ACDC_TAG=_long ACDC_ARGS="--steps 5000
+#   --section acdc_long", keeps its runs apart from the first (which would otherwise count as done).
 set -u
 export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MEDSEG_DATA=/tmp/data
-STEPS=${STEPS:-300}; BUDGET=${BUDGET:-330}
+STEPS=${STEPS:-2000}; BUDGET=${BUDGET:-330}
+ACDC_ARGS=${ACDC_ARGS:---methods single lomix deep additive vqseg:perturb=dropout arco:sampler=ns arco:sampler=sg --patients 3 --compare 3}
 R=$OUT/runs; mkdir -p $R
 finish() { cp benchmarks/RESULTS.md $R/ 2>/dev/null; tar czf $OUT/runs.tgz -C $OUT runs && rm -rf $R; }
 trap finish EXIT
@@ -32,9 +34,8 @@ launch() {  # script shards tag extra-args
     timeout $BUDGET python3 benchmarks/$1.py --steps $STEPS $4 --json $R/$name.$i.json --shard $i/$2 --merge $(prev $name) > $R/$name.$i.log 2>&1 & pids+=($!)
   done
 }
-launch lomix ${LOMIX_SHARDS:-4} "${LOMIX_TAG:-}" "${LOMIX_ARGS:-}"
-launch vqseg ${VQSEG_SHARDS:-4} "${VQSEG_TAG:-}" "${VQSEG_ARGS:-}"
-launch arco ${ARCO_SHARDS:-6} "${ARCO_TAG:-}" "${ARCO_ARGS:-}"
+launch acdc_recipe ${ACDC_SHARDS:-6} "${ACDC_TAG:-}" "$ACDC_ARGS"
+launch mamba_home ${HOME_SHARDS:-3} "${HOME_TAG:-}" "${HOME_ARGS:-}"
 wait "${pids[@]}"
 echo "experiments done in $(( $(date +%s) - t0 )) s"; nvidia-smi --query-gpu=memory.used --format=csv
 grep -h '^{' $R/*.log | wc -l

@@ -106,3 +106,23 @@ def test_method_specs_name_an_ablation():
     assert method_spec('vqseg:perturb=dropout,eps=0.5,rate=1') == ('vqseg', dict(perturb='dropout', eps=0.5, rate=1))
     with pytest.raises(SystemExit, match='key=value'):
         method_spec('vqseg:dropout')
+
+
+def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lower_is_better(monkeypatch):
+    "MATCH's rows: a lower Betti error is the claimed side; Mamba-HoME's: one row per baseline, a missing one pending."
+    import claims
+    curve = [(100, 0.70), (240, 0.75), (300, 0.755)]
+    match_runs = [dict(variant=v, labeled=0.1, seed=s, steps=300, dataset='glas', dice=0.8, curve=curve,
+                       betti=(20.0 if v == 'mt' else 15.0) + s, object_f1=(0.40 if v == 'mt' else 0.38) + 0.01 * s * s)
+                  for v in ('mt', 'match') for s in (0, 1, 2)]
+    home_runs = [dict(variant=v, seed=s, steps=400, dataset='phantom-organs3d', params=2_400_000, curve=curve,
+                      dice=dict(home=0.60, unet=0.55)[v] + 0.01 * s - (0.005 * s * s if v == 'home' else 0))
+                 for v in ('home', 'unet') for s in (0, 1, 2)]
+    monkeypatch.setattr(claims, 'load', lambda name: dict(match_glas=match_runs, mamba_home=home_runs)[name])
+    betti, f1 = claims.match_rows()
+    assert betti['claim'].endswith('Betti error') and betti['verdict'] == 'reproduced'         # 5 lower in every seed
+    assert f1['verdict'] == 'contradicted' and 'difference -0.020' in f1['result']              # 0.02 lower in every seed
+    assert 'glas, 10% labeled, 300 steps' in betti['setting']
+    unet, mlp = claims.mamba_home_rows()
+    assert unet['verdict'] == 'reproduced' and 'difference +0.042' in unet['result']   # 0.05, 0.045, 0.03
+    assert mlp['verdict'] == 'not measured' and 'mamba_home.py' in mlp['note']
