@@ -168,9 +168,7 @@ def main():
 
     def run_job(method, p, s, steps):
         print(f'[acdc_recipe] {method}, {p} labeled patients, seed {s}, {steps} steps', flush=True)
-        r = run_one(method, p, s, steps, a.val_every, root, tmp.name)
-        print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
-        return r
+        return run_one(method, p, s, steps, a.val_every, root, tmp.name)
 
     def report(state):
         plot([q for q in state['runs'] if q['steps'] == a.steps] or state['runs'])

@@ -119,9 +119,7 @@ def main():
 
     def run_job(variant, seed, steps):
         print(f'[lomix_drive] {variant}, seed {seed}, {steps} steps', flush=True)
-        r = run_one(variant, seed, steps, root, tmp.name)
-        print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
-        return r
+        return run_one(variant, seed, steps, root, tmp.name)
 
     def report(state):
         plot(state['runs'])

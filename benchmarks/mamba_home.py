@@ -129,9 +129,7 @@ def main():
 
     def run_job(variant, seed, steps):
         print(f'[mamba_home] {variant}, seed {seed}, {steps} steps', flush=True)
-        r = run_one(variant, a.dataset, seed, steps, root, tmp.name)
-        print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
-        return r
+        return run_one(variant, a.dataset, seed, steps, root, tmp.name)
 
     def report(state):
         plot(state['runs'])

@@ -144,9 +144,7 @@ def main():
 
     def run_job(variant, labeled, seed, steps):
         print(f'[match_glas] {variant}, {labeled:.0%} labeled, seed {seed}, {steps} steps', flush=True)
-        r = run_one(variant, a.dataset, labeled, seed, steps, root, tmp.name)
-        print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
-        return r
+        return run_one(variant, a.dataset, labeled, seed, steps, root, tmp.name)
 
     def report(state):
         plot(state['runs'])

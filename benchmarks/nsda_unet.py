@@ -57,7 +57,6 @@ def main():
         r = dict(method=m, dataset=ds, seed=seed, steps=steps, seconds=round(secs, 1), dice=mean['dice_mean'],
                  cldice=mean.get('cldice_mean'), per_class=per_class(reps, 'dice'), curve=curve,
                  seconds_per_step=round(summ['seconds'] / max(summ['steps'], 1), 4), machine=machine())
-        print(json.dumps({k: v for k, v in r.items() if k != 'curve'}), flush=True)
         return r
 
     jobs = [(m, ds, seed) for ds in a.datasets for seed in a.seeds for m in ('unet', 'nsda')]
@@ -73,8 +72,10 @@ def main():
             per = {k: np.mean([r['per_class'][k] for r in rr]) for k in rr[0]['per_class']}
             rows.append(f"| {ds} | {'U-Net + NSDA' if m == 'nsda' else 'U-Net'} | {np.mean([r['dice'] for r in rr]):.3f} ± {np.std([r['dice'] for r in rr]):.3f} | "
                         + ', '.join(f'{k}: {v:.3f}' for k, v in per.items()) + f" | {np.mean([r['seconds'] for r in rr]):.0f} | {tail(rr)} | {len(rr)} |")
-    setting = {'acdc': f'ACDC: {a.acdc_steps} steps, all labeled slices, 128² patches, 20 validation volumes slice by slice',
-               'drive': f'DRIVE: {a.drive_steps} steps, 96² patches, 4 validation images'}
+    def steps(ds):  # the runs' own budget (a --table-only call need not repeat --drive-steps)
+        return ', '.join(map(str, sorted({r['steps'] for r in state['runs'] if r['dataset'] == ds})))
+    setting = {'acdc': f'ACDC: {steps("acdc")} steps, all labeled slices, 128² patches, 20 validation volumes slice by slice',
+               'drive': f'DRIVE: {steps("drive")} steps, 96² patches, 4 validation images'}
     title = 'U-Net against U-Net + NSDA' + ('' if a.section == 'nsda_unet' else f', {a.section}')
     body = f"""## {title} (`benchmarks/nsda_unet.py`)
 
