@@ -2,8 +2,8 @@
 U-Net, steps, batch, unlabeled batch and seeds. The mean teacher at MATCH's dropout 0.2 is MATCH without its
 topological term (the paper's ablation); `mt-d0`, the mean teacher without dropout, shows what dropout alone does.
 
-    python benchmarks/match_glas.py [--steps 400] [--seeds 0 1 2] [--labeled 0.1 0.2] [--methods mt match mt-d0]
-                                    [--dataset glas | phantom-glands]
+    python benchmarks/match_glas.py [--steps 300] [--seeds 0 1 2] [--labeled 0.1 0.2] [--methods mt match mt-d0]
+                                    [--dataset glas | phantom-glands] [--loss-scale 60]
 
 Validation: GlaS's own split of the training release (every fifth image), scored during training every tenth of
 the run (the curves) and on the final model: Dice, object F1 and Betti error (|Δβ0| + |Δβ1| of the gland class, per
@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import converged, grid_args, machine, machines, mean_sd, paired, run_grid, write_section  # noqa: E402
+from _results import (converged, grid_args, machine, machines, mean_sd, paired, run_grid, save_json,  # noqa: E402
+                      write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, train  # noqa: E402
-from medseg_nb.core import data_root  # noqa: E402
+from medseg_nb.core import data_root, get_method, load_methods  # noqa: E402
 from medseg_nb.data.datasets import get_dataset  # noqa: E402
 from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
@@ -61,6 +62,23 @@ def run_one(variant, dataset, labeled, seed, steps, root, tmp) -> dict:
                 curve=curve, machine=machine())
 
 
+def loss_scale(dataset, labeled, seed, steps, root, tmp) -> dict:
+    """How heavy each term of MATCH's loss is: a short MATCH run logged every step, the weighted terms averaged over
+    the steps after its warm-up (`topo_start`), and the fraction of persistence features found reliable."""
+    out = Path(tmp) / f'scale_{dataset}_{labeled}_{seed}'
+    options = VARIANTS['match'][1]
+    train('match', dataset, out, root, steps=steps, labeled=labeled, seed=seed, progress=False, method_options=options,
+          train_options=dict(val_every=10 ** 9, log_every=1))
+    start = int(get_method('match', **options).cfg.topo_start * steps)
+    hist = [h for h in json.loads((out / 'history.json').read_text()) if 'topo' in h and h['step'] >= start]
+    if not hist:
+        raise SystemExit(f'--loss-scale {steps}: no step after the warm-up (step {start}); give more steps')
+    weighted = {k: float(np.mean([h['w_unsup'] * h[k] for h in hist])) for k in ('topo', 'consistency')}
+    return dict(dataset=dataset, labeled=labeled, seed=seed, steps=steps, after_step=start,
+                sup=float(np.mean([h['sup'] for h in hist])), **weighted,
+                reliable=[min(h['reliable_frac'] for h in hist), max(h['reliable_frac'] for h in hist)])
+
+
 def plot(runs):
     import matplotlib
     matplotlib.use('Agg')
@@ -74,7 +92,8 @@ def plot(runs):
             for i, r in enumerate(rr):
                 x, y = zip(*r['curve'])
                 ax.plot(x, y, color=colours[v], alpha=0.8, label=NAMES[v] if i == 0 else None)
-        ax.set_title(f'{runs[0]["dataset"]}, {fraction:.0%} labeled'); ax.set_xlabel('step'); ax.grid(alpha=0.3)
+        ax.set_title(f'{dict(glas="GlaS").get(runs[0]["dataset"], runs[0]["dataset"])}, {fraction:.0%} labeled')
+        ax.set_xlabel('step'); ax.grid(alpha=0.3)
     axes[0][0].set_ylabel('validation Dice'); axes[0][0].legend(fontsize=7, loc='lower right')
     fig.suptitle('MATCH and the mean teacher (one line per seed)', fontsize=10)
     fig.tight_layout(); fig.savefig(PLOT, dpi=110); plt.close(fig)
@@ -87,7 +106,7 @@ def differences(runs, fraction, variant, baseline=BASELINE):
     return {m: paired({s: r[m] for s, r in base.items()}, {s: r[m] for s, r in other.items()}) for m in METRICS}
 
 
-def table(runs) -> str:
+def table(runs, scales=()) -> str:
     rows, diffs = [], []
     for fraction in sorted({r['labeled'] for r in runs}):
         for v in VARIANTS:
@@ -107,13 +126,14 @@ def table(runs) -> str:
     dataset = runs[0]['dataset']
     return f"""## MATCH against the mean teacher at the same dropout (`benchmarks/match_glas.py`)
 
-Machine: {machines(runs)}. The same U-Net (width 16, depth 4, dropout as named) and recipe for every row: {dataset},
-{', '.join(map(str, sorted({r['steps'] for r in runs})))} steps, batch {DATASET_DEFAULTS[dataset]['batch_size']} labeled +
-{DATASET_DEFAULTS[dataset]['batch_size']} unlabeled tiles of {DATASET_DEFAULTS[dataset]['patch'][0]}², EMA teacher;
-validated every tenth of training; final models scored on the validation images (GlaS: every fifth image of its training
-release). Betti error = |Δβ0| + |Δβ1| of the gland class per image, averaged (lower is better). "tail": the largest change
-of validation Dice over the last fifth of training, over seeds (Dice points; converged: < 1). s/step includes validation
-and was taken with other runs sharing the two cores.
+Machine: {machines(runs)}.
+The same U-Net (width 16, depth 4, dropout as named) and recipe for every row: {dict(glas='GlaS').get(dataset, dataset)},
+{', '.join(map(str, sorted({r['steps'] for r in runs})))} steps, batch {DATASET_DEFAULTS[dataset]['batch_size']} labeled + \
+{DATASET_DEFAULTS[dataset]['batch_size']} unlabeled tiles of {DATASET_DEFAULTS[dataset]['patch'][0]}², EMA teacher,
+validated every tenth of training; final models scored on the validation images (GlaS: every fifth image of its
+training release). Betti error = |Δβ0| + |Δβ1| of the gland class per image, averaged (lower is better). "tail": the
+largest change of validation Dice over the last fifth of training, over seeds (Dice points; converged: < 1). s/step
+includes validation and was taken with other runs sharing the two cores.
 
 | labeled | method | Dice (± sd over seeds) | object F1 | Betti error | s/step | tail | seeds |
 |---|---|---|---|---|---|---|---|
@@ -124,17 +144,36 @@ Each minus the mean teacher at dropout 0.2, paired by seed (95 % t-interval over
 | labeled | method | metric | difference | 95 % interval | seeds |
 |---|---|---|---|---|---|
 {chr(10).join(diffs) or '| (no pair yet) | | | | | |'}
-
+{scale_text(scales)}
 ![validation curves](match_glas.png)"""
+
+
+def scale_text(scales) -> str:
+    "The loss-scale probes (`--loss-scale`) as a table, or nothing."
+    if not scales:
+        return ''
+    rows = '\n'.join(f"| {r['labeled']:.0%} | {r['seed']} | {r['steps']} (after step {r['after_step']}) | {r['sup']:.3f} | "
+                     f"{r['topo']:.3f} | {r['consistency']:.4f} | {r['reliable'][0]:.0%}-{r['reliable'][1]:.0%} |"
+                     for r in scales)
+    return f"""
+How heavy MATCH's topological term is (`--loss-scale`): a short MATCH run logged every step, each term of the loss as it
+enters the total, averaged over the steps after the warm-up, and the fraction of persistence features found reliable:
+
+| labeled | seed | steps | supervised | w(t) topological | w(t) consistency | reliable features |
+|---|---|---|---|---|---|---|
+{rows}
+"""
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--steps', type=int, default=400)
+    ap.add_argument('--steps', type=int, default=300)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--labeled', type=float, nargs='+', default=[0.1, 0.2])
     ap.add_argument('--methods', nargs='+', default=['mt', 'match'], choices=list(VARIANTS))
     ap.add_argument('--dataset', default='glas', choices=['glas', 'phantom-glands'])
+    ap.add_argument('--loss-scale', type=int, metavar='STEPS',
+                    help="first probe how heavy MATCH's loss terms are in a STEPS-step run (seed and fraction: the first)")
     grid_args(ap, OUT)
     a = ap.parse_args()
     root = data_root()
@@ -146,15 +185,27 @@ def main():
         print(f'[match_glas] {variant}, {labeled:.0%} labeled, seed {seed}, {steps} steps', flush=True)
         return run_one(variant, a.dataset, labeled, seed, steps, root, tmp.name)
 
+    scales = json.loads(a.json.read_text()).get('loss_scale', []) if a.json.exists() else []
+    if a.loss_scale and not a.table_only:
+        load_methods()
+        with tempfile.TemporaryDirectory() as probe_dir:
+            scales = [r for r in scales if (r['labeled'], r['seed'], r['steps']) != (a.labeled[0], a.seeds[0], a.loss_scale)]
+            scales.append(loss_scale(a.dataset, a.labeled[0], a.seeds[0], a.loss_scale, root, probe_dir))
+        print(json.dumps(scales[-1]), flush=True)
+
     def report(state):
+        state['loss_scale'] = scales
         plot(state['runs'])
-        write_section(a.section, table(state['runs']))
+        write_section(a.section, table(state['runs'], scales))
 
     jobs = [(v, f, s, a.steps) for f in a.labeled for s in a.seeds for v in a.methods]
     with tmp:
         state = run_grid(a, jobs, lambda r: (r['variant'], r['labeled'], r['seed'], r['steps']), run_job, report)
+    if scales:
+        state['loss_scale'] = scales
+        save_json(a.json, state)
     if state['runs']:
-        print(table(state['runs']))
+        print(table(state['runs'], scales))
 
 
 if __name__ == '__main__':

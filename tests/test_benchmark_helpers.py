@@ -123,7 +123,8 @@ def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lowe
     assert pending['verdict'] == 'not measured' and '--labeled 0.2' in pending['note']           # the paper's 20 %
     assert betti['claim'].endswith('Betti error') and betti['verdict'] == 'reproduced'         # 5 lower in every seed
     assert f1['verdict'] == 'contradicted' and 'difference -0.020' in f1['result']              # 0.02 lower in every seed
-    assert 'glas, 10% labeled, 300 steps' in betti['setting']
-    unet, mlp = claims.mamba_home_rows()
+    assert 'GlaS, 10% labeled, 300 steps' in betti['setting']
+    unet, mlp, acdc = claims.mamba_home_rows()
+    assert acdc['setting'] == 'ACDC volumes' and acdc['verdict'] == 'not measured'
     assert unet['verdict'] == 'reproduced' and 'difference +0.042' in unet['result']   # 0.05, 0.045, 0.03
     assert mlp['verdict'] == 'not measured' and 'mamba_home.py' in mlp['note']
