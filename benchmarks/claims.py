@@ -268,7 +268,8 @@ def mamba_home_rows():
                        "paper's CT and MRI volumes"))
     if not any(r['dataset'] == 'acdc' for r in runs):
         out.append(row('mamba_home', 'Mamba-HoME', HOME_CLAIMS[0][1], 'ACDC volumes',
-                       note='not measured yet (`mamba_home.py --dataset acdc --json benchmarks/mamba_home_acdc.json`)'))
+                       note='not measured yet: `medseg_nb.cli.train` trains a U-Net on ACDC slices, not volumes, so '
+                       '`mamba_home.py` cannot pair them there yet'))
     return out
 
 

@@ -26,7 +26,7 @@ from _results import (converged, grid_args, machine, machines, mean_sd, paired, 
                       write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, train  # noqa: E402
-from medseg_nb.core import data_root, get_method, load_methods  # noqa: E402
+from medseg_nb.core import data_root, load_methods  # noqa: E402
 from medseg_nb.data.datasets import get_dataset  # noqa: E402
 from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
@@ -69,12 +69,13 @@ def loss_scale(dataset, labeled, seed, steps, root, tmp) -> dict:
     options = VARIANTS['match'][1]
     train('match', dataset, out, root, steps=steps, labeled=labeled, seed=seed, progress=False, method_options=options,
           train_options=dict(val_every=10 ** 9, log_every=1))
-    start = int(get_method('match', **options).cfg.topo_start * steps)
-    hist = [h for h in json.loads((out / 'history.json').read_text()) if 'topo' in h and h['step'] >= start]
+    # the steps after the warm-up are those that log the reliable fraction
+    hist = [h for h in json.loads((out / 'history.json').read_text()) if 'reliable_frac' in h]
     if not hist:
-        raise SystemExit(f'--loss-scale {steps}: no step after the warm-up (step {start}); give more steps')
+        raise SystemExit(f'--loss-scale {steps}: no step after the warm-up (topo_start of the run); give more steps')
+    start = min(h['step'] for h in hist)
     weighted = {k: float(np.mean([h['w_unsup'] * h[k] for h in hist])) for k in ('topo', 'consistency')}
-    return dict(dataset=dataset, labeled=labeled, seed=seed, steps=steps, after_step=start,
+    return dict(dataset=dataset, labeled=labeled, seed=seed, steps=steps, from_step=start,
                 sup=float(np.mean([h['sup'] for h in hist])), **weighted,
                 reliable=[min(h['reliable_frac'] for h in hist), max(h['reliable_frac'] for h in hist)])
 
@@ -152,7 +153,7 @@ def scale_text(scales) -> str:
     "The loss-scale probes (`--loss-scale`) as a table, or nothing."
     if not scales:
         return ''
-    rows = '\n'.join(f"| {r['labeled']:.0%} | {r['seed']} | {r['steps']} (after step {r['after_step']}) | {r['sup']:.3f} | "
+    rows = '\n'.join(f"| {r['labeled']:.0%} | {r['seed']} | {r['steps']} (from step {r['from_step']}) | {r['sup']:.3f} | "
                      f"{r['topo']:.3f} | {r['consistency']:.4f} | {r['reliable'][0]:.0%}-{r['reliable'][1]:.0%} |"
                      for r in scales)
     return f"""
