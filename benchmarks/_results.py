@@ -110,9 +110,9 @@ def shard(jobs: list, spec: str, done=frozenset(), key=None) -> list:
 def run_grid(a, jobs: list, run_key, run_job, report=None, job_key=None) -> dict:
     """The loop every grid shares. Read the state (`a.json` plus the `a.merge` shards, runs keyed by `run_key(run)`),
     run this shard's jobs not yet done (`job_key(job)`, the job itself by default, compared with the runs' keys), and
-    after each run print it (but its curves), append it, save the file at once (an interrupted grid resumes after the last finished run) and call
-    `report(state)` (the grid's plot and its section of RESULTS.md). With --table-only nothing runs; `report` runs once
-    more at the end, with the merged shards saved first. Returns the state."""
+    after each run append it, print it (but its curves), save the file at once (an interrupted grid resumes after the
+    last finished run) and call `report(state)` (the grid's plot and its section of RESULTS.md). With --table-only
+    nothing runs; `report` runs once more at the end, with the merged shards saved first. Returns the state."""
     state = grid_state(a, run_key)
     done = {run_key(r) for r in state['runs']}
     for job in ([] if a.table_only else shard(jobs, a.shard, done, key=job_key)):

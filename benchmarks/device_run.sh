@@ -3,14 +3,14 @@
 # claims' grids as parallel shards with a deadline: the ACDC recipe's method rows (acdc_recipe.py --methods ...) and the
 # Mamba-HoME grid (mamba_home.py, phantoms: no data to carry); bring everything back in $OUT/runs.tgz. Every run's JSON
 # is written as it finishes, so a cut-short grid keeps its finished runs.
-#   STEPS (default 2000) training steps per run; BUDGET (default 330) seconds for the grids; CHECK_BUDGET (200) for
+#   STEPS (default 2000) training steps per run; BUDGET (default 450) seconds for the grids; CHECK_BUDGET (200) for
 #   gpu_check, 0 skips it; ACDC_SHARDS, HOME_SHARDS (6, 3) processes per grid, 0 skips one; ACDC_ARGS, HOME_ARGS more
 #   arguments for one grid (they win over --steps $STEPS; ACDC_ARGS defaults to the ACDC rows the claims table still
 #   lacks); ACDC_TAG, HOME_TAG a suffix for its shard files: a second budget, say ACDC_TAG=_long ACDC_ARGS="--steps 5000
 #   --section acdc_long", keeps its runs apart from the first (which would otherwise count as done).
 set -u
 export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MEDSEG_DATA=/tmp/data
-STEPS=${STEPS:-2000}; BUDGET=${BUDGET:-330}
+STEPS=${STEPS:-2000}; BUDGET=${BUDGET:-450}
 ACDC_ARGS=${ACDC_ARGS:---methods single lomix deep additive vqseg:perturb=dropout arco:sampler=ns arco:sampler=sg --patients 3 --compare 3}
 R=$OUT/runs; mkdir -p $R
 finish() { cp benchmarks/RESULTS.md $R/ 2>/dev/null; tar czf $OUT/runs.tgz -C $OUT runs && rm -rf $R; }
