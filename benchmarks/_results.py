@@ -129,6 +129,14 @@ def run_grid(a, jobs: list, run_key, run_job, report=None, job_key=None) -> dict
     return state
 
 
+def runs_report(section: str, plot, table):
+    "A grid's `report` when its plot and its table read the runs alone: draw the plot, then write the section."
+    def report(state):
+        plot(state['runs'])
+        write_section(section, table(state['runs']))
+    return report
+
+
 def machines(runs) -> str:
     "The machines the runs were measured on, one line."
     return '; '.join(sorted({r.get('machine') or 'unrecorded' for r in runs})) or machine()

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import converged, grid_args, machine, machines, mean_sd, paired, run_grid, write_section  # noqa: E402
+from _results import converged, grid_args, machine, machines, mean_sd, paired, run_grid, runs_report  # noqa: E402
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -137,13 +137,9 @@ def main():
         print(f'[mamba_home] {variant}, seed {seed}, {steps} steps', flush=True)
         return run_one(variant, a.dataset, seed, steps, root, tmp.name)
 
-    def report(state):
-        plot(state['runs'])
-        write_section(a.section, table(state['runs']))
-
     jobs = [(v, s, a.steps) for s in a.seeds for v in a.methods]
     with tmp:
-        state = run_grid(a, jobs, lambda r: (r['variant'], r['seed'], r['steps']), run_job, report)
+        state = run_grid(a, jobs, lambda r: (r['variant'], r['seed'], r['steps']), run_job, runs_report(a.section, plot, table))
     if state['runs']:
         print(table(state['runs']))
 

@@ -26,7 +26,7 @@ from _results import (converged, grid_args, machine, machines, mean_sd, paired, 
                       write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, train  # noqa: E402
-from medseg_nb.core import data_root, load_methods  # noqa: E402
+from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.datasets import get_dataset  # noqa: E402
 from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
@@ -188,7 +188,6 @@ def main():
 
     scales = json.loads(a.json.read_text()).get('loss_scale', []) if a.json.exists() else []
     if a.loss_scale and not a.table_only:
-        load_methods()
         with tempfile.TemporaryDirectory() as probe_dir:
             scales = [r for r in scales if (r['labeled'], r['seed'], r['steps']) != (a.labeled[0], a.seeds[0], a.loss_scale)]
             scales.append(loss_scale(a.dataset, a.labeled[0], a.seeds[0], a.loss_scale, root, probe_dir))
