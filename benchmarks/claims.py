@@ -182,7 +182,7 @@ def arco_rows():
     claim_mt = 'ARCO beats the mean teacher at few labels'
     if not runs:
         return [row('arco', 'ARCO', claim_var.format('stratified sampling (SG, SAG)'), 'ACDC', note=NOT_RUN),
-                row('arco', 'ARCO', claim_mt, 'ACDC, 1, 3 and 7 labeled patients', note=ARCO_PENDING)]
+                *arco_mt_rows(claim_mt)]
     setting = (f"ACDC, {runs[0]['patients']} labeled patients, ARCO trained {runs[0]['steps']} steps (SG, batch "
                f"{runs[0]['batch']} + {runs[0]['batch']}); {runs[0]['draws']} draws per sampler on a fixed probe batch "
                'every 50 steps, CPU')
@@ -194,8 +194,17 @@ def arco_rows():
                + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
         out.append(row('arco', 'ARCO', claim_var.format(name), setting, res, verdict(d, ci, n, higher_is_better=False),
                        'measured on the estimator, not on Dice'))
-    out.append(row('arco', 'ARCO', claim_mt, 'ACDC, 1, 3 and 7 labeled patients', note=ARCO_PENDING))
-    return out
+    return out + arco_mt_rows(claim_mt)
+
+
+def arco_mt_rows(claim):
+    "ARCO with each sampler against the mean teacher in the ACDC recipe (the same anchors for every sampler)."
+    acdc = load('acdc_recipe')
+    out = []
+    for sampler in ('ns', 'sg', 'sag'):
+        out += acdc_rows('arco', 'ARCO', f'{claim} ({sampler.upper()})', f'arco:sampler={sampler}', 'mean_teacher',
+                         ('mean teacher', f'ARCO-{sampler.upper()}'), acdc)
+    return out or [row('arco', 'ARCO', claim, 'ACDC, 1, 3 and 7 labeled patients', note=ARCO_PENDING)]
 
 
 ARCO_PENDING = ('not measured yet (`acdc_recipe.py --methods arco:sampler=ns arco:sampler=sg arco:sampler=sag '
@@ -273,43 +282,43 @@ def mamba_home_rows():
     return out
 
 
+def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True):
+    """`method` against `base` in the ACDC recipe's runs (`acdc_recipe.py --methods ...`), one row per labeled-patient
+    count both ran, paired by seed on mean Dice; `names` = (baseline, method) as the result names them."""
+    out = []
+    for p in sorted({r['patients'] for r in acdc if r['method'] == method}):
+        v = {r['seed']: r for r in acdc if r['patients'] == p and r['method'] == method}
+        b = {r['seed']: r for r in acdc if r['patients'] == p and r['method'] == base}
+        both = sorted(set(v) & set(b))
+        if not both:
+            continue
+        d, ci, n = paired({k: b[k]['dice'] for k in both}, {k: v[k]['dice'] for k in both})
+        tail, v_tail = (max(converged(runs[k]['curve']) for k in both) for runs in (b, v))
+        res = (f"{names[0]} {mean_sd(b[k]['dice'] for k in both)}, {names[1]} {mean_sd(v[k]['dice'] for k in both)}; "
+               f"difference {d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
+        out.append(row(key, paper, claim, f"ACDC, {'all 70' if p == 70 else p} labeled patients, {v[both[0]]['steps']} "
+                       f"steps, the acdc recipe (batch 16{' + 16 unlabeled' if unlabeled else ''}), CPU", res,
+                       verdict(d, ci, n, baseline_tail=tail),
+                       f'tail change: {names[0]} {tail:.1f}, {names[1]} {v_tail:.1f} Dice points'))
+    return out
+
+
 def vqseg_rows():
     "VQ-Seg against the U-Net and the mean teacher of the ACDC recipe, same seeds, steps and labeled patients."
     claim = 'VQ-Seg > {} (no number in the abstract)'
     acdc = load('acdc_recipe')
     out = []
-    for p in sorted({r['patients'] for r in acdc if r['method'] == 'vqseg'}):
-        v = {r['seed']: r for r in acdc if r['patients'] == p and r['method'] == 'vqseg'}
-        for base, name in (('unet', 'supervised U-Net'), ('mean_teacher', 'mean teacher (no dropout)')):
-            b = {r['seed']: r for r in acdc if r['patients'] == p and r['method'] == base}
-            both = sorted(set(v) & set(b))
-            if not both:
-                continue
-            d, ci, n = paired({k: b[k]['dice'] for k in both}, {k: v[k]['dice'] for k in both})
-            tail = max(converged(b[k]['curve']) for k in both)
-            res = (f"{name.split(' (')[0]} {mean_sd(b[k]['dice'] for k in both)}, VQ-Seg {mean_sd(v[k]['dice'] for k in both)}; "
-                   f"difference {d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
-            v_tail = max(converged(v[k]['curve']) for k in both)
-            out.append(row('vqseg', 'VQ-Seg', claim.format(name), f"ACDC, {p} labeled patients, {v[both[0]]['steps']} "
-                           'steps, the acdc recipe (batch 16 + 16 unlabeled), CPU', res,
-                           verdict(d, ci, n, baseline_tail=tail),
-                           f'tail change: {name.split(" (")[0]} {tail:.1f}, VQ-Seg {v_tail:.1f} Dice points'))
+    for base, name in (('unet', 'supervised U-Net'), ('mean_teacher', 'mean teacher (no dropout)')):
+        out += acdc_rows('vqseg', 'VQ-Seg', claim.format(name), 'vqseg', base, (name.split(' (')[0], 'VQ-Seg'), acdc)
     if not out:
         out.append(row('vqseg', 'VQ-Seg', claim.format('supervised and mean teacher'), 'ACDC, 3 and 7 labeled patients',
                        note=NOT_RUN))
     ablation = 'vqseg:perturb=dropout'
-    for p in sorted({r['patients'] for r in acdc if r['method'] == ablation}):
-        q = {r['seed']: r['dice'] for r in acdc if r['patients'] == p and r['method'] == 'vqseg'}
-        d_ = {r['seed']: r['dice'] for r in acdc if r['patients'] == p and r['method'] == ablation}
-        d, ci, n = paired(d_, q)
-        res = (f"dropout {mean_sd(d_.values())}, QPM {mean_sd(q.values())}; difference {d:+.3f}"
-               + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
-        out.append(row('vqseg', 'VQ-Seg', 'QPM > dropout perturbation of the bottleneck',
-                       f'ACDC, {p} labeled patients, the acdc recipe, CPU', res, verdict(d, ci, n)))
-    if not any(r['method'] == ablation for r in acdc):
-        out.append(row('vqseg', 'VQ-Seg', 'QPM > dropout perturbation of the bottleneck', 'ACDC, 3 labeled patients',
-                       note=f'not measured yet (`acdc_recipe.py --methods {ablation} --patients 3 --compare 3`)'))
-    return out
+    qpm = acdc_rows('vqseg', 'VQ-Seg', 'QPM > dropout perturbation of the bottleneck', 'vqseg', ablation,
+                    ('dropout', 'QPM'), [r for r in acdc if r['method'] in ('vqseg', ablation)])
+    pending = f'not measured yet (`acdc_recipe.py --methods {ablation} --patients 3 --compare 3`)'
+    return out + (qpm or [row('vqseg', 'VQ-Seg', 'QPM > dropout perturbation of the bottleneck',
+                              'ACDC, 3 labeled patients', note=pending)])
 
 
 LOMIX_CLAIM = {'single': '+4.2 % Dice over single-output supervision (Synapse)',
@@ -318,7 +327,7 @@ LOMIX_CLAIM = {'single': '+4.2 % Dice over single-output supervision (Synapse)',
 
 
 def lomix_rows():
-    "LoMix (each weighting) against each of its baselines on DRIVE, paired by seed; ACDC still pending."
+    "LoMix (each weighting) against each of its baselines on DRIVE and in the ACDC recipe, paired by seed."
     runs = load('lomix_drive')
     out = []
     for base, claim in LOMIX_CLAIM.items():
@@ -338,10 +347,17 @@ def lomix_rows():
                            verdict(d, ci, n, baseline_tail=tail),
                            f'{base} tail change {tail:.1f} Dice points; size: {100 * d:+.1f} Dice points against the '
                            f"paper's {claim.split(' Dice')[0]} (another dataset)"))
-    out.append(row('lomix', 'LoMix', 'Dice +4.2 % over single-output, +2.2 % over deep supervision, +1.5 % over '
-                   'additive (Synapse); +9.23 % with 5 % labels', 'ACDC, all and 3 labeled patients',
-                   note='not measured yet (`acdc_recipe.py --methods single lomix deep additive lomix:weighting=raw '
-                   '--patients 3 70 --compare 3 70`)'))
+    acdc = load('acdc_recipe')
+    for base, claim in LOMIX_CLAIM.items():
+        for variant, name in (('lomix', 'normalised weights'),
+                              ('lomix:weighting=raw', "the paper's raw softplus weights")):
+            out += acdc_rows('lomix', 'LoMix', f'{claim}; LoMix with {name}', variant, base, (base, 'LoMix'), acdc,
+                             unlabeled=False)
+    if not any(r['method'].startswith('lomix') for r in acdc):
+        out.append(row('lomix', 'LoMix', 'Dice +4.2 % over single-output, +2.2 % over deep supervision, +1.5 % over '
+                       'additive (Synapse); +9.23 % with 5 % labels', 'ACDC, all and 3 labeled patients',
+                       note='not measured yet (`acdc_recipe.py --methods single lomix deep additive lomix:weighting=raw '
+                       '--patients 3 70 --compare 3 70`)'))
     return out
 
 

@@ -128,3 +128,25 @@ def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lowe
     assert acdc['setting'] == 'ACDC volumes' and acdc['verdict'] == 'not measured'
     assert unet['verdict'] == 'reproduced' and 'difference +0.042' in unet['result']   # 0.05, 0.045, 0.03
     assert mlp['verdict'] == 'not measured' and 'mamba_home.py' in mlp['note']
+
+
+def test_claims_rows_read_the_acdc_recipe_for_lomix_arco_and_vqseg(monkeypatch):
+    "The ACDC rows pair a method with its own baseline per labeled-patient count; a method not yet run stays pending."
+    import claims
+    curve = [(100, 0.5), (480, 0.60), (600, 0.605)]
+    gain = {'single': 0.0, 'mean_teacher': 0.0, 'lomix': 0.02, 'lomix:weighting=raw': -0.03, 'arco:sampler=sg': 0.01}
+    acdc = [dict(method=m, patients=p, seed=s, steps=600, curve=curve,
+                 dice=0.6 + g + 0.01 * s + 0.002 * s * s * (g != 0))
+            for m, g in gain.items() for p in (3, 70) if not (m.startswith('arco') and p == 70) for s in (0, 1, 2)]
+    monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_recipe=acdc).get(name, []))
+    lomix = [r for r in claims.lomix_rows() if r['setting'].startswith('ACDC')]
+    # single is the only baseline run: two weightings x two patient counts; deep and additive give no row
+    assert len(lomix) == 4 and all('over single-output' in r['claim'] for r in lomix)
+    normalised_3, normalised_70, raw_3, raw_70 = lomix
+    assert normalised_3['verdict'] == 'reproduced' and 'difference +0.023' in normalised_3['result']  # 0.02 + 0.002 s^2
+    assert 'all 70 labeled patients' in normalised_70['setting'] and '+ 16 unlabeled' not in normalised_70['setting']
+    assert raw_3['verdict'] == 'contradicted' and "raw softplus" in raw_3['claim']
+    variance_pending, mt_sg = claims.arco_rows()
+    assert variance_pending['verdict'] == 'not measured'
+    assert mt_sg['claim'].endswith('(SG)') and mt_sg['verdict'] == 'reproduced' and '3 labeled' in mt_sg['setting']
+    assert [r['verdict'] for r in claims.vqseg_rows()] == ['not measured', 'not measured']  # no vqseg run: both pending
