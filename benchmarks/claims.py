@@ -250,35 +250,32 @@ HOME_CLAIMS = (('unet', 'Mamba-HoME > a 3-D U-Net of equal parameter count (no n
 
 
 def mamba_home_rows():
-    "Mamba-HoME against the 3-D U-Net and against itself with HoME off, paired by seed."
-    runs = load('mamba_home')
+    "Mamba-HoME against the 3-D U-Net and against itself with HoME off, paired by seed, on the phantoms and on ACDC."
     out = []
-    home = {r['seed']: r for r in runs if r['variant'] == 'home'}
-    for base_variant, claim in HOME_CLAIMS:
-        base = {r['seed']: r for r in runs if r['variant'] == base_variant}
-        both = sorted(set(home) & set(base))
-        if not both:
-            out.append(row('mamba_home', 'Mamba-HoME', claim, 'organ phantoms (3-D) or ACDC volumes',
-                           note='not measured yet (`benchmarks/mamba_home.py`)'))
-            continue
-        d, ci, n = paired({k: base[k]['dice'] for k in both}, {k: home[k]['dice'] for k in both})
-        tail = max(converged(base[k]['curve']) for k in both)
-        home_tail = max(converged(home[k]['curve']) for k in both)
-        name = 'U-Net' if base_variant == 'unet' else 'HoME off'
-        res = (f"{name} {mean_sd(base[k]['dice'] for k in both)} ({base[both[0]]['params'] / 1e6:.2f} M), Mamba-HoME "
-               f"{mean_sd(home[k]['dice'] for k in both)} ({home[both[0]]['params'] / 1e6:.2f} M); difference {d:+.3f}"
-               + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
-        data = {'phantom-organs3d': '3-D organ phantoms (48^3)', 'acdc': 'ACDC volumes'}.get(runs[0]['dataset'])
-        out.append(row('mamba_home', 'Mamba-HoME', claim,
-                       f"{data}, {base[both[0]]['steps']} steps, batch 2 patches of 32^3, deep supervision in every "
-                       'network, CPU', res,
-                       verdict(d, ci, n, baseline_tail=tail),
-                       f'tail change: {name} {tail:.1f}, Mamba-HoME {home_tail:.1f} Dice points; phantoms, not the '
-                       "paper's CT and MRI volumes"))
-    if not any(r['dataset'] == 'acdc' for r in runs):
-        out.append(row('mamba_home', 'Mamba-HoME', HOME_CLAIMS[0][1], 'ACDC volumes',
-                       note='not measured yet: `medseg_nb.cli.train` trains a U-Net on ACDC slices, not volumes, so '
-                       '`mamba_home.py` cannot pair them there yet'))
+    for name, data in (('mamba_home', '3-D organ phantoms (48^3)'), ('mamba_home_acdc', 'ACDC volumes')):
+        runs = load(name)
+        home = {r['seed']: r for r in runs if r['variant'] == 'home'}
+        for base_variant, claim in HOME_CLAIMS:
+            base = {r['seed']: r for r in runs if r['variant'] == base_variant}
+            both = sorted(set(home) & set(base))
+            if not both:
+                command = 'benchmarks/mamba_home.py' + (' --dataset acdc' if name.endswith('acdc') else '')
+                out.append(row('mamba_home', 'Mamba-HoME', claim, data, note=f'not measured yet (`{command}`)'))
+                continue
+            d, ci, n = paired({k: base[k]['dice'] for k in both}, {k: home[k]['dice'] for k in both})
+            tail = max(converged(base[k]['curve']) for k in both)
+            home_tail = max(converged(home[k]['curve']) for k in both)
+            label = 'U-Net' if base_variant == 'unet' else 'HoME off'
+            res = (f"{label} {mean_sd(base[k]['dice'] for k in both)} ({base[both[0]]['params'] / 1e6:.2f} M), "
+                   f"Mamba-HoME {mean_sd(home[k]['dice'] for k in both)} ({home[both[0]]['params'] / 1e6:.2f} M); "
+                   f"difference {d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
+            patch = '8 x 96 x 96' if name.endswith('acdc') else '32^3'
+            out.append(row('mamba_home', 'Mamba-HoME', claim,
+                           f"{data}, {base[both[0]]['steps']} steps, batch 2 patches of {patch}, deep supervision in "
+                           'every network, CPU', res,
+                           verdict(d, ci, n, baseline_tail=tail),
+                           f'tail change: {label} {tail:.1f}, Mamba-HoME {home_tail:.1f} Dice points'
+                           + ('' if name.endswith('acdc') else "; phantoms, not the paper's CT and MRI volumes")))
     return out
 
 

@@ -1,7 +1,10 @@
 """Mamba-HoME against a 3-D U-Net of (nearly) equal parameter count, and HoME on and off: the same steps, patches,
-batch and seeds on the 3-D organ phantoms.
+batch and seeds on the 3-D organ phantoms, or on ACDC's training frames as volumes (`--dataset acdc`, the `acdc-3d`
+defaults: patches of 8 x 96 x 96 after resizing slices to 128 x 128, batch 2; every network, the U-Net too, trains on
+volumes and is scored on the 20 validation volumes).
 
     python benchmarks/mamba_home.py [--steps 400] [--seeds 0 1 2] [--methods home mlp unet unet-ds0]
+                                    [--dataset phantom-organs3d | acdc]
 
 `home` is `mamba_home` (small); `mlp` the same network with a parameter-matched MLP in every HoME's place
 (`mixer='mlp'`, notebook 42), the paper's "HoME off"; `unet` a 3-D U-Net of width 10 (within 6 % of their parameter
@@ -9,7 +12,7 @@ count) with the same loss: Dice + CE with deep supervision 0.5 (`unet-ds0`: with
 tenth of training (the curves) and its final model scored on the validation
 volumes with sliding windows: Dice per structure. Runs are appended to benchmarks/mamba_home.json as they finish (an
 interrupted grid resumes; --shard, --merge and --table-only as in every grid). Curves: benchmarks/mamba_home.png;
-table: the `mamba_home` section of RESULTS.md.
+table: the `mamba_home` section of RESULTS.md. ACDC runs go to their own file, plot and section (mamba_home_acdc).
 """
 import argparse
 import json
@@ -29,7 +32,7 @@ from medseg_nb.data.datasets import get_dataset  # noqa: E402
 from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('mamba_home.json')
-PLOT = Path(__file__).with_name('mamba_home.png')
+ACDC_OUT = OUT.with_name('mamba_home_acdc.json')   # ACDC volumes: a file, plot and section of their own
 UNET_WIDTH = 10
 # label: (registered method, its options)
 # the U-Net gets Mamba-HoME's deep supervision (0.5, weights halving with depth): the same loss for every network;
@@ -49,8 +52,10 @@ def run_one(variant, dataset, seed, steps, root, tmp) -> dict:
     method, options = VARIANTS[variant]
     out = Path(tmp) / f'{dataset}_{variant}_{seed}'
     t0 = time.time()
+    # on ACDC, dim=3 trains the U-Net on the frames as volumes, as Mamba-HoME (3-D only) trains anyway
     summary = train(method, dataset, out, root, steps=steps, seed=seed, progress=False, method_options=options,
-                    train_options=dict(val_every=max(steps // 10, 1), metrics=('dice',)))
+                    train_options=dict(val_every=max(steps // 10, 1), metrics=('dice',)),
+                    dataset_options=dict(dim=3) if dataset == 'acdc' else None)
     seconds = time.time() - t0
     hist = json.loads((out / 'history.json').read_text())
     curve = [(h['step'], h['val_dice_mean']) for h in hist if 'val_dice_mean' in h]
@@ -61,6 +66,10 @@ def run_one(variant, dataset, seed, steps, root, tmp) -> dict:
                 params=sum(p.numel() for p in model.parameters()), seconds=round(seconds, 1),
                 seconds_per_step=round(summary['seconds'] / max(summary['steps'], 1), 4), dice=mean['dice_mean'],
                 per_structure=per_class(reports, 'dice'), curve=curve, machine=machine())
+
+
+def plot_path(dataset) -> Path:
+    return (ACDC_OUT if dataset == 'acdc' else OUT).with_suffix('.png')
 
 
 def plot(runs):
@@ -75,7 +84,7 @@ def plot(runs):
             ax.plot(x, y, color=colours[v], alpha=0.8, label=NAMES[v] if i == 0 else None)
     ax.set_xlabel('step'); ax.set_ylabel('validation Dice'); ax.grid(alpha=0.3); ax.legend(fontsize=8, loc='lower right')
     ax.set_title(f'Mamba-HoME, HoME off and a 3-D U-Net on {runs[0]["dataset"]} (one line per seed)', fontsize=10)
-    fig.tight_layout(); fig.savefig(PLOT, dpi=110); plt.close(fig)
+    fig.tight_layout(); fig.savefig(plot_path(runs[0]['dataset']), dpi=110); plt.close(fig)
 
 
 def table(runs) -> str:
@@ -117,7 +126,7 @@ Paired by seed (95 % t-interval over seeds):
 |---|---|---|---|
 {chr(10).join(diffs) or '| (no pair yet) | | | |'}
 
-![validation curves](mamba_home.png)"""
+![validation curves]({plot_path(dataset).name})"""
 
 
 def main():
@@ -125,12 +134,18 @@ def main():
     ap.add_argument('--steps', type=int, default=400)
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--methods', nargs='+', default=list(DEFAULT), choices=list(VARIANTS))
-    # ACDC volumes are not offered yet: `train` makes ACDC 3-D only for 3-D-only methods, so the U-Net would train on
-    # slices there
-    ap.add_argument('--dataset', default='phantom-organs3d', choices=['phantom-organs3d'])
+    ap.add_argument('--dataset', default='phantom-organs3d', choices=['phantom-organs3d', 'acdc'])
     grid_args(ap, OUT)
     a = ap.parse_args()
+    if a.dataset == 'acdc':                # unless named, ACDC's runs get their own file and section
+        a.json = ACDC_OUT if a.json == OUT else a.json
+        a.section = ACDC_OUT.stem if a.section == OUT.stem else a.section
+    other = {r['dataset'] for r in json.loads(a.json.read_text())['runs']} - {a.dataset} if a.json.exists() else set()
+    if other:
+        sys.exit(f'{a.json} holds runs on {sorted(other)}, not {a.dataset}: give --json and --section of their own')
     root = data_root()
+    if a.dataset == 'acdc' and root is None and not a.table_only:
+        sys.exit('set MEDSEG_DATA to the folder holding ACDC (see ../shared/data)')
     tmp = tempfile.TemporaryDirectory()
 
     def run_job(variant, seed, steps):

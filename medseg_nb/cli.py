@@ -88,8 +88,18 @@ def train(
     if labeled_patients is not None and dataset != 'acdc':
         raise ValueError(f"--labeled-patients applies to ACDC only, not {dataset!r}; use --labeled")
     m = get_method(method, **(method_options or {}))
-    three_d = dataset == 'acdc' and 2 not in m.dims  # a 3-D-only method trains on ACDC frames as volumes
     dopts = dict(dataset_options or {})
+    # ACDC trains a 2-D method on slices and a 3-D-only one on the frames as volumes; dataset option dim=3 trains a
+    # method that works in both (the U-Net) on volumes too, so that 2-D and 3-D networks can be compared on ACDC
+    dim = dopts.pop('dim', None) if dataset == 'acdc' else None
+    if dim not in (None, 2, 3):
+        raise ValueError(f"ACDC dataset option dim={dim!r}; expected 2 (slices) or 3 (volumes)")
+    three_d = dataset == 'acdc' and (dim == 3 if dim else 2 not in m.dims)
+    if dataset == 'acdc' and (3 if three_d else 2) not in m.dims:
+        raise ValueError(
+            f"method {method!r} works in {' and '.join(f'{k}-D' for k in m.dims)} only; ACDC dim={dim} "
+            f"({'volumes' if three_d else 'slices'}) cannot train it"
+        )
     tr = get_dataset(dataset, data_root_, 'train', **dopts, **(dict(dim=3) if three_d else {}))
     try:
         va = get_dataset(dataset, data_root_, 'val', **dopts)

@@ -118,16 +118,20 @@ def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lowe
     home_runs = [dict(variant=v, seed=s, steps=400, dataset='phantom-organs3d', params=2_400_000, curve=curve,
                       dice=dict(home=0.60, unet=0.55)[v] + 0.01 * s - (0.005 * s * s if v == 'home' else 0))
                  for v in ('home', 'unet') for s in (0, 1, 2)]
-    monkeypatch.setattr(claims, 'load', lambda name: dict(match_glas=match_runs, mamba_home=home_runs)[name])
+    acdc_runs = [dict(r, dataset='acdc') for r in home_runs if r['variant'] == 'unet' or r['seed'] < 1]  # one pair
+    monkeypatch.setattr(claims, 'load', lambda name: dict(match_glas=match_runs, mamba_home=home_runs,
+                                                          mamba_home_acdc=acdc_runs)[name])
     betti, f1, pending = claims.match_rows()
     assert pending['verdict'] == 'not measured' and '--labeled 0.2' in pending['note']           # the paper's 20 %
     assert betti['claim'].endswith('Betti error') and betti['verdict'] == 'reproduced'         # 5 lower in every seed
     assert f1['verdict'] == 'contradicted' and 'difference -0.020' in f1['result']              # 0.02 lower in every seed
     assert 'GlaS, 10% labeled, 300 steps' in betti['setting']
-    unet, mlp, acdc = claims.mamba_home_rows()
-    assert acdc['setting'] == 'ACDC volumes' and acdc['verdict'] == 'not measured'
+    unet, mlp, acdc_unet, acdc_mlp = claims.mamba_home_rows()
     assert unet['verdict'] == 'reproduced' and 'difference +0.042' in unet['result']   # 0.05, 0.045, 0.03
-    assert mlp['verdict'] == 'not measured' and 'mamba_home.py' in mlp['note']
+    assert mlp['verdict'] == 'not measured' and 'mamba_home.py`' in mlp['note']
+    assert acdc_unet['setting'].startswith('ACDC volumes, 400 steps, batch 2 patches of 8 x 96 x 96')
+    assert acdc_unet['verdict'] == 'too few seeds (1 of 3)'
+    assert acdc_mlp['verdict'] == 'not measured' and 'mamba_home.py --dataset acdc' in acdc_mlp['note']
 
 
 def test_claims_rows_read_the_acdc_recipe_for_lomix_arco_and_vqseg(monkeypatch):

@@ -135,6 +135,24 @@ def test_acdc_batches_span_patients(real_data):
     assert all(len(p) >= 4 for p in patients), patients
 
 
+def test_acdc_volumes_train_a_3d_unet(real_data, tmp_path):
+    "Dataset option dim=3 trains the U-Net on ACDC's frames as volumes, the geometry of Mamba-HoME, so the two can pair."
+    s = cli.train('unet', 'acdc', tmp_path, real_data, steps=1, progress=False, method_options=dict(width=4, depth=2),
+                  train_options=dict(batch_size=1, val_items=1), dataset_options=dict(dim=3))
+    st = load_checkpoint(tmp_path / 'last.pt')
+    assert s['labeled_items'] == 140 and st['data']['dim'] == 3 and tuple(st['config']['patch']) == (8, 96, 96)
+
+
+def test_acdc_dim_a_method_cannot_train_is_refused(tmp_path):
+    "A 2-D-only method asked for ACDC volumes, a 3-D-only one for slices: refused before any data is read."
+    with pytest.raises(ValueError, match=r"'nsda' works in 2-D only; ACDC dim=3 \(volumes\)"):
+        cli.train('nsda', 'acdc', tmp_path, '/nonexistent', steps=1, dataset_options=dict(dim=3))
+    with pytest.raises(ValueError, match=r"'mamba_home' works in 3-D only; ACDC dim=2 \(slices\)"):
+        cli.train('mamba_home', 'acdc', tmp_path, '/nonexistent', steps=1, dataset_options=dict(dim=2))
+    with pytest.raises(ValueError, match='expected 2 .slices. or 3'):
+        cli.train('unet', 'acdc', tmp_path, '/nonexistent', steps=1, dataset_options=dict(dim=4))
+
+
 def test_size_is_one_geometry(tmp_path):
     "With `size`, training crops are whole resized images, inference resizes the same way and scores on the native grid."
     tr = get_dataset('phantom-glands', split='train', n=4, size=48)
