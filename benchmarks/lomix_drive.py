@@ -81,6 +81,12 @@ def table(runs) -> str:
                 d, ci, n = paired({s: r[metric] for s, r in base.items()}, {r['seed']: r[metric] for r in rr})
                 if n:
                     diffs.append(f"| {v} | {metric} | {d:+.3f} | {'[%+.3f, %+.3f]' % ci if ci else 'n/a'} | {n} |")
+    # the two weightings against each other: does learning raw (unnormalised) softplus weights matter?
+    raw, normalised = ({r['seed']: r for r in runs if r['variant'] == v} for v in ('lomix-raw', 'lomix'))
+    for metric in ('dice', 'cldice'):
+        d, ci, n = paired({s: r[metric] for s, r in normalised.items()}, {s: r[metric] for s, r in raw.items()})
+        if n:
+            diffs.append(f"| lomix-raw - lomix | {metric} | {d:+.3f} | {'[%+.3f, %+.3f]' % ci if ci else 'n/a'} | {n} |")
     steps = sorted({r['steps'] for r in runs})
     return f"""## LoMix and its baselines on DRIVE (`benchmarks/lomix_drive.py`)
 
@@ -96,7 +102,7 @@ points; converged: < 1). s/step includes validation and was taken with other run
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-Each minus `single`, paired by seed (95 % t-interval over seeds):
+Each minus `single` (the last rows: raw minus normalised weights), paired by seed (95 % t-interval over seeds):
 
 | supervision | metric | difference | 95 % interval | seeds |
 |---|---|---|---|---|
