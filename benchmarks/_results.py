@@ -161,6 +161,16 @@ def paired(a: dict, b: dict):
     return float(d.mean()), (float(d.mean() - h), float(d.mean() + h)), len(d)
 
 
+def interval(ci, missing: str = 'n/a') -> str:
+    "A 95 % interval from `paired` as '[+lo, +hi]', or `missing` where there is none (fewer than two seeds)."
+    return f'[{ci[0]:+.3f}, {ci[1]:+.3f}]' if ci else missing
+
+
+def difference(diff: float, ci) -> str:
+    "A paired difference and its interval, '+0.012 [+0.003, +0.021]'; the difference alone under two seeds."
+    return f'{diff:+.3f}' + (f' {interval(ci)}' if ci else '')
+
+
 def verdict(diff: float, ci, n: int, higher_is_better: bool = True, min_seeds: int = 3, baseline_tail=None) -> str:
     """The claims table's verdict on a paired method - baseline difference and its 95 % interval over seeds; given the
     baseline's `baseline_tail` (`converged` of its curve, Dice points), a baseline that moved >= 1 point is named."""

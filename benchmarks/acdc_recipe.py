@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (converged, grid_args, listed, machine, machines, mean_sd, paired, run_grid,  # noqa: E402
+from _results import (converged, grid_args, interval, listed, machine, machines, mean_sd, paired, run_grid,  # noqa: E402
                       write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
@@ -116,7 +116,7 @@ def table(state, a) -> str:
             u = {r['seed']: r['dice'] for r in runs if r['method'] == 'unet' and r['patients'] == p}
             t = {r['seed']: r['dice'] for r in runs if r['method'] == m and r['patients'] == p}
             d, ci, n = paired(u, t)
-            comp.append(f"| {m} | {p} | {d:+.3f} | {'[%+.3f, %+.3f]' % ci if ci else 'n/a (one seed)'} | {n} |")
+            comp.append(f"| {m} | {p} | {d:+.3f} | {interval(ci, 'n/a (one seed)')} | {n} |")
     unet0 = {r['patients']: r['dice'] for r in runs if r['method'] == 'unet' and r['seed'] == min(a.seeds)}
     ordered = [unet0[p] for p in sorted(unet0)]
     mono = all(x < y for x, y in zip(ordered, ordered[1:])) if len(ordered) > 1 else None

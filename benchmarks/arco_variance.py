@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (grid_args, log_variance_ratio, machine, machines, mean_sd, paired, run_grid,  # noqa: E402
+from _results import (grid_args, interval, log_variance_ratio, machine, machines, mean_sd, paired, run_grid,  # noqa: E402
                       write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS  # noqa: E402
@@ -142,7 +142,7 @@ def table(runs, a) -> str:
         d, ci, n = paired({k: 0.0 for k in lr}, lr)
         bias = max(abs(p[s]['mean'] - p['exact']) / np.sqrt(p[s]['var'] / r['draws']) for r in runs for p in r['points'])
         lines.append(f"| {NAMES[s]} | {10 ** d:.3f} ({mean_sd((10 ** v for v in lr.values()), '{:.3f}')}) | {d:+.3f} | "
-                     f"{'[%+.3f, %+.3f]' % ci if ci else 'n/a'} | {bias:.1f} | {n} |")
+                     f"{interval(ci)} | {bias:.1f} | {n} |")
     ns_bias = max(abs(p['ns']['mean'] - p['exact']) / np.sqrt(p['ns']['var'] / r['draws']) for r in runs for p in r['points'])
     r0 = runs[0]
     return f"""## ARCO: variance of the contrastive estimate per sampler, during training (`benchmarks/arco_variance.py`)

@@ -13,6 +13,7 @@ Fewer than 3 seeds give no verdict. A claim whose grid has not been re-run on th
 shuffled epochs, one geometry) says so; its old numbers are withdrawn. The sanity rows come first: no method row is
 trusted unless they hold.
 """
+import functools
 import json
 import sys
 from pathlib import Path
@@ -20,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (converged, early, log_variance_ratio, mean_sd, paired, save_json, verdict,  # noqa: E402
-                      write_section)
+from _results import (converged, difference, early, log_variance_ratio, mean_sd, paired, save_json,  # noqa: E402
+                      verdict, write_section)
 
 from medseg_nb.viz import claims_table  # noqa: E402
 
@@ -29,7 +30,9 @@ HERE = Path(__file__).parent
 OUT = HERE / 'claims.json'
 
 
+@functools.lru_cache(maxsize=None)
 def load(name):
+    "A grid's runs, read once (several claims read the ACDC recipe's); [] when the grid has not run."
     p = HERE / f'{name}.json'
     return json.loads(p.read_text())['runs'] if p.exists() else []
 
@@ -65,7 +68,7 @@ def sanity_rows():
         d, ci, n = paired(u, t)
         tails = [converged(r['curve']) for r in runs if r['method'] == 'mean_teacher' and r['patients'] == p]
         mt = mean_sd(t[s] for s in sorted(set(u) & set(t)))
-        res = f"mean teacher {mt}; minus U-Net {d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else '')
+        res = f"mean teacher {mt}; minus U-Net {difference(d, ci)}"
         v = (f'too few seeds ({n} of 3)' if n < 3 else 'holds' if ci[0] > 0 else
              'holds on the mean, not significant' if d >= 0 else 'fails')
         rows.append(row('sanity', '-', f'mean teacher >= supervised at {p} labeled patients',
@@ -115,8 +118,7 @@ def nsda_rows():
         d, ci, n = paired(u, a)
         cost = {m: np.mean([r['seconds_per_step'] for r in runs if r['method'] == m]) for m in ('unet', 'nsda')}
         tail = max((converged(r['curve']) for r in runs if r['method'] == 'unet' and r.get('curve')), default=float('nan'))
-        res = (f"U-Net {mean_sd(u.values())}, U-Net + NSDA {mean_sd(a.values())}; difference {d:+.3f}"
-               + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else '')
+        res = (f"U-Net {mean_sd(u.values())}, U-Net + NSDA {mean_sd(a.values())}; difference {difference(d, ci)}"
                + f"; seconds per step (validation included) {cost['nsda'] / cost['unet']:.2f}x the U-Net's")
         out.append(row('nsda', 'NSDA', claim, f"DRIVE, 16 training images, {runs[0]['steps']} steps, batch 8, 96 px "
                        'patches, CPU', res, verdict(d, ci, n), f'U-Net tail change {tail:.1f} Dice points'))
@@ -129,7 +131,7 @@ def nsda_rows():
         both = set(u) & set(a)
         tail = max(converged(r['curve']) for r in rr if r['method'] == 'unet' and r['seed'] in both)
         res = (f"U-Net {mean_sd(u[k] for k in sorted(both))}, U-Net + NSDA {mean_sd(a[k] for k in sorted(both))}; "
-               f"difference {d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
+               f"difference {difference(d, ci)}")
         out.append(row('nsda', 'NSDA', claim, f"ACDC, {p} labeled patients, {rr[0]['steps']} steps, the acdc recipe, CPU",
                        res, verdict(d, ci, n), f'U-Net tail change {tail:.1f} Dice points; cost per step: the DRIVE row '
                        '(these runs shared the machine unequally, so their times are not compared)'))
@@ -156,8 +158,7 @@ def gausam_rows():
     for scale in (1, 2):
         sam, gau = by('sam', lambda r: at(r, scale)), by('gaussian', lambda r: at(r, scale))
         d, ci, n = paired(sam, gau)
-        res = (f"SAM head {mean_sd(sam.values())}, Gaussian head {mean_sd(gau.values())}; difference {d:+.3f}"
-               + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
+        res = f"SAM head {mean_sd(sam.values())}, Gaussian head {mean_sd(gau.values())}; difference {difference(d, ci)}"
         v = verdict(d, ci, n, baseline_tail=sam_tail)
         out.append(row('gausam', 'GauSAM', head_claim.format(scale), setting, res, v,
                        f"SAM-head tail change {sam_tail:.1f} Dice points (converged: < 1); the Gaussian head's "
@@ -166,7 +167,7 @@ def gausam_rows():
     if uni:
         d, ci, n = paired(uni, con)
         res = (f"mean validation Dice over the first half of training: uniform {mean_sd(uni.values())}, contour "
-               f"{mean_sd(con.values())}; difference {d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
+               f"{mean_sd(con.values())}; difference {difference(d, ci)}")
         final = {v: mean_sd(at(r, 1) for r in runs if r['variant'] == v) for v in ('uniform', 'gaussian')}
         out.append(row('gausam', 'GauSAM', place_claim, setting, res, verdict(d, ci, n),
                        'faster = higher Dice early (the area under the first half of the validation curve); final Dice '
@@ -190,8 +191,7 @@ def arco_rows():
     for s, name in (('sg', 'SG (stratified)'), ('sag', 'SAG (stratified antithetic)')):
         ratio = {r['seed']: log_variance_ratio(r['points'], s) for r in runs}
         d, ci, n = paired({k: 0.0 for k in ratio}, ratio)
-        res = (f"variance / NS variance {10 ** d:.3f} (geometric mean); log10 ratio {d:+.3f}"
-               + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
+        res = f"variance / NS variance {10 ** d:.3f} (geometric mean); log10 ratio {difference(d, ci)}"
         out.append(row('arco', 'ARCO', claim_var.format(name), setting, res, verdict(d, ci, n, higher_is_better=False),
                        'measured on the estimator, not on Dice'))
     return out + arco_mt_rows(claim_mt)
@@ -236,12 +236,11 @@ def match_rows():
             dd, dci, _ = paired({k: base[k]['dice'] for k in both}, {k: match[k]['dice'] for k in both})
             fmt = '{:.2f}' if metric == 'betti' else '{:.3f}'
             res = (f"{name}: mean teacher {mean_sd((base[k][metric] for k in both), fmt)}, MATCH "
-                   f"{mean_sd((match[k][metric] for k in both), fmt)}; difference {d:+.3f}"
-                   + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
+                   f"{mean_sd((match[k][metric] for k in both), fmt)}; difference {difference(d, ci)}")
             out.append(row('match', 'MATCH', f'{MATCH_CLAIM}: {name}', setting, res,
                            verdict(d, ci, n, higher_is_better=higher, baseline_tail=tail),
                            f'the baseline is MATCH without its topological term (the ablation); Dice difference '
-                           f'{dd:+.3f}' + (f' [{dci[0]:+.3f}, {dci[1]:+.3f}]' if dci else '')
+                           + difference(dd, dci)
                            + f'; mean-teacher tail change {tail:.1f} Dice points' + lighter_note(base, lighter, metric)))
     return out
 
@@ -252,7 +251,7 @@ def lighter_note(base, lighter, metric) -> str:
     if not both:
         return ''
     d, ci, n = paired({k: base[k][metric] for k in both}, {k: lighter[k][metric] for k in both})
-    return (f"; at a tenth of w_topo (0.005, not the paper's): {d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else '')
+    return (f"; at a tenth of w_topo (0.005, not the paper's): {difference(d, ci)}"
             + f" ({seeds(n)})")
 
 
@@ -263,14 +262,17 @@ HOME_CLAIMS = (('unet', 'Mamba-HoME > a 3-D U-Net of equal parameter count (no n
 def mamba_home_rows():
     "Mamba-HoME against the 3-D U-Net and against itself with HoME off, paired by seed, on the phantoms and on ACDC."
     out = []
-    for name, data in (('mamba_home', '3-D organ phantoms (48^3)'), ('mamba_home_acdc', 'ACDC volumes')):
+    # (runs file, data, patch, command, caveat)
+    for name, data, patch, command, caveat in (
+            ('mamba_home', '3-D organ phantoms (48^3)', '32^3', 'benchmarks/mamba_home.py',
+             "; phantoms, not the paper's CT and MRI volumes"),
+            ('mamba_home_acdc', 'ACDC volumes', '8 x 96 x 96', 'benchmarks/mamba_home.py --dataset acdc', '')):
         runs = load(name)
         home = {r['seed']: r for r in runs if r['variant'] == 'home'}
         for base_variant, claim in HOME_CLAIMS:
             base = {r['seed']: r for r in runs if r['variant'] == base_variant}
             both = sorted(set(home) & set(base))
             if not both:
-                command = 'benchmarks/mamba_home.py' + (' --dataset acdc' if name.endswith('acdc') else '')
                 out.append(row('mamba_home', 'Mamba-HoME', claim, data, note=f'not measured yet (`{command}`)'))
                 continue
             d, ci, n = paired({k: base[k]['dice'] for k in both}, {k: home[k]['dice'] for k in both})
@@ -279,14 +281,12 @@ def mamba_home_rows():
             label = 'U-Net' if base_variant == 'unet' else 'HoME off'
             res = (f"{label} {mean_sd(base[k]['dice'] for k in both)} ({base[both[0]]['params'] / 1e6:.2f} M), "
                    f"Mamba-HoME {mean_sd(home[k]['dice'] for k in both)} ({home[both[0]]['params'] / 1e6:.2f} M); "
-                   f"difference {d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
-            patch = '8 x 96 x 96' if name.endswith('acdc') else '32^3'
+                   f"difference {difference(d, ci)}")
             out.append(row('mamba_home', 'Mamba-HoME', claim,
                            f"{data}, {base[both[0]]['steps']} steps, batch 2 patches of {patch}, deep supervision in "
                            'every network, CPU', res,
                            verdict(d, ci, n, baseline_tail=tail),
-                           f'tail change: {label} {tail:.1f}, Mamba-HoME {home_tail:.1f} Dice points'
-                           + ('' if name.endswith('acdc') else "; phantoms, not the paper's CT and MRI volumes")))
+                           f'tail change: {label} {tail:.1f}, Mamba-HoME {home_tail:.1f} Dice points{caveat}'))
     return out
 
 
@@ -303,7 +303,7 @@ def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True):
         d, ci, n = paired({k: b[k]['dice'] for k in both}, {k: v[k]['dice'] for k in both})
         tail, v_tail = (max(converged(runs[k]['curve']) for k in both) for runs in (b, v))
         res = (f"{names[0]} {mean_sd(b[k]['dice'] for k in both)}, {names[1]} {mean_sd(v[k]['dice'] for k in both)}; "
-               f"difference {d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ''))
+               f"difference {difference(d, ci)}")
         out.append(row(key, paper, claim, f"ACDC, {'all 70' if p == 70 else p} labeled patients, {v[both[0]]['steps']} "
                        f"steps, the acdc recipe (batch 16{' + 16 unlabeled' if unlabeled else ''}), CPU", res,
                        verdict(d, ci, n, baseline_tail=tail),
@@ -349,7 +349,7 @@ def lomix_rows():
             dc, _, _ = paired({k: b[k]['cldice'] for k in both}, {k: v[k]['cldice'] for k in both})
             tail = max(converged(b[k]['curve']) for k in both)
             res = (f"{base} {mean_sd(b[k]['dice'] for k in both)}, LoMix {mean_sd(v[k]['dice'] for k in both)}; "
-                   f"difference {d:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else '') + f"; clDice {dc:+.3f}")
+                   f"difference {difference(d, ci)}; clDice {dc:+.3f}")
             out.append(row('lomix', 'LoMix', f'{claim}; LoMix with {name}',
                            f"DRIVE, 16 training images, {b[both[0]]['steps']} steps, batch 8, 96 px patches, CPU", res,
                            verdict(d, ci, n, baseline_tail=tail),

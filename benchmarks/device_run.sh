@@ -2,13 +2,13 @@
 # One call on a lent GPU machine (see ../.library/device): unpack ACDC carried in .devdata, run gpu_check.py, then the
 # claims' grids as parallel shards with a deadline: the ACDC recipe's method rows (acdc_recipe.py --methods ...) and the
 # Mamba-HoME grid on ACDC volumes (mamba_home.py --dataset acdc; the phantom grid ran on CPU); bring everything back in
-# $OUT/runs.tgz. Every run's JSON
-# is written as it finishes, so a cut-short grid keeps its finished runs.
+# $OUT/runs.tgz. Every run's JSON is written as it finishes, so a cut-short grid keeps its finished runs.
 #   STEPS (default 2000) training steps per run; BUDGET (default 450) seconds for the grids; CHECK_BUDGET (200) for
 #   gpu_check, 0 skips it; ACDC_SHARDS, HOME_SHARDS (6, 3) processes per grid, 0 skips one; ACDC_ARGS, HOME_ARGS more
 #   arguments for one grid (they win over --steps $STEPS; ACDC_ARGS defaults to the ACDC rows the claims table still
-#   lacks, HOME_ARGS to --dataset acdc); ACDC_TAG, HOME_TAG (default _acdc) a suffix for its shard files: a second budget, say ACDC_TAG=_long ACDC_ARGS="--steps 5000
-#   --section acdc_long", keeps its runs apart from the first (which would otherwise count as done).
+#   lacks, HOME_ARGS to --dataset acdc); ACDC_TAG, HOME_TAG (default _acdc) a suffix for its shard files: a second
+#   budget, say ACDC_TAG=_long ACDC_ARGS="--steps 5000 --section acdc_long", keeps its runs apart from the first (which
+#   would otherwise count as done).
 set -u
 export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MEDSEG_DATA=/tmp/data
 STEPS=${STEPS:-2000}; BUDGET=${BUDGET:-450}

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (converged, early, finite_mean, grid_args, listed, machine, machines, mean_sd, paired,  # noqa: E402
+from _results import (converged, early, finite_mean, grid_args, interval, listed, machine, machines, mean_sd, paired,  # noqa: E402
                       run_grid, write_section)
 
 from medseg_nb.core import data_root  # noqa: E402
@@ -87,9 +87,9 @@ def table(runs) -> str:
             d, ci, n = paired(by('sam', lambda r: next(x['dice'] for x in r['rows'] if x['scale'] == s)),
                               by('gaussian', lambda r: next(x['dice'] for x in r['rows'] if x['scale'] == s)))
             comp.append(f"| Gaussian head - SAM head, Dice at {s:g}x | {d:+.3f} | "
-                        f"{'[%+.3f, %+.3f]' % ci if ci else 'n/a'} | {n} |")
+                        f"{interval(ci)} | {n} |")
         d, ci, n = paired(by('uniform', lambda r: early(r['curve'])), by('gaussian', lambda r: early(r['curve'])))
-        comp.append(f"| contour - uniform placement, early Dice | {d:+.3f} | {'[%+.3f, %+.3f]' % ci if ci else 'n/a'} | {n} |")
+        comp.append(f"| contour - uniform placement, early Dice | {d:+.3f} | {interval(ci)} | {n} |")
         parts.append(f"**{ds}** ({listed(r['steps'] for r in rr)} steps):\n\n" + '\n'.join(lines)
                      + '\n\nPaired by seed (95 % t-interval over seeds):\n\n| difference | mean | 95 % interval | seeds |\n'
                      '|---|---|---|---|\n' + '\n'.join(comp))

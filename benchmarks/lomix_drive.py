@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import converged, grid_args, machine, machines, mean_sd, paired, run_grid, runs_report  # noqa: E402
+from _results import converged, grid_args, interval, machine, machines, mean_sd, paired, run_grid, runs_report  # noqa: E402
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -68,25 +68,26 @@ def plot(runs):
 
 def table(runs) -> str:
     rows, diffs = [], []
-    base = {r['seed']: r for r in runs if r['variant'] == BASELINE}
+    by_seed = {v: {r['seed']: r for r in runs if r['variant'] == v} for v in VARIANTS}
+
+    def compare(label, base, other):
+        "Table rows of `other` minus `base` (variants), paired by seed, on Dice and clDice."
+        for metric in ('dice', 'cldice'):
+            d, ci, n = paired(*({s: r[metric] for s, r in by_seed[v].items()} for v in (base, other)))
+            if n:
+                diffs.append(f"| {label} | {metric} | {d:+.3f} | {interval(ci)} | {n} |")
+
     for v in VARIANTS:
-        rr = sorted((r for r in runs if r['variant'] == v), key=lambda r: r['seed'])
+        rr = sorted(by_seed[v].values(), key=lambda r: r['seed'])
         if not rr:
             continue
         tail = max(converged(r['curve']) for r in rr)
         rows.append(f"| {v} | {mean_sd(r['dice'] for r in rr)} | {mean_sd(r['cldice'] for r in rr)} | "
                     f"{np.mean([r['seconds_per_step'] for r in rr]):.2f} | {tail:.1f} | {len(rr)} |")
         if v != BASELINE:
-            for metric in ('dice', 'cldice'):
-                d, ci, n = paired({s: r[metric] for s, r in base.items()}, {r['seed']: r[metric] for r in rr})
-                if n:
-                    diffs.append(f"| {v} | {metric} | {d:+.3f} | {'[%+.3f, %+.3f]' % ci if ci else 'n/a'} | {n} |")
+            compare(v, BASELINE, v)
     # the two weightings against each other: does learning raw (unnormalised) softplus weights matter?
-    raw, normalised = ({r['seed']: r for r in runs if r['variant'] == v} for v in ('lomix-raw', 'lomix'))
-    for metric in ('dice', 'cldice'):
-        d, ci, n = paired({s: r[metric] for s, r in normalised.items()}, {s: r[metric] for s, r in raw.items()})
-        if n:
-            diffs.append(f"| lomix-raw - lomix | {metric} | {d:+.3f} | {'[%+.3f, %+.3f]' % ci if ci else 'n/a'} | {n} |")
+    compare('lomix-raw - lomix', 'lomix', 'lomix-raw')
     steps = sorted({r['steps'] for r in runs})
     return f"""## LoMix and its baselines on DRIVE (`benchmarks/lomix_drive.py`)
 

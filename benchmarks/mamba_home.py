@@ -9,10 +9,10 @@ volumes and is scored on the 20 validation volumes).
 `home` is `mamba_home` (small); `mlp` the same network with a parameter-matched MLP in every HoME's place
 (`mixer='mlp'`, notebook 42), the paper's "HoME off"; `unet` a 3-D U-Net of width 10 (within 6 % of their parameter
 count) with the same loss: Dice + CE with deep supervision 0.5 (`unet-ds0`: without it). Each run is validated every
-tenth of training (the curves) and its final model scored on the validation
-volumes with sliding windows: Dice per structure. Runs are appended to benchmarks/mamba_home.json as they finish (an
-interrupted grid resumes; --shard, --merge and --table-only as in every grid). Curves: benchmarks/mamba_home.png;
-table: the `mamba_home` section of RESULTS.md. ACDC runs go to their own file, plot and section (mamba_home_acdc).
+tenth of training (the curves) and its final model scored on the validation volumes with sliding windows: Dice per
+structure. Runs are appended to benchmarks/mamba_home.json as they finish (an interrupted grid resumes; --shard,
+--merge and --table-only as in every grid). Curves: benchmarks/mamba_home.png; table: the `mamba_home` section of
+RESULTS.md. ACDC runs go to their own file, plot and section (mamba_home_acdc).
 """
 import argparse
 import json
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import converged, grid_args, machine, machines, mean_sd, paired, run_grid, runs_report  # noqa: E402
+from _results import converged, grid_args, interval, machine, machines, mean_sd, paired, run_grid, runs_report  # noqa: E402
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -105,7 +105,7 @@ def table(runs) -> str:
         b = {r['seed']: r['dice'] for r in runs if r['variant'] == method}
         d, ci, n = paired(a, b)
         if n:
-            diffs.append(f"| {NAMES[method]} - {NAMES[base]} | {d:+.3f} | {'[%+.3f, %+.3f]' % ci if ci else 'n/a'} | {n} |")
+            diffs.append(f"| {NAMES[method]} - {NAMES[base]} | {d:+.3f} | {interval(ci)} | {n} |")
     cfg = DATASET_DEFAULTS.get(dataset, DATASET_DEFAULTS['acdc-3d'] if dataset.startswith('acdc') else {})
     return f"""## Mamba-HoME against a 3-D U-Net, HoME on and off (`benchmarks/mamba_home.py`)
 

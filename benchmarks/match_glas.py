@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (converged, grid_args, machine, machines, mean_sd, paired, run_grid, save_json,  # noqa: E402
+from _results import (converged, grid_args, interval, machine, machines, mean_sd, paired, run_grid, save_json,  # noqa: E402
                       write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, train  # noqa: E402
@@ -125,7 +125,7 @@ def table(runs, scales=()) -> str:
             for m, (d, ci, n) in differences(runs, fraction, v).items():
                 if n:
                     diffs.append(f"| {fraction:.0%} | {NAMES[v]} | {METRICS[m][0]} | {d:+.3f} | "
-                                 f"{'[%+.3f, %+.3f]' % ci if ci else 'n/a'} | {n} |")
+                                 f"{interval(ci)} | {n} |")
     dataset = runs[0]['dataset']
     return f"""## MATCH against the mean teacher at the same dropout (`benchmarks/match_glas.py`)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / 'benchmarks'))
-from _results import finite_mean, grid_args, listed, mean_sd, run_grid, shard  # noqa: E402
+from _results import difference, finite_mean, grid_args, interval, listed, mean_sd, run_grid, shard  # noqa: E402
 
 
 def test_shards_split_the_remaining_runs_once_each():
@@ -32,6 +32,9 @@ def test_table_cells():
     assert finite_mean([90.0, 100.0, math.inf]) == '95.0 (1 of 3 ∞)'
     assert finite_mean([math.inf, math.inf]) == '∞'
     assert finite_mean([1.0, 3.0]) == '2.0'
+    assert interval((-0.0012, 0.034)) == '[-0.001, +0.034]' and interval(None) == 'n/a'
+    assert difference(0.0125, (0.003, 0.0214)) == '+0.013 [+0.003, +0.021]'
+    assert difference(-0.5, None) == '-0.500'                             # one seed: no interval
 
 
 def test_convergence_paired_difference_and_verdict():
