@@ -4,7 +4,7 @@ PIP ?= $(PY) -m pip
 NB_WORKERS ?= 2
 OUT ?= tour_out
 
-.PHONY: help install export sync nbtest pytest test tour gallery readme clean site browser assets
+.PHONY: help install export sync nbtest pytest test tour gallery readme clean site site-build browser assets
 
 help:
 	@echo "make tour   - install, then run the main job on built-in phantoms (writes $(OUT)/)"
@@ -31,8 +31,9 @@ nbtest:
 # two worker processes of one thread each, a test file per worker at a time (a module's shared fixture is built once):
 # most tests are short and single-threaded in Python, so two cores run them side by side
 PYTEST_WORKERS ?= 2
+# --durations: where the time goes, in every run's log (the test suite has a time budget)
 pytest:
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=12 tests
 
 # require.js, the widget renderer and MathJax for offline pages (npm registry); build/ is not committed
 JS := build/js/node_modules
@@ -41,7 +42,9 @@ $(JS)/requirejs:
 	mkdir -p build/js && cd build/js && npm install --silent --no-audit --no-fund requirejs@2 @jupyter-widgets/html-manager@1 mathjax@2.7.7
 
 SITE_FLAGS ?=
-site: install assets
+site: install site-build
+# the build alone, for targets that have installed already (a second `pip install -e` costs 20 s doing nothing)
+site-build: assets
 	OMP_NUM_THREADS=1 medseg-nb site --out site --assets $(JS) --workers $(NB_WORKERS) $(SITE_FLAGS)
 
 # Debian's chromium for the browser tests (as root, or with sudo); they skip, saying why, where none can be installed
@@ -52,7 +55,7 @@ browser:
 # Every notebook runs once, in the site build: at test sizes (MEDSEG_FAST=1, as under nbdev_test), every cell
 # (`#| eval: false` ones too), failing at the first error -- what `make nbtest` checks, and more; it used to run both.
 test: install sync
-	$(MAKE) site SITE_FLAGS="--fast --cell-timeout 150"
+	$(MAKE) site-build SITE_FLAGS="--fast --cell-timeout 150"
 	$(MAKE) browser
 	$(MAKE) pytest
 

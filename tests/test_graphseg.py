@@ -178,6 +178,24 @@ def test_prior_rides_along_with_patches():
     assert pds.num_classes == ds.num_classes
 
 
+def test_priors_are_fitted_for_the_labeled_items_alone(monkeypatch):
+    """The Trainer draws batches from the labeled items only, so GraphSeg fits (and refits) their priors alone: 2 of 4
+    items labeled, 2 fits at the start and 2 at the refit (the old code fitted all 4 both times)."""
+    from medseg_nb.methods.graphseg import model as gm
+    from medseg_nb.train import Trainer
+    calls = []
+    real = gm.fit_prior
+    monkeypatch.setattr(gm, 'fit_prior', lambda *a, **k: calls.append(a[3] is not None) or real(*a, **k))
+    m = get_method('graphseg', width=8, depth=3, fit_steps=2, refit_every=2, progress=False)
+    tr = PhantomDataset('vessels', n=4, size=64)
+    Trainer(m, tr, None, None, dict(steps=3, batch_size=2, patch=(48, 48), progress=False, val_every=100),
+            labeled_idx=[1, 3]).fit()
+    assert calls == [False, False, True, True]                  # two from vesselness, two refits with the network
+    assert sorted(m.data.priors) == [1, 3] and m.data[3]['prior'].shape == (64, 64)
+    with pytest.raises(KeyError, match='item 0 has no fitted prior'):
+        m.data[0]
+
+
 def test_domain_shifted_keeps_labels():
     ds = PhantomDataset('vessels', n=2, size=64)
     sh = DomainShifted(ds, dict(illumination=0.8, noise=0.05))
@@ -192,8 +210,8 @@ def test_cli_train_graphseg_on_drive(real_data, tmp_path):
     import json, subprocess, sys
     r = subprocess.run([sys.executable, '-m', 'medseg_nb.cli', 'train', '--method', 'graphseg', '--dataset', 'drive',
                         '--data-root', str(real_data), '--out', str(tmp_path), '--steps', '3', '--opt', 'fit_steps=5',
-                        '--opt', 'refit_every=2', '--json'], capture_output=True, text=True, timeout=900)
+                        '--opt', 'refit_every=2', '--labeled', '4', '--json'], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads(r.stdout.strip().splitlines()[-1])
-    assert s['steps'] == 3 and s['method'] == 'graphseg' and 0 <= s['val_dice_mean'] <= 1
+    assert s['steps'] == 3 and s['method'] == 'graphseg' and 0 <= s['val_dice_mean'] <= 1 and s['labeled_items'] == 4
     assert 'refit priors' in r.stderr                                            # the refit with the network ran

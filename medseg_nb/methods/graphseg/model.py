@@ -402,10 +402,12 @@ def prior_kl(
 
 # %% ../../../nbs/21_graphseg.ipynb #c032
 class PriorDataset(torch.utils.data.Dataset):
-    "Items of `ds` with a per-image `prior` map (H x W) added."
+    """Items of `ds` with a per-image `prior` map (H x W) added. `priors`: one per item (a list), or {index: prior} for
+    some items (the labeled ones); asking for an item without one is an error, not an item without a prior."""
 
-    def __init__(self, dataset, priors: list[torch.Tensor]):
-        self.ds, self.priors = dataset, priors
+    def __init__(self, dataset, priors: list[torch.Tensor] | dict[int, torch.Tensor]):
+        self.ds = dataset
+        self.priors = dict(priors) if isinstance(priors, dict) else dict(enumerate(priors))
         for k in ('dim', 'num_classes', 'in_channels', 'classes'):
             if hasattr(dataset, k):
                 setattr(self, k, getattr(dataset, k))
@@ -414,6 +416,11 @@ class PriorDataset(torch.utils.data.Dataset):
         return len(self.ds)
 
     def __getitem__(self, index):
+        if index not in self.priors:
+            raise KeyError(
+                f"item {index} has no fitted prior: priors were fitted for {len(self.priors)} of {len(self.ds)} items "
+                f"(the labeled ones, {sorted(self.priors)[:8]}{'...' if len(self.priors) > 8 else ''})"
+            )
         return dict(self.ds[index], prior=self.priors[index])
 
 
@@ -462,12 +469,14 @@ class GraphSeg(Supervised):
         cfg = self.cfg
         return GraphSegNet(in_channels, num_classes, cfg.width, cfg.depth, cfg.norm, cfg.dec_width)
 
-    def fit_priors(self, dataset, model=None, desc='fit graph priors') -> list[torch.Tensor]:
-        "One fitted prior per item of `dataset` (from vesselness, and from `model`'s vessel probability when given)."
+    def fit_priors(self, dataset, model=None, desc='fit graph priors', indices=None) -> dict[int, torch.Tensor]:
+        """{index: fitted prior} for the items `indices` of `dataset` (all when None), from vesselness, and from
+        `model`'s vessel probability when given."""
         from medseg_nb.train import predict
 
-        cfg, out = self.cfg, []
-        for i in tqdm(range(len(dataset)), desc=desc, disable=not cfg.progress, leave=False):
+        cfg, out = self.cfg, {}
+        for i in tqdm(range(len(dataset)) if indices is None else list(indices), desc=desc, disable=not cfg.progress,
+                      leave=False):
             sample = dataset[i]
             prob = None
             if model is not None:
@@ -479,11 +488,8 @@ class GraphSeg(Supervised):
                         .softmax(0)[1]
                         .cpu()
                     )
-            out.append(
-                fit_prior(self.atlas, sample['image'], _fov(sample), prob, cfg.alpha, cfg.fit_steps, grid=cfg.grid)[
-                    'prior'
-                ]
-            )
+            fit = fit_prior(self.atlas, sample['image'], _fov(sample), prob, cfg.alpha, cfg.fit_steps, grid=cfg.grid)
+            out[i] = fit['prior']
         return out
 
     def prepare(self, train_ds, labeled_idx=None):
@@ -492,7 +498,7 @@ class GraphSeg(Supervised):
         for s in samples:
             s['fov'] = _fov(s)
         self.atlas = build_atlas(samples, size=self.cfg.atlas_size)
-        self.data = PriorDataset(train_ds, self.fit_priors(train_ds))
+        self.data = PriorDataset(train_ds, self.fit_priors(train_ds, indices=idx))  # the Trainer draws these alone
         return self.data
 
     def losses(self, model, labeled, unlabeled=None, teacher=None, step=0):
@@ -504,7 +510,7 @@ class GraphSeg(Supervised):
             net = unwrap(model)
             was = net.training
             net.eval()
-            self.data.priors = self.fit_priors(self.data.ds, net, desc=f'refit priors (step {step})')
+            self.data.priors = self.fit_priors(self.data.ds, net, f'refit priors (step {step})', self.data.priors)
             net.train(was)
         out = model(labeled['image'])
         parts = self.seg_loss(out, labeled)
