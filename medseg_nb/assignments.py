@@ -138,6 +138,13 @@ def build(notebooks: list[str | Path], out: str | Path) -> list[dict]:
     return rows
 
 # %% ../nbs/90_assignments.ipynb #c012
+# Every grading starts a Python process that imports nbformat, hence jsonschema. jsonschema >= 4.25 then imports
+# rfc3987-syntax, which builds a Lark grammar at import: about 2 s of CPU per process, more than the rest of the
+# child's start (python-jsonschema/jsonschema#1392 and #1521). It only checks the "iri" string formats, and neither
+# nbformat's nor nbgrader's schemas use a string format, so the children import nbformat without it.
+_CHILD = "import sys; sys.modules.setdefault('rfc3987_syntax', None); "
+
+
 def _execute(inp: str, outp: str, cell_timeout: float, cwd: str):
     "Child process: run a notebook with nbgrader's Execute (errors recorded in the cells, each cell time-limited)."
     from nbgrader.preprocessors import Execute
@@ -223,7 +230,7 @@ def grade(
         cmd = [
             sys.executable,
             '-c',
-            'import sys; from medseg_nb.assignments import _execute; '
+            _CHILD + 'from medseg_nb.assignments import _execute; '
             '_execute(*sys.argv[1:3], float(sys.argv[3]), sys.argv[4])',
             str(inp),
             str(outp),
@@ -309,7 +316,9 @@ def format_report(rep: dict) -> str:
 def _nbgrader(course: Path, *args: str, cell_timeout: float = 120):
     "Run one nbgrader command in the course folder; a failure raises with nbgrader's own last lines."
     env = dict(os.environ, MEDSEG_FAST='1', MPLBACKEND='Agg', PYTHONWARNINGS='ignore')
-    cmd = [sys.executable, '-m', 'nbgrader', *args, f'--Execute.timeout={int(cell_timeout)}']
+    # python -m nbgrader, without rfc3987-syntax (see _CHILD)
+    run = _CHILD + "import runpy; runpy.run_module('nbgrader', run_name='__main__', alter_sys=True)"
+    cmd = [sys.executable, '-c', run, *args, f'--Execute.timeout={int(cell_timeout)}']
     r = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(f"nbgrader {args[0]} failed ({r.returncode}):\n" + '\n'.join(r.stderr.splitlines()[-15:]))
