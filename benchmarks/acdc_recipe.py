@@ -40,13 +40,14 @@ STYLE = {'unet': '-', 'mean_teacher': '--', 'nsda': ':', 'vqseg': '-.'}
 
 
 def jobs_in_order(seeds, patients, compare, methods=('mean_teacher',)):
-    "(method, patients, seed) jobs: U-Net curves first, then each compared method against it, seed by seed."
+    """(method, patients, seed) jobs: U-Net curves first, then each compared method against it, seed by seed; each job
+    once (`--methods unet` adds nothing)."""
     first, rest = seeds[0], seeds[1:]
     jobs = [('unet', p, first) for p in patients]
     jobs += [(m, p, first) for m in methods for p in compare]
     for s in rest:
         jobs += [('unet', p, s) for p in compare] + [(m, p, s) for m in methods for p in compare]
-    return jobs
+    return list(dict.fromkeys(jobs))
 
 
 def method_spec(spec: str) -> tuple[str, dict]:
@@ -157,9 +158,10 @@ def main():
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--patients', type=int, nargs='+', default=[ALL, 3, 1, 7], help=f'labeled patients ({ALL} = all)')
     ap.add_argument('--compare', type=int, nargs='+', default=[3, 7], help='patients at which methods meet the U-Net')
-    ap.add_argument('--methods', nargs='+', default=['mean_teacher'],
+    ap.add_argument('--methods', nargs='*', default=['mean_teacher'],
                     help='methods compared with the U-Net at --compare patients (say --methods nsda --compare 7); '
-                         'options after a colon make an ablation row (say vqseg:perturb=dropout)')
+                         'options after a colon make an ablation row (say vqseg:perturb=dropout); none: the U-Net alone '
+                         '(say --seeds 1 2 --patients 1 70 --compare 1 70 --methods)')
     grid_args(ap, OUT)
     a = ap.parse_args()
     root = data_root()

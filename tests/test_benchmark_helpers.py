@@ -111,6 +111,13 @@ def test_method_specs_name_an_ablation():
         method_spec('vqseg:dropout')
 
 
+def test_acdc_jobs_run_each_once_and_may_be_the_unet_alone():
+    from acdc_recipe import jobs_in_order
+    assert jobs_in_order([1, 2], [1, 70], [1, 70], []) == [('unet', 1, 1), ('unet', 70, 1), ('unet', 1, 2), ('unet', 70, 2)]
+    assert jobs_in_order([0, 1], [3], [3], ['unet', 'lomix']) == [('unet', 3, 0), ('lomix', 3, 0), ('unet', 3, 1),
+                                                                  ('lomix', 3, 1)]     # the old list ran unet twice
+
+
 def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lower_is_better(monkeypatch):
     "MATCH's rows: a lower Betti error is the claimed side; Mamba-HoME's: one row per baseline, a missing one pending."
     import claims
