@@ -61,10 +61,14 @@ def dice_loss(
     "Soft multi-class Dice loss over the pixels that count; `probs=True` if `logits` already are probabilities."
     _check(logits, target)
     K = logits.shape[1]
-    if target[target != ignore_index].numel() and (
-        target[target != ignore_index].max() >= K or target[target != ignore_index].min() < 0
-    ):
-        raise ValueError(f"target holds class {int(target[target != ignore_index].max())} but logits have {K} classes")
+    # a counted pixel must hold a class 0..K-1: one elementwise pass and one reduction (boolean indexing, three times,
+    # was an eighth of a LoMix step, which calls this for each of its 48 maps)
+    bad = (target != ignore_index) & ((target < 0) | (target >= K))
+    if bad.any():
+        raise ValueError(
+            f"target holds class {int(target[bad][0])} but logits have {K} classes "
+            f"(0..{K - 1}, or {ignore_index} ignored)"
+        )
     w = _valid(target, ignore_index, mask).unsqueeze(1).float()
     p = logits.float() if probs else logits.float().softmax(1)
     y = F.one_hot(torch.where(w[:, 0].bool(), target, torch.zeros_like(target)), K).movedim(-1, 1).float()
