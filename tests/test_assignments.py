@@ -192,3 +192,21 @@ def test_hidden_tests_do_not_appear_in_the_student_copy(tmp_path):
                         if k < 3 or sum(x not in (0, 1, 2) for x in w) < 2: continue    # a case, not an index
                         leak = [v for v in visible if _contains(_numbers(v), w)]
                         assert not leak, f"{r['assignment']}: the hidden case {line!r} is readable in a visible cell: {leak[0][:200]}"
+
+
+def test_grading_children_may_skip_rfc3987_syntax():
+    """The grader's child processes import nbformat without rfc3987-syntax (`_CHILD`: 2 s per process). That holds only
+    while no schema nbformat or nbgrader validates with uses a string "format" (the only thing it checks); and a child
+    started that way still reads, validates and writes a notebook."""
+    import glob, os
+    import nbgrader
+    from medseg_nb.assignments import _CHILD
+    for pkg in (nbformat, nbgrader):
+        for f in glob.glob(os.path.join(os.path.dirname(pkg.__file__), '**', '*.json'), recursive=True):
+            # the keyword: "format": "iri" (a property named "format", as raw cells have, is an object)
+            assert not re.search(r'"format"\s*:\s*"', Path(f).read_text(errors='ignore')), f
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1 + 1')])
+    code = _CHILD + ('import nbformat; nb = nbformat.reads(sys.stdin.read(), as_version=4); nbformat.validate(nb); '
+                     "print(type(sys.modules['rfc3987_syntax']).__name__, len(nb.cells))")
+    r = subprocess.run([sys.executable, '-c', code], input=nbformat.writes(nb), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.split() == ['NoneType', '1'], r.stderr[-2000:]
