@@ -36,7 +36,8 @@ OUT = Path(__file__).with_name('acdc_recipe.json')
 PLOT = Path(__file__).with_name('acdc_recipe.png')
 ALL = 70                                   # "all labeled": every training patient
 STRUCT = ('RV', 'myo', 'LV')
-STYLE = {'unet': '-', 'mean_teacher': '--', 'nsda': ':', 'vqseg': '-.'}
+STYLE = {'unet': '-', 'mean_teacher': '--', 'nsda': ':', 'vqseg': '-.', 'single': (0, (5, 1)),
+         'lomix': (0, (3, 1, 1, 1, 1, 1))}       # line style = method; colour = labeled patients
 
 
 def jobs_in_order(seeds, patients, compare, methods=('mean_teacher',)):
@@ -93,9 +94,9 @@ def plot(runs):
         x, y = zip(*r['curve'])
         label = f"{r['method']}, {r['patients'] if r['patients'] != ALL else 'all 70'} patients" if r['seed'] == min(
             q['seed'] for q in runs if q['method'] == r['method'] and q['patients'] == r['patients']) else None
-        ax.plot(x, y, STYLE.get(r['method'], '-.'), color=colours.get(r['patients'], 'k'), alpha=0.8, label=label)
+        ax.plot(x, y, ls=STYLE.get(r['method'], (0, (1, 2))), color=colours.get(r['patients'], 'k'), alpha=0.8, label=label)
     ax.set_xlabel('step'); ax.set_ylabel('validation mean Dice (20 volumes)'); ax.set_ylim(0, 1); ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc='lower right'); ax.set_title('ACDC: U-Net (solid), mean teacher (dashed), NSDA (dotted), VQ-Seg (dash-dot)', fontsize=9)
+    ax.legend(fontsize=8, loc='lower right'); ax.set_title('ACDC: one curve per run; line style = method, colour = labeled patients', fontsize=9)
     fig.tight_layout(); fig.savefig(PLOT, dpi=110); plt.close(fig)
 
 

@@ -365,7 +365,7 @@ def lomix_rows():
     seeds = lambda m, p: {r['seed'] for r in acdc if r['method'] == m and r['patients'] == p}
     missing = [(b, v, p) for p in (3, 70) for b in LOMIX_CLAIM for v, _ in variants if not seeds(b, p) & seeds(v, p)]
     if missing:
-        methods = ' '.join(dict.fromkeys(m for b, v, _ in missing for m in (b, v)))
+        methods = ' '.join(m for m in (*LOMIX_CLAIM, *(v for v, _ in variants)) if any(m in w for w in missing))
         ps = ' '.join(str(p) for p in sorted({p for *_, p in missing}))
         total = 2 * len(LOMIX_CLAIM) * len(variants)
         at = {p: ', '.join(f"{'raw' if ':' in v else 'normalised'} vs {b}" for b, v, q in missing if q == p) for p in (3, 70)}

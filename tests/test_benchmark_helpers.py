@@ -161,7 +161,7 @@ def test_claims_rows_read_the_acdc_recipe_for_lomix_arco_and_vqseg(monkeypatch):
     normalised_3, normalised_70, raw_3, raw_70, pending = lomix
     assert pending['verdict'] == 'not measured' and pending['note'].startswith('8 of 12 comparisons not measured')
     assert '3 patients: normalised vs deep, raw vs deep, normalised vs additive, raw vs additive' in pending['note']
-    assert '--methods deep lomix lomix:weighting=raw additive --patients 3 70' in pending['note']
+    assert '--methods deep additive lomix lomix:weighting=raw --patients 3 70' in pending['note']
     assert normalised_3['verdict'] == 'reproduced' and 'difference +0.023' in normalised_3['result']  # 0.02 + 0.002 s^2
     assert 'all 70 labeled patients' in normalised_70['setting'] and '+ 16 unlabeled' not in normalised_70['setting']
     assert raw_3['verdict'] == 'contradicted' and "raw softplus" in raw_3['claim']
