@@ -12,8 +12,8 @@ import matplotlib
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['CLASS_COLORS', 'CLAIMS_JSON', 'to_display', 'overlay', 'montage', 'volume_figure', 'atomic_write_bytes', 'HTMLReport',
-           'claims_table']
+__all__ = ['CLASS_COLORS', 'CLAIMS_JSON', 'RECIPE_JSON', 'to_display', 'overlay', 'montage', 'volume_figure',
+           'atomic_write_bytes', 'HTMLReport', 'claims_table', 'recipe_curves']
 
 # %% ../nbs/07_viz.ipynb #c005
 CLASS_COLORS = (
@@ -220,3 +220,31 @@ def claims_table(method: str | None = None, path: str | Path | None = None, sani
         for r in rows
     ]
     return '\n'.join([head, *body])
+
+# %% ../nbs/07_viz.ipynb #c104
+RECIPE_JSON = CLAIMS_JSON.with_name('acdc_recipe.json') if CLAIMS_JSON is not None else None
+
+
+def recipe_curves(patients: int, style: dict, path: str | Path | None = None):
+    """The ACDC recipe's validation curves at `patients` labeled patients, one line per run, for the methods of `style`
+    ({method: (line style, colour, legend name)}, the compared method last). Returns the figure, or None when
+    `benchmarks/acdc_recipe.json` (or `path`) holds no run of the compared method there."""
+    import json
+
+    path = Path(path) if path else RECIPE_JSON
+    runs = json.loads(path.read_text())['runs'] if path is not None and path.exists() else []
+    runs = [r for r in runs if r['patients'] == patients and r['method'] in style]
+    if not any(r['method'] == list(style)[-1] for r in runs):
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for r in sorted(runs, key=lambda r: (r['method'], r['seed'])):
+        steps, dice = zip(*r['curve'])
+        line, colour, name = style[r['method']]
+        first = r['seed'] == min(q['seed'] for q in runs if q['method'] == r['method'])
+        ax.plot(steps, dice, ls=line, color=colour, alpha=0.8, label=name if first else None)
+    ax.set(xlabel='step', ylabel='validation mean Dice (20 volumes)', ylim=(0, 1),
+           title=f'ACDC, {patients} labeled patients: one curve per run')
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
