@@ -100,6 +100,27 @@ def plot(runs):
     fig.tight_layout(); fig.savefig(PLOT, dpi=110); plt.close(fig)
 
 
+def growth(runs) -> str:
+    """The first sanity row read from the U-Net runs: does Dice grow with labeled patients, on the mean over seeds and
+    in each seed that ran at every count?"""
+    by = {}
+    for r in runs:
+        if r['method'] == 'unet': by.setdefault(r['patients'], {})[r['seed']] = r['dice']
+    if len(by) < 2: return 'Sanity: U-Net Dice grows with the number of labeled patients: **not measured**'
+    ps = sorted(by)
+    rising = lambda v: all(x < y for x, y in zip(v, v[1:]))
+    means = [float(np.mean(list(by[p].values()))) for p in ps]
+    full = sorted(set.intersection(*(set(by[p]) for p in ps)))
+    each = {s: rising([by[p][s] for p in ps]) for s in full}
+    name = lambda p: 'all 70' if p == ALL else str(p)
+    line = (f"Sanity: U-Net Dice grows with the number of labeled patients, on the mean over seeds: "
+            f"**{'yes' if rising(means) else 'no'}** ({', '.join(f'{name(p)}: {m:.3f}' for p, m in zip(ps, means))})")
+    if full:
+        line += (f"; in {'the one seed' if len(full) == 1 else f'each of the {len(full)} seeds'} that ran at every count: **{'yes' if all(each.values()) else 'no'}**"
+                 + ('' if all(each.values()) else f" (not in seed {', '.join(str(s) for s, ok in each.items() if not ok)})"))
+    return line + '.'
+
+
 def table(state, a) -> str:
     runs = state['runs']
     rows = []
@@ -119,9 +140,7 @@ def table(state, a) -> str:
             t = {r['seed']: r['dice'] for r in runs if r['method'] == m and r['patients'] == p}
             d, ci, n = paired(u, t)
             comp.append(f"| {m} | {p} | {d:+.3f} | {interval(ci, 'n/a (one seed)')} | {n} |")
-    unet0 = {r['patients']: r['dice'] for r in runs if r['method'] == 'unet' and r['seed'] == min(a.seeds)}
-    ordered = [unet0[p] for p in sorted(unet0)]
-    mono = all(x < y for x, y in zip(ordered, ordered[1:])) if len(ordered) > 1 else None
+    sanity = growth(runs)
     steps = listed(r['steps'] for r in runs)
     return f"""## The ACDC recipe: learning curves and the semi-supervised sanity rows (`benchmarks/acdc_recipe.py`)
 
@@ -148,8 +167,7 @@ Each method minus the U-Net (paired by seed, 95 % t-interval over seeds):
 |---|---|---|---|---|
 {chr(10).join(comp) or '| (not run yet) | | | | |'}
 
-Sanity: U-Net Dice grows with the number of labeled patients (seed {min(a.seeds)}): **{'yes' if mono else 'no' if mono is False else 'not measured'}**
-({', '.join(f'{p}: {d:.3f}' for p, d in sorted(unet0.items()))}).
+{sanity}
 
 ![validation curves](acdc_recipe.png)"""
 

@@ -118,6 +118,19 @@ def test_acdc_jobs_run_each_once_and_may_be_the_unet_alone():
                                                                   ('lomix', 3, 1)]     # the old list ran unet twice
 
 
+def test_the_labels_sanity_row_reads_the_mean_and_each_seed():
+    "Means that rise can hide a seed in which Dice fell: the row names it; a seed missing a count is not judged."
+    from acdc_recipe import ALL, growth
+    run = lambda p, s, d: dict(method='unet', patients=p, seed=s, dice=d)
+    runs = [run(1, 0, 0.3), run(3, 0, 0.6), run(ALL, 0, 0.8), run(1, 1, 0.5), run(3, 1, 0.45), run(ALL, 1, 0.82),
+            run(3, 2, 0.1), dict(method='lomix', patients=1, seed=0, dice=0.9)]
+    line = growth(runs)
+    assert 'mean over seeds: **no** (1: 0.400, 3: 0.383, all 70: 0.810)' in line   # 0.383 < 0.400
+    assert 'each of the 2 seeds that ran at every count: **no** (not in seed 1)' in line
+    assert '**yes**' in growth(runs[:3]) and 'the one seed' in growth(runs[:3])
+    assert 'not measured' in growth(runs[:1])
+
+
 def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lower_is_better(monkeypatch):
     "MATCH's rows: a lower Betti error is the claimed side; Mamba-HoME's: one row per baseline, a missing one pending."
     import claims
