@@ -7,7 +7,8 @@ Every run uses the `acdc` defaults of `medseg_nb.cli.DATASET_DEFAULTS` (slices r
 inference, batch 16, AdamW 1e-3 with poly decay, Dice + CE, flips, quarter turns, intensity jitter) and validates on
 the 20 `val.list` volumes every `--val-every` steps, scored on each volume's native grid. Runs are appended to
 benchmarks/acdc_recipe.json as they finish (an interrupted grid resumes where it stopped); the curves go to
-benchmarks/acdc_recipe.png and the tables to the `acdc_recipe` section of RESULTS.md.
+benchmarks/acdc_recipe.png and the tables to the `acdc_recipe` section of RESULTS.md; a second budget names its own
+section (`--steps 1500 --json benchmarks/acdc_long.json --section acdc_long`), whose plot is benchmarks/acdc_long.png.
 
 The jobs run in this order, so that a grid cut short keeps what matters first: the U-Net's curves (seed 0), the mean
 teacher at 3 and 7 patients (seed 0), then the other seeds of both. `--methods nsda --patients 7 --compare 7` adds
@@ -33,7 +34,6 @@ from medseg_nb.data.datasets import get_dataset  # noqa: E402
 from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('acdc_recipe.json')
-PLOT = Path(__file__).with_name('acdc_recipe.png')
 ALL = 70                                   # "all labeled": every training patient
 STRUCT = ('RV', 'myo', 'LV')
 STYLE = {'unet': '-', 'mean_teacher': '--', 'nsda': ':', 'vqseg': '-.', 'single': (0, (5, 1)),
@@ -84,7 +84,7 @@ def run_one(method, patients, seed, steps, val_every, root, tmp) -> dict:
                 hd95=s.get('val_hd95_mean'), per_class=per, curve=curve, machine=machine())
 
 
-def plot(runs):
+def plot(runs, path: Path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -97,7 +97,7 @@ def plot(runs):
         ax.plot(x, y, ls=STYLE.get(r['method'], (0, (1, 2))), color=colours.get(r['patients'], 'k'), alpha=0.8, label=label)
     ax.set_xlabel('step'); ax.set_ylabel('validation mean Dice (20 volumes)'); ax.set_ylim(0, 1); ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='lower right'); ax.set_title('ACDC: one curve per run; line style = method, colour = labeled patients', fontsize=9)
-    fig.tight_layout(); fig.savefig(PLOT, dpi=110); plt.close(fig)
+    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
 
 def growth(runs) -> str:
@@ -142,7 +142,8 @@ def table(state, a) -> str:
             comp.append(f"| {m} | {p} | {d:+.3f} | {interval(ci, 'n/a (one seed)')} | {n} |")
     sanity = growth(runs)
     steps = listed(r['steps'] for r in runs)
-    return f"""## The ACDC recipe: learning curves and the semi-supervised sanity rows (`benchmarks/acdc_recipe.py`)
+    budget = '' if a.section == OUT.stem else f', a second budget ({steps} steps, section `{a.section}`)'
+    return f"""## The ACDC recipe{budget}: learning curves and the semi-supervised sanity rows (`benchmarks/acdc_recipe.py`)
 
 Machine: {machines(runs)}. Every run: the `acdc` defaults (slices resized to 128 x 128 for training and inference,
 batch 16, AdamW 1e-3, poly decay, Dice + CE, flips, quarter turns, intensity jitter; shuffled epochs), {steps} steps,
@@ -169,7 +170,7 @@ Each method minus the U-Net (paired by seed, 95 % t-interval over seeds):
 
 {sanity}
 
-![validation curves](acdc_recipe.png)"""
+![validation curves]({a.section}.png)"""
 
 
 def main():
@@ -194,7 +195,7 @@ def main():
         return run_one(method, p, s, steps, a.val_every, root, tmp.name)
 
     def report(state):
-        plot([q for q in state['runs'] if q['steps'] == a.steps] or state['runs'])
+        plot([q for q in state['runs'] if q['steps'] == a.steps] or state['runs'], OUT.with_name(f'{a.section}.png'))
         write_section(a.section, table(state, a))
 
     jobs = [(m, p, s, a.steps) for m, p, s in jobs_in_order(a.seeds, a.patients, a.compare, a.methods)]
