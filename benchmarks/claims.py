@@ -55,13 +55,16 @@ def sanity_rows():
         ps = sorted(unet)
         means = [np.mean(unet[p]) for p in ps]
         holds = all(a < b for a, b in zip(means, means[1:]))
-        tail = max(converged(r['curve']) for r in runs if r['method'] == 'unet')
+        name = lambda p: 'all 70' if p == 70 else str(p)
+        tails = {p: max(converged(r['curve']) for r in runs if r['method'] == 'unet' and r['patients'] == p) for p in ps}
+        moving = [name(p) for p in ps if tails[p] >= 1]
         rows.append(row('sanity', '-', 'supervised U-Net: more labeled patients, higher Dice',
-                        f"ACDC, {', '.join('all 70' if p == 70 else str(p) for p in ps)} labeled patients, "
-                        f"{runs[0]['steps']} steps, 128 px, CPU",
+                        f"ACDC, {', '.join(name(p) for p in ps)} labeled patients, {runs[0]['steps']} steps, 128 px, CPU",
                         '; '.join(f"{'all' if p == 70 else p}: {mean_sd(unet[p])} ({seeds(len(unet[p]))})" for p in ps),
-                        ('holds' if holds else 'fails') + ('' if tail < 1 else ', baseline not converged'),
-                        f'largest change over the last fifth of training {tail:.1f} Dice points (converged: < 1)'))
+                        ('holds' if holds else 'fails') +
+                        (f", baseline not converged at {', '.join(moving)} patients" if moving else ''),
+                        'largest change over the last fifth of training, by labeled patients: '
+                        + ', '.join(f'{name(p)}: {tails[p]:.2f}' for p in ps) + ' Dice points (converged: < 1)'))
     for p in sorted({r['patients'] for r in runs if r['method'] == 'mean_teacher'}):
         u = {r['seed']: r['dice'] for r in runs if r['method'] == 'unet' and r['patients'] == p}
         t = {r['seed']: r['dice'] for r in runs if r['method'] == 'mean_teacher' and r['patients'] == p}

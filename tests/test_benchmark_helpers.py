@@ -182,3 +182,17 @@ def test_claims_rows_read_the_acdc_recipe_for_lomix_arco_and_vqseg(monkeypatch):
     assert variance_pending['verdict'] == 'not measured'
     assert mt_sg['claim'].endswith('(SG)') and mt_sg['verdict'] == 'reproduced' and '3 labeled' in mt_sg['setting']
     assert [r['verdict'] for r in claims.vqseg_rows()] == ['not measured', 'not measured']  # no vqseg run: both pending
+
+
+def test_the_claims_sanity_row_names_the_counts_still_moving(monkeypatch):
+    "The first sanity row holds on the means, and says at which labeled-patient counts the U-Net had not converged."
+    import claims
+    flat, rising = [(100, 0.5), (480, 0.600), (600, 0.605)], [(100, 0.5), (480, 0.70), (600, 0.75)]
+    acdc = [dict(method='unet', patients=p, seed=s, steps=600, dice=d + 0.01 * s, curve=c)
+            for p, d, c in ((1, 0.3, rising), (3, 0.6, flat), (70, 0.8, rising)) for s in (0, 1, 2)]
+    monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_recipe=acdc).get(name, []))
+    labels = claims.sanity_rows()[0]
+    assert labels['verdict'] == 'holds, baseline not converged at 1, all 70 patients'
+    assert '1: 5.00, 3: 0.50, all 70: 5.00 Dice points' in labels['note']
+    acdc[3]['dice'] = acdc[4]['dice'] = acdc[5]['dice'] = 0.2                # 3 patients below 1: the row fails
+    assert claims.sanity_rows()[0]['verdict'].startswith('fails')
