@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (converged, grid_args, interval, listed, machine, machines, mean_sd, paired, run_grid,  # noqa: E402
+from _results import (converged, grid_args, interval, label_growth, listed, machine, machines, mean_sd, paired, run_grid,  # noqa: E402
                       write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
@@ -106,23 +106,15 @@ def plot(runs, path: Path):
 def growth(runs) -> str:
     """The first sanity row read from the U-Net runs: does Dice grow with labeled patients, on the mean over seeds and
     in each seed that ran at every count?"""
-    by = {}
-    for r in runs:
-        if r['method'] == 'unet': by.setdefault(r['patients'], {})[r['seed']] = r['dice']
-    if len(by) < 2: return 'Sanity: U-Net Dice grows with the number of labeled patients: **not measured**'
-    ps = sorted(by)
-    rising = lambda v: all(x < y for x, y in zip(v, v[1:]))
-    means = [float(np.mean(list(by[p].values()))) for p in ps]
-    full = sorted(set.intersection(*(set(by[p]) for p in ps)))
-    each = {s: rising([by[p][s] for p in ps]) for s in full}
+    g = label_growth(runs)
+    if g is None: return 'Sanity: U-Net Dice grows with the number of labeled patients: **not measured**'
     name = lambda p: 'all 70' if p == ALL else str(p)
     line = (f"Sanity: U-Net Dice grows with the number of labeled patients, on the mean over seeds: "
-            f"**{'yes' if rising(means) else 'no'}** ({', '.join(f'{name(p)}: {m:.3f}' for p, m in zip(ps, means))})")
-    if full:
-        which = 'the one seed' if len(full) == 1 else f'each of the {len(full)} seeds'
-        fell = [str(s) for s, ok in each.items() if not ok]
-        line += (f"; in {which} that ran at every count: **{'no' if fell else 'yes'}**"
-                 + (f" (not in seed {', '.join(fell)})" if fell else ''))
+            f"**{'yes' if g['rising'] else 'no'}** ({', '.join(f'{name(p)}: {m:.3f}' for p, m in zip(g['patients'], g['means']))})")
+    if g['seeds']:
+        which = 'the one seed' if len(g['seeds']) == 1 else f"each of the {len(g['seeds'])} seeds"
+        fell = ', '.join(str(s) for s in g['fell'])
+        line += f"; in {which} that ran at every count: **{'no' if fell else 'yes'}**" + (f" (not in seed {fell})" if fell else '')
     return line + '.'
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (converged, difference, early, log_variance_ratio, mean_sd, paired, save_json,  # noqa: E402
+from _results import (converged, difference, early, label_growth, log_variance_ratio, mean_sd, paired, save_json,  # noqa: E402
                       verdict, write_section)
 
 from medseg_nb.viz import claims_table  # noqa: E402
@@ -48,20 +48,18 @@ def row(method, paper, claim, setting, result='', verdict_='not measured', note=
 def sanity_rows():
     runs = load('acdc_recipe')
     rows = []
-    unet = {}
-    for r in runs:
-        if r['method'] == 'unet': unet.setdefault(r['patients'], []).append(r['dice'])
-    if unet:
-        ps = sorted(unet)
-        means = [np.mean(unet[p]) for p in ps]
-        holds = all(a < b for a, b in zip(means, means[1:]))
+    g = label_growth(runs)
+    if g is not None:
+        ps = g['patients']
+        unet = {p: [r['dice'] for r in runs if r['method'] == 'unet' and r['patients'] == p] for p in ps}
         name = lambda p: 'all 70' if p == 70 else str(p)
         tails = {p: max(converged(r['curve']) for r in runs if r['method'] == 'unet' and r['patients'] == p) for p in ps}
         moving = [name(p) for p in ps if tails[p] >= 1]
+        fell = ', '.join(str(s) for s in g['fell'])
         rows.append(row('sanity', '-', 'supervised U-Net: more labeled patients, higher Dice',
                         f"ACDC, {', '.join(name(p) for p in ps)} labeled patients, {runs[0]['steps']} steps, 128 px, CPU",
                         '; '.join(f"{'all' if p == 70 else p}: {mean_sd(unet[p])} ({seeds(len(unet[p]))})" for p in ps),
-                        ('holds' if holds else 'fails') +
+                        ('holds' if g['rising'] else 'fails') + (f' on the mean, not in seed {fell}' if fell else '') +
                         (f", baseline not converged at {', '.join(moving)} patients" if moving else ''),
                         'largest change over the last fifth of training, by labeled patients: '
                         + ', '.join(f'{name(p)}: {tails[p]:.2f}' for p in ps) + ' Dice points (converged: < 1)'))

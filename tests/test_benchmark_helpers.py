@@ -196,3 +196,5 @@ def test_the_claims_sanity_row_names_the_counts_still_moving(monkeypatch):
     assert '1: 5.00, 3: 0.50, all 70: 5.00 Dice points' in labels['note']
     acdc[3]['dice'] = acdc[4]['dice'] = acdc[5]['dice'] = 0.2                # 3 patients below 1: the row fails
     assert claims.sanity_rows()[0]['verdict'].startswith('fails')
+    acdc[3]['dice'] = acdc[5]['dice'] = 0.65; acdc[4]['dice'] = 0.9        # seed 1: 3 patients above 70: the mean still rises
+    assert claims.sanity_rows()[0]['verdict'].startswith('holds on the mean, not in seed 1,')
