@@ -129,11 +129,18 @@ def run_grid(a, jobs: list, run_key, run_job, report=None, job_key=None) -> dict
     return state
 
 
+def plot_file(section: str) -> Path:
+    """The curves of RESULTS.md's section `section`: each section its own picture, so that a second budget
+    (`--section`) does not draw over the first one's."""
+    return RESULTS.with_name(f'{section}.png')
+
+
 def runs_report(section: str, plot, table):
-    "A grid's `report` when its plot and its table read the runs alone: draw the plot, then write the section."
+    """A grid's `report` when its plot and its table read the runs alone: draw the plot into the section's picture,
+    then write the section, which shows that picture."""
     def report(state):
-        plot(state['runs'])
-        write_section(section, table(state['runs']))
+        plot(state['runs'], plot_file(section))
+        write_section(section, table(state['runs'], plot_file(section).name))
     return report
 
 

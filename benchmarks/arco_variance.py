@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import (grid_args, interval, log_variance_ratio, machine, machines, mean_sd, paired, run_grid,  # noqa: E402
-                      write_section)
+                      plot_file, write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS  # noqa: E402
 from medseg_nb.core import data_root, get_method, load_methods, unwrap  # noqa: E402
@@ -33,7 +33,6 @@ from medseg_nb.methods.arco.model import prototype_contrastive  # noqa: E402
 from medseg_nb.train import Trainer  # noqa: E402
 
 OUT = Path(__file__).with_name('arco_variance.json')
-PLOT = Path(__file__).with_name('arco_variance.png')
 SAMPLERS = ('ns', 'sg', 'sag')
 NAMES = {'ns': 'NS (uniform)', 'sg': 'SG (stratified)', 'sag': 'SAG (stratified antithetic)'}
 
@@ -113,7 +112,7 @@ def one_run(seed, a, root) -> dict:
                 seconds=round(time.time() - t0, 1), points=rows, machine=machine())
 
 
-def plot(runs):
+def plot(runs, path: Path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -130,7 +129,7 @@ def plot(runs):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(PLOT, dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -158,7 +157,7 @@ about 3 or less is what an unbiased estimator gives.
 
 {chr(10).join(lines)}
 
-![estimator variance during training](arco_variance.png)"""
+![estimator variance during training]({plot_file(a.section).name})"""
 
 
 def main():
@@ -179,7 +178,7 @@ def main():
         return one_run(seed, a, root)
 
     def report(state):
-        plot(state['runs'])
+        plot(state['runs'], plot_file(a.section))
         write_section(a.section, table(state['runs'], a))
 
     jobs = [(s, a.steps, a.patients) for s in a.seeds]

@@ -20,14 +20,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import (converged, early, finite_mean, grid_args, interval, listed, machine, machines, mean_sd, paired,  # noqa: E402
-                      run_grid, write_section)
+                      plot_file, run_grid, write_section)
 
 from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.phantoms import PhantomDataset  # noqa: E402
 from medseg_nb.methods.gausam.model import train_head  # noqa: E402
 
 OUT = Path(__file__).with_name('gausam_heads.json')
-PLOT = Path(__file__).with_name('gausam_heads.png')
 VARIANTS = {'sam': ('sam', 'contour'), 'gaussian': ('gaussian', 'contour'), 'uniform': ('gaussian', 'uniform')}
 LABEL = {'sam': "SAM's mask head", 'gaussian': 'GauSAM, contour placement', 'uniform': 'GauSAM, uniform placement'}
 SCALES = (0.5, 1, 2)
@@ -43,7 +42,7 @@ def items(dataset: str, root):
     return [tr[i] for i in range(len(tr))], [va[i] for i in range(len(va))]
 
 
-def plot(runs):
+def plot(runs, path: Path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -62,7 +61,7 @@ def plot(runs):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc='lower right')
     fig.tight_layout()
-    fig.savefig(PLOT, dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -126,7 +125,7 @@ def main():
         return r
 
     def report(state):
-        plot(state['runs'])
+        plot(state['runs'], plot_file(a.section))
         write_section(a.section, body(state['runs'], a))
 
     jobs = [(v, ds, s, a.steps) for s in a.seeds for ds in a.datasets for v in a.variants]      # seed-major
@@ -148,7 +147,7 @@ rule), the largest over seeds.
 
 {table(runs)}
 
-![validation curves](gausam_heads.png)"""
+![validation curves]({plot_file(a.section).name})"""
 
 
 if __name__ == '__main__':

@@ -27,7 +27,6 @@ from medseg_nb.data.datasets import get_dataset  # noqa: E402
 from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('lomix_drive.json')
-PLOT = Path(__file__).with_name('lomix_drive.png')
 # label: (registered method, its options); LoMix's two weightings are labelled apart (notebook 50)
 VARIANTS = {'single': ('single', {}), 'lomix': ('lomix', {}), 'deep': ('deep', {}), 'additive': ('additive', {}),
             'lomix-raw': ('lomix', dict(weighting='raw'))}
@@ -51,7 +50,7 @@ def run_one(variant, seed, steps, root, tmp) -> dict:
                 cldice=mean['cldice_mean'], curve=curve, machine=machine())
 
 
-def plot(runs):
+def plot(runs, path: Path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -63,10 +62,10 @@ def plot(runs):
             ax.plot(x, y, color=colours[v], alpha=0.8, label=v if i == 0 else None)
     ax.set_xlabel('step'); ax.set_ylabel('validation Dice (4 DRIVE images)'); ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='lower right'); ax.set_title('LoMix and its baselines on DRIVE (one line per seed)')
-    fig.tight_layout(); fig.savefig(PLOT, dpi=110); plt.close(fig)
+    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
 
-def table(runs) -> str:
+def table(runs, png='lomix_drive.png') -> str:
     rows, diffs = [], []
     by_seed = {v: {r['seed']: r for r in runs if r['variant'] == v} for v in VARIANTS}
 
@@ -109,7 +108,7 @@ Each minus `single` (the last rows: raw minus normalised weights), paired by see
 |---|---|---|---|---|
 {chr(10).join(diffs) or '| (no pair yet) | | | | |'}
 
-![validation curves](lomix_drive.png)"""
+![validation curves]({png})"""
 
 
 def main():

@@ -68,11 +68,7 @@ def run_one(variant, dataset, seed, steps, root, tmp) -> dict:
                 per_structure=per_class(reports, 'dice'), curve=curve, machine=machine())
 
 
-def plot_path(dataset) -> Path:
-    return (ACDC_OUT if dataset == 'acdc' else OUT).with_suffix('.png')
-
-
-def plot(runs):
+def plot(runs, path: Path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -84,10 +80,10 @@ def plot(runs):
             ax.plot(x, y, color=colours[v], alpha=0.8, label=NAMES[v] if i == 0 else None)
     ax.set_xlabel('step'); ax.set_ylabel('validation Dice'); ax.grid(alpha=0.3); ax.legend(fontsize=8, loc='lower right')
     ax.set_title(f'Mamba-HoME, HoME off and a 3-D U-Net on {runs[0]["dataset"]} (one line per seed)', fontsize=10)
-    fig.tight_layout(); fig.savefig(plot_path(runs[0]['dataset']), dpi=110); plt.close(fig)
+    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
 
-def table(runs) -> str:
+def table(runs, png='mamba_home.png') -> str:
     dataset = runs[0]['dataset']
     names = STRUCTURES.get('acdc' if dataset.startswith('acdc') else dataset, ())
     rows, diffs = [], []
@@ -106,10 +102,12 @@ def table(runs) -> str:
         d, ci, n = paired(a, b)
         if n:
             diffs.append(f"| {NAMES[method]} - {NAMES[base]} | {d:+.3f} | {interval(ci)} | {n} |")
-    cfg = DATASET_DEFAULTS.get(dataset, DATASET_DEFAULTS['acdc-3d'] if dataset.startswith('acdc') else {})
+    cfg = DATASET_DEFAULTS['acdc-3d' if dataset.startswith('acdc') else dataset]   # ACDC trains here as volumes
+    where = ('ACDC training frames as volumes (slices resized to 128 x 128; scored on the 20 validation volumes)'
+             if dataset.startswith('acdc') else dataset)
     return f"""## Mamba-HoME against a 3-D U-Net, HoME on and off (`benchmarks/mamba_home.py`)
 
-Machine: {machines(runs)}. The same recipe for every row: {dataset}, {', '.join(map(str, sorted({r['steps'] for r in runs})))}
+Machine: {machines(runs)}. The same recipe for every row: {where}, {', '.join(map(str, sorted({r['steps'] for r in runs})))}
 steps, batch {cfg.get('batch_size')} patches of {'x'.join(map(str, cfg.get('patch', ())))}, Dice + CE with deep supervision
 0.5 for every network (but `unet-ds0`), validated every tenth of training; final models scored on the validation volumes with sliding windows.
 "HoME off" puts a parameter-matched MLP in every HoME's place (notebook 42). "tail": the largest change of validation
@@ -126,7 +124,7 @@ Paired by seed (95 % t-interval over seeds):
 |---|---|---|---|
 {chr(10).join(diffs) or '| (no pair yet) | | | |'}
 
-![validation curves]({plot_path(dataset).name})"""
+![validation curves]({png})"""
 
 
 def main():

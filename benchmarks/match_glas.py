@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import (converged, grid_args, interval, machine, machines, mean_sd, paired, run_grid, save_json,  # noqa: E402
-                      write_section)
+                      plot_file, write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -31,7 +31,6 @@ from medseg_nb.data.datasets import get_dataset  # noqa: E402
 from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('match_glas.json')
-PLOT = Path(__file__).with_name('match_glas.png')
 # label: (registered method, its options). MATCH's network has dropout 0.2 (notebook 41)
 # `match-w`: the topological weight a tenth of the paper's, the first thing the loss-scale probe says to vary (at
 # w_topo 0.05 the weighted term is as heavy as the supervised loss); not the paper's setting, named apart
@@ -82,7 +81,7 @@ def loss_scale(dataset, labeled, seed, steps, root, tmp) -> dict:
                 reliable=[min(h['reliable_frac'] for h in hist), max(h['reliable_frac'] for h in hist)])
 
 
-def plot(runs):
+def plot(runs, path: Path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -99,7 +98,7 @@ def plot(runs):
         ax.set_xlabel('step'); ax.grid(alpha=0.3)
     axes[0][0].set_ylabel('validation Dice'); axes[0][0].legend(fontsize=7, loc='lower right')
     fig.suptitle('MATCH and the mean teacher (one line per seed)', fontsize=10)
-    fig.tight_layout(); fig.savefig(PLOT, dpi=110); plt.close(fig)
+    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
 
 def differences(runs, fraction, variant, baseline=BASELINE):
@@ -109,7 +108,7 @@ def differences(runs, fraction, variant, baseline=BASELINE):
     return {m: paired({s: r[m] for s, r in base.items()}, {s: r[m] for s, r in other.items()}) for m in METRICS}
 
 
-def table(runs, scales=()) -> str:
+def table(runs, scales=(), png='match_glas.png') -> str:
     rows, diffs = [], []
     for fraction in sorted({r['labeled'] for r in runs}):
         for v in VARIANTS:
@@ -148,7 +147,7 @@ Each minus the mean teacher at dropout 0.2, paired by seed (95 % t-interval over
 |---|---|---|---|---|---|
 {chr(10).join(diffs) or '| (no pair yet) | | | | | |'}
 {scale_text(scales)}
-![validation curves](match_glas.png)"""
+![validation curves]({png})"""
 
 
 def scale_text(scales) -> str:
@@ -197,8 +196,8 @@ def main():
 
     def report(state):
         state['loss_scale'] = scales
-        plot(state['runs'])
-        write_section(a.section, table(state['runs'], scales))
+        plot(state['runs'], plot_file(a.section))
+        write_section(a.section, table(state['runs'], scales, plot_file(a.section).name))
 
     jobs = [(v, f, s, a.steps) for f in a.labeled for s in a.seeds for v in a.methods]
     with tmp:

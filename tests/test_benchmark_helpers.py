@@ -198,3 +198,20 @@ def test_the_claims_sanity_row_names_the_counts_still_moving(monkeypatch):
     assert claims.sanity_rows()[0]['verdict'].startswith('fails')
     acdc[3]['dice'] = acdc[5]['dice'] = 0.65; acdc[4]['dice'] = 0.9        # seed 1: 3 patients above 70: the mean still rises
     assert claims.sanity_rows()[0]['verdict'].startswith('holds on the mean, not in seed 1,')
+
+
+def test_a_second_budget_draws_its_own_picture_and_shows_it(tmp_path, monkeypatch):
+    "`--section` gives a budget its own table: its curves go to `<section>.png`, never over the first section's picture."
+    import _results
+    import mamba_home
+    monkeypatch.setattr(_results, 'RESULTS', tmp_path / 'RESULTS.md')
+    run = lambda v, s, steps, d: dict(variant=v, dataset='acdc', seed=s, steps=steps, params=2e6, seconds_per_step=1.0,
+                                      dice=d, per_structure={'1': d}, curve=[(steps // 2, d - 0.1), (steps, d)], machine='m')
+    first, second = [run('home', 0, 40, 0.5), run('unet', 0, 40, 0.4)], [run('home', 0, 80, 0.7), run('unet', 0, 80, 0.6)]
+    _results.runs_report('mamba_home_acdc', mamba_home.plot, mamba_home.table)(dict(runs=first))
+    picture = (tmp_path / 'mamba_home_acdc.png').read_bytes()
+    _results.runs_report('mh_long', mamba_home.plot, mamba_home.table)(dict(runs=second))
+    assert (tmp_path / 'mamba_home_acdc.png').read_bytes() == picture and (tmp_path / 'mh_long.png').exists()
+    text = (tmp_path / 'RESULTS.md').read_text()
+    assert text.index('(mamba_home_acdc.png)') < text.index('<!-- /mamba_home_acdc -->') < text.index('(mh_long.png)')
+    assert 'ACDC training frames as volumes' in text and 'batch 2 patches of 8x96x96' in text   # not the 2-D recipe's
