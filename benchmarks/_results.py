@@ -161,8 +161,8 @@ def converged(curve) -> float:
 def label_growth(runs, method='unet'):
     """Does `method`'s Dice grow with the number of labeled patients? Read on the mean over seeds and in each seed that
     ran at every count (rising means can hide a seed in which Dice fell). None below two counts; else a dict: `patients`
-    (sorted), `means`, `rising` (the means rise strictly), `seeds` (those at every count), `fell` (those among them
-    in which Dice did not rise)."""
+    (sorted), `dice` ({patients: {seed: Dice}}), `means`, `rising` (the means rise strictly), `seeds` (those at every
+    count), `fell` (those among them in which Dice did not rise)."""
     by = {}
     for r in runs:
         if r['method'] == method: by.setdefault(r['patients'], {})[r['seed']] = r['dice']
@@ -171,7 +171,7 @@ def label_growth(runs, method='unet'):
     up = lambda v: all(x < y for x, y in zip(v, v[1:]))
     means = [float(np.mean(list(by[p].values()))) for p in ps]
     seeds = sorted(set.intersection(*(set(by[p]) for p in ps)))
-    return dict(patients=ps, means=means, rising=up(means), seeds=seeds,
+    return dict(patients=ps, dice=by, means=means, rising=up(means), seeds=seeds,
                 fell=[s for s in seeds if not up([by[p][s] for p in ps])])
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (converged, grid_args, interval, label_growth, listed, machine, machines, mean_sd, paired, run_grid,  # noqa: E402
-                      write_section)
+from _results import (converged, grid_args, interval, label_growth, listed, machine, machines, mean_sd, paired,  # noqa: E402
+                      plot_file, run_grid, write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -169,7 +169,7 @@ Each method minus the U-Net (paired by seed, 95 % t-interval over seeds):
 
 {sanity}
 
-![validation curves]({a.section}.png)"""
+![validation curves]({plot_file(a.section).name})"""
 
 
 def main():
@@ -194,7 +194,7 @@ def main():
         return run_one(method, p, s, steps, a.val_every, root, tmp.name)
 
     def report(state):
-        plot([q for q in state['runs'] if q['steps'] == a.steps] or state['runs'], OUT.with_name(f'{a.section}.png'))
+        plot([q for q in state['runs'] if q['steps'] == a.steps] or state['runs'], plot_file(a.section))
         write_section(a.section, table(state, a))
 
     jobs = [(m, p, s, a.steps) for m, p, s in jobs_in_order(a.seeds, a.patients, a.compare, a.methods)]

@@ -51,7 +51,7 @@ def sanity_rows():
     g = label_growth(runs)
     if g is not None:
         ps = g['patients']
-        unet = {p: [r['dice'] for r in runs if r['method'] == 'unet' and r['patients'] == p] for p in ps}
+        unet = {p: list(g['dice'][p].values()) for p in ps}
         name = lambda p: 'all 70' if p == 70 else str(p)
         tails = {p: max(converged(r['curve']) for r in runs if r['method'] == 'unet' and r['patients'] == p) for p in ps}
         moving = [name(p) for p in ps if tails[p] >= 1]

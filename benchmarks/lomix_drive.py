@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import converged, grid_args, interval, machine, machines, mean_sd, paired, run_grid, runs_report  # noqa: E402
+from _results import (converged, grid_args, interval, machine, machines, mean_sd, paired, plot_file, run_grid,  # noqa: E402
+                      runs_report)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -65,7 +66,7 @@ def plot(runs, path: Path):
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
 
-def table(runs, png='lomix_drive.png') -> str:
+def table(runs, png: str) -> str:
     rows, diffs = [], []
     by_seed = {v: {r['seed']: r for r in runs if r['variant'] == v} for v in VARIANTS}
 
@@ -131,7 +132,7 @@ def main():
     with tmp:
         state = run_grid(a, jobs, lambda r: (r['variant'], r['seed'], r['steps']), run_job, runs_report(a.section, plot, table))
     if state['runs']:
-        print(table(state['runs']))
+        print(table(state['runs'], plot_file(a.section).name))
 
 
 if __name__ == '__main__':

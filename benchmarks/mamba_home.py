@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import converged, grid_args, interval, machine, machines, mean_sd, paired, run_grid, runs_report  # noqa: E402
+from _results import (converged, grid_args, interval, machine, machines, mean_sd, paired, plot_file, run_grid,  # noqa: E402
+                      runs_report)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -83,9 +84,10 @@ def plot(runs, path: Path):
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
 
-def table(runs, png='mamba_home.png') -> str:
+def table(runs, png: str) -> str:
     dataset = runs[0]['dataset']
-    names = STRUCTURES.get('acdc' if dataset.startswith('acdc') else dataset, ())
+    acdc = dataset.startswith('acdc')                 # ACDC trains here as volumes: the acdc-3d defaults
+    names = STRUCTURES.get('acdc' if acdc else dataset, ())
     rows, diffs = [], []
     for v in VARIANTS:
         rr = [r for r in runs if r['variant'] == v]
@@ -102,9 +104,9 @@ def table(runs, png='mamba_home.png') -> str:
         d, ci, n = paired(a, b)
         if n:
             diffs.append(f"| {NAMES[method]} - {NAMES[base]} | {d:+.3f} | {interval(ci)} | {n} |")
-    cfg = DATASET_DEFAULTS['acdc-3d' if dataset.startswith('acdc') else dataset]   # ACDC trains here as volumes
+    cfg = DATASET_DEFAULTS['acdc-3d' if acdc else dataset]
     where = ('ACDC training frames as volumes (slices resized to 128 x 128; scored on the 20 validation volumes)'
-             if dataset.startswith('acdc') else dataset)
+             if acdc else dataset)
     return f"""## Mamba-HoME against a 3-D U-Net, HoME on and off (`benchmarks/mamba_home.py`)
 
 Machine: {machines(runs)}. The same recipe for every row: {where}, {', '.join(map(str, sorted({r['steps'] for r in runs})))}
@@ -154,7 +156,7 @@ def main():
     with tmp:
         state = run_grid(a, jobs, lambda r: (r['variant'], r['seed'], r['steps']), run_job, runs_report(a.section, plot, table))
     if state['runs']:
-        print(table(state['runs']))
+        print(table(state['runs'], plot_file(a.section).name))
 
 
 if __name__ == '__main__':

@@ -108,7 +108,7 @@ def differences(runs, fraction, variant, baseline=BASELINE):
     return {m: paired({s: r[m] for s, r in base.items()}, {s: r[m] for s, r in other.items()}) for m in METRICS}
 
 
-def table(runs, scales=(), png='match_glas.png') -> str:
+def table(runs, scales, png: str) -> str:
     rows, diffs = [], []
     for fraction in sorted({r['labeled'] for r in runs}):
         for v in VARIANTS:
@@ -206,7 +206,7 @@ def main():
         state['loss_scale'] = scales
         save_json(a.json, state)
     if state['runs']:
-        print(table(state['runs'], scales))
+        print(table(state['runs'], scales, plot_file(a.section).name))
 
 
 if __name__ == '__main__':
