@@ -174,10 +174,19 @@ def test_claims_rows_read_the_acdc_recipe_for_lomix_arco_and_vqseg(monkeypatch):
     normalised_3, normalised_70, raw_3, raw_70, pending = lomix
     assert pending['verdict'] == 'not measured' and pending['note'].startswith('8 of 12 comparisons not measured')
     assert '3 patients: normalised vs deep, raw vs deep, normalised vs additive, raw vs additive' in pending['note']
-    assert '--methods deep additive lomix lomix:weighting=raw --patients 3 70' in pending['note']
+    assert '`acdc_recipe.py --methods deep additive lomix lomix:weighting=raw --patients 3 --compare 3`' in pending['note']
+    # all 70 patients: the U-Net converges only by 1500 steps, so the command asks for that budget's own section
+    assert ('--patients 70 --compare 70 --steps 1500 --json benchmarks/acdc_long.json --section acdc_long`'
+            in pending['note'])
     assert normalised_3['verdict'] == 'reproduced' and 'difference +0.023' in normalised_3['result']  # 0.02 + 0.002 s^2
     assert 'all 70 labeled patients' in normalised_70['setting'] and '+ 16 unlabeled' not in normalised_70['setting']
     assert raw_3['verdict'] == 'contradicted' and "raw softplus" in raw_3['claim']
+    long = [dict(r, steps=1500, dice=r['dice'] + 0.05) for r in acdc if r['patients'] == 70 and r['method'] == 'lomix']
+    long += [dict(r, method='deep') for r in acdc if r['patients'] == 70 and r['method'] == 'single']
+    monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_recipe=acdc, acdc_long=long).get(name, []))
+    *_, deep_long, pending = [r for r in claims.lomix_rows() if r['setting'].startswith('ACDC')]
+    assert deep_long['setting'].startswith('ACDC, all 70 labeled patients, 1500 steps') and 'deep' in deep_long['result']
+    assert pending['note'].startswith('7 of 12') and 'normalised vs deep' not in pending['note'].split('all 70')[1]
     variance_pending, mt_sg = claims.arco_rows()
     assert variance_pending['verdict'] == 'not measured'
     assert mt_sg['claim'].endswith('(SG)') and mt_sg['verdict'] == 'reproduced' and '3 labeled' in mt_sg['setting']
