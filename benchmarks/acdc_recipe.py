@@ -36,8 +36,6 @@ from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 OUT = Path(__file__).with_name('acdc_recipe.json')
 ALL = 70                                   # "all labeled": every training patient
 STRUCT = ('RV', 'myo', 'LV')
-STYLE = {'unet': '-', 'mean_teacher': '--', 'nsda': ':', 'vqseg': '-.', 'single': (0, (5, 1)),
-         'lomix': (0, (3, 1, 1, 1, 1, 1))}       # line style = method; colour = labeled patients
 
 
 def jobs_in_order(seeds, patients, compare, methods=('mean_teacher',)):
@@ -88,19 +86,28 @@ def run_one(method, patients, seed, steps, val_every, root, tmp) -> dict:
 
 
 def plot(runs, path: Path):
+    """One panel per labeled-patient count, one colour per method (the U-Net in black), one line per seed: with a dozen
+    methods in the grid, a single axis is unreadable."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4))
-    colours = {1: 'tab:red', 3: 'tab:orange', 7: 'tab:green', ALL: 'tab:blue'}
-    for r in sorted(runs, key=lambda r: (r['method'], r['patients'], r['seed'])):
-        x, y = zip(*r['curve'])
-        label = f"{r['method']}, {r['patients'] if r['patients'] != ALL else 'all 70'} patients" if r['seed'] == min(
-            q['seed'] for q in runs if q['method'] == r['method'] and q['patients'] == r['patients']) else None
-        ax.plot(x, y, ls=STYLE.get(r['method'], (0, (1, 2))), color=colours.get(r['patients'], 'k'), alpha=0.8, label=label)
-    ax.set_xlabel('step'); ax.set_ylabel('validation mean Dice (20 volumes)'); ax.set_ylim(0, 1); ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc='lower right'); ax.set_title('ACDC: one curve per run; line style = method, colour = labeled patients', fontsize=9)
-    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+    counts = sorted({r['patients'] for r in runs})
+    methods = ['unet'] + sorted({r['method'] for r in runs} - {'unet'})
+    colour = dict(unet='k') | {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods[1:])}
+    fig, axes = plt.subplots(1, len(counts), figsize=(3.6 * len(counts), 4.2), sharey=True, squeeze=False)
+    for ax, p in zip(axes[0], counts):
+        here = [r for r in runs if r['patients'] == p]
+        for r in sorted(here, key=lambda r: (methods.index(r['method']), r['seed'])):
+            x, y = zip(*r['curve'])
+            first = r['seed'] == min(q['seed'] for q in here if q['method'] == r['method'])
+            ax.plot(x, y, color=colour[r['method']], lw=1.6 if r['method'] == 'unet' else 1.1, alpha=0.85,
+                    label=r['method'] if first else None)
+        ax.set(xlabel='step', ylim=(0, 1), title=f"{'all 70' if p == ALL else p} labeled patient{'s' if p != 1 else ''}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc='lower right')
+    axes[0][0].set_ylabel('validation mean Dice (20 volumes)')
+    fig.suptitle('ACDC recipe: one line per run (seed), one colour per method', fontsize=10)
+    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
 
 def growth(runs) -> str:
