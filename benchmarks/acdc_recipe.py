@@ -102,7 +102,8 @@ def plot(runs, path: Path):
             first = r['seed'] == min(q['seed'] for q in here if q['method'] == r['method'])
             ax.plot(x, y, color=colour[r['method']], lw=1.6 if r['method'] == 'unet' else 1.1, alpha=0.85,
                     label=r['method'] if first else None)
-        ax.set(xlabel='step', ylim=(0, 1), title=f"{'all 70' if p == ALL else p} labeled patient{'s' if p != 1 else ''}")
+        ax.set(xlabel='step', ylim=(0, 1),
+               title=f"{'all 70' if p == ALL else p} labeled patient{'s' if p != 1 else ''}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc='lower right')
     axes[0][0].set_ylabel('validation mean Dice (20 volumes)')
@@ -164,7 +165,8 @@ strata). "tail" is the largest change of validation Dice over the last fifth of 
 converged by the experiments issue's rule), the largest over seeds. steps/s were taken with other runs (one thread
 each) sharing the two cores, two for the U-Net and mean-teacher runs, up to nine for the NSDA runs, three (and test
 runs) for VQ-Seg at 3 patients and two at 7, two or three for single and LoMix, two for deep, additive and the raw
-weights, two for ARCO: they say where, not how fast, and are not compared across methods (NSDA's cost per step is measured in the `nsda_drive` and `nsda_blocks` sections).
+weights, two for ARCO: they say where, not how fast, and are not compared across methods (NSDA's cost per step is
+measured in the `nsda_drive` and `nsda_blocks` sections).
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | tail | seeds |
 |---|---|---|---|---|---|---|---|---|

@@ -367,9 +367,9 @@ def lomix_rows():
                                  unlabeled=False)
     # every comparison the experiments issue asks for: each weighting against each baseline, 3 and all 70 patients
     # (a pair is measured when one budget ran both: a 600-step baseline does not pair with a 1500-step LoMix)
-    seeds = lambda runs, m, p: {r['seed'] for r in runs if r['method'] == m and r['patients'] == p}
+    ran = lambda runs, m, p: {r['seed'] for r in runs if r['method'] == m and r['patients'] == p}
     missing = [(b, v, p) for p in (3, 70) for b in LOMIX_CLAIM for v, _ in variants
-               if not any(seeds(runs, b, p) & seeds(runs, v, p) for runs in (acdc, long))]
+               if not any(ran(runs, b, p) & ran(runs, v, p) for runs in (acdc, long))]
     if missing:
         total = 2 * len(LOMIX_CLAIM) * len(variants)
         at = {p: ', '.join(f"{'raw' if ':' in v else 'normalised'} vs {b}" for b, v, q in missing if q == p) for p in (3, 70)}

@@ -182,7 +182,7 @@ def test_claims_rows_read_the_acdc_recipe_for_lomix_arco_and_vqseg(monkeypatch):
     assert 'all 70 labeled patients' in normalised_70['setting'] and '+ 16 unlabeled' not in normalised_70['setting']
     assert raw_3['verdict'] == 'contradicted' and "raw softplus" in raw_3['claim']
     long = [dict(r, steps=1500, dice=r['dice'] + 0.05) for r in acdc if r['patients'] == 70 and r['method'] == 'lomix']
-    long += [dict(r, method='deep') for r in acdc if r['patients'] == 70 and r['method'] == 'single']
+    long += [dict(r, method='deep', steps=1500) for r in acdc if r['patients'] == 70 and r['method'] == 'single']
     monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_recipe=acdc, acdc_long=long).get(name, []))
     *_, deep_long, pending = [r for r in claims.lomix_rows() if r['setting'].startswith('ACDC')]
     assert deep_long['setting'].startswith('ACDC, all 70 labeled patients, 1500 steps') and 'deep' in deep_long['result']
