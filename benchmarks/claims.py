@@ -218,15 +218,30 @@ MATCH_CLAIM = 'lower Betti error, higher object F1 than the mean teacher at the 
 
 def match_rows():
     "MATCH against the mean teacher at its dropout (MATCH without the topological term), per labeled fraction."
-    runs = load('match_glas')
     out = []
-    for fraction in sorted({0.1, 0.2} | {r['labeled'] for r in runs}):      # the paper's two fractions, and any other
+    for file in ('match_glas', 'match_glas_long'):
+        out += match_file_rows(file)
+    return out
+
+
+def longer(file: str, tail: float, command: str) -> str:
+    "A note's pointer to the longer budget's grid while a baseline still moves and that grid has not run."
+    return f'; a longer budget: `{command}`' if tail >= 1 and not file.endswith('_long') and not load(f'{file}_long') else ''
+
+
+def match_file_rows(file):
+    "The rows of one budget's runs: the 300-step grid (the paper's two fractions pending until run) or the longer one."
+    runs = load(file)
+    out = []
+    fractions = {r['labeled'] for r in runs} | (set() if file.endswith('_long') else {0.1, 0.2})
+    for fraction in sorted(fractions):                          # the paper's two fractions, and any other
         base = {r['seed']: r for r in runs if r['variant'] == 'mt' and r['labeled'] == fraction}
         match = {r['seed']: r for r in runs if r['variant'] == 'match' and r['labeled'] == fraction}
         both = sorted(set(base) & set(match))
         if not both:
+            steps = f" --steps {runs[0]['steps']} --json benchmarks/{file}.json --section {file}" if file.endswith('_long') else ''
             out.append(row('match', 'MATCH', MATCH_CLAIM, f'GlaS, {fraction:.0%} labeled',
-                           note=f'not measured yet (`match_glas.py --labeled {fraction:g}`)'))
+                           note=f'not measured yet (`match_glas.py --labeled {fraction:g}{steps}`)'))
             continue
         tail = max(converged(base[k]['curve']) for k in both)
         lighter = {r['seed']: r for r in runs if r['variant'] == 'match-w' and r['labeled'] == fraction}
@@ -242,7 +257,9 @@ def match_rows():
                            verdict(d, ci, n, higher_is_better=higher, baseline_tail=tail),
                            f'the baseline is MATCH without its topological term (the ablation); Dice difference '
                            + difference(dd, dci)
-                           + f'; mean-teacher tail change {tail:.1f} Dice points' + lighter_note(base, lighter, metric)))
+                           + f'; mean-teacher tail change {tail:.1f} Dice points' + lighter_note(base, lighter, metric)
+                           + longer(file, tail, f'benchmarks/match_glas.py --labeled {fraction:g} --steps 600 --json '
+                                    'benchmarks/match_glas_long.json --section match_glas_long')))
     return out
 
 
@@ -294,8 +311,7 @@ def mamba_home_rows():
                            'every network, CPU', res,
                            verdict(d, ci, n, baseline_tail=tail),
                            f'tail change: {label} {tail:.1f}, Mamba-HoME {home_tail:.1f} Dice points{caveat}'
-                           + (f'; a longer budget: `{LONGER_HOME}`'
-                              if name == 'mamba_home_acdc' and tail >= 1 and not load(f'{name}_long') else '')))
+                           + (longer(name, tail, LONGER_HOME) if name == 'mamba_home_acdc' else '')))
     return out
 
 

@@ -144,7 +144,8 @@ def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lowe
                  for v in ('home', 'unet') for s in (0, 1, 2)]
     acdc_runs = [dict(r, dataset='acdc', curve=[(100, 0.3), (320, 0.4), (400, 0.45)])      # one pair, still rising
                  for r in home_runs if r['variant'] == 'unet' or r['seed'] < 1]
-    files = dict(match_glas=match_runs, mamba_home=home_runs, mamba_home_acdc=acdc_runs, mamba_home_acdc_long=[])
+    files = dict(match_glas=match_runs, mamba_home=home_runs, mamba_home_acdc=acdc_runs, mamba_home_acdc_long=[],
+                 match_glas_long=[])
     monkeypatch.setattr(claims, 'load', lambda name: files[name])
     betti, f1, pending = claims.match_rows()
     assert pending['verdict'] == 'not measured' and '--labeled 0.2' in pending['note']           # the paper's 20 %
@@ -152,6 +153,20 @@ def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lowe
     assert f1['verdict'] == 'contradicted' and 'difference -0.020' in f1['result']              # 0.02 lower in every seed
     assert 'GlaS, 10% labeled, 300 steps' in betti['setting']
     assert "at a tenth of w_topo (0.005, not the paper's): -1.000" in betti['note']              # match-w: 1 lower
+    assert 'a longer budget' not in betti['note']                          # the mean teacher moved 0.5 points: converged
+    # a mean teacher still rising at 300 steps points at the 600-step grid; once that has run (here: 10 % labeled, the
+    # mean teacher alone) its rows follow the 300-step ones, with their own steps, and no fraction it never ran
+    for r in match_runs:
+        r['curve'] = [(100, 0.60), (240, 0.70), (300, 0.75)]
+    assert 'match_glas.py --labeled 0.1 --steps 600 --json benchmarks/match_glas_long.json' in claims.match_rows()[0]['note']
+    files['match_glas_long'] = [dict(r, steps=600) for r in match_runs if r['variant'] == 'mt']
+    *_, long = claims.match_rows()
+    assert long['verdict'] == 'not measured' and '--labeled 0.1 --steps 600 --json benchmarks/match_glas_long' in long['note']
+    assert 'a longer budget' not in claims.match_rows()[0]['note']
+    files['match_glas_long'] += [dict(r, steps=600) for r in match_runs if r['variant'] == 'match']
+    *_, long_betti, long_f1 = claims.match_rows()
+    assert 'GlaS, 10% labeled, 600 steps' in long_betti['setting'] and long_f1['verdict'].startswith('contradicted')
+    assert len(claims.match_rows()) == 5                                     # 10 % twice, 20 % pending once
     unet, mlp, acdc_unet, acdc_mlp = claims.mamba_home_rows()
     assert unet['verdict'] == 'reproduced' and 'difference +0.042' in unet['result']   # 0.05, 0.045, 0.03
     assert mlp['verdict'] == 'not measured' and 'mamba_home.py`' in mlp['note']
