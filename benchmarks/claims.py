@@ -144,12 +144,18 @@ def nsda_rows():
 
 
 def gausam_rows():
-    runs = [r for r in load('gausam_heads') if r['dataset'] == 'kvasir']
+    "GauSAM's rows at the grid's 1000 steps, and at the longer budget once that has run (its SAM head still moved)."
+    return gausam_file_rows('gausam_heads') + gausam_file_rows('gausam_heads_long')
+
+
+def gausam_file_rows(file):
+    runs = [r for r in load(file) if r['dataset'] == 'kvasir']
     head_claim = "Gaussian-field head >= SAM's mask head at {}x output resolution (no number in the abstract)"
     place_claim = 'contour-guided placement converges faster than uniform placement'
     if not runs:
-        return [row('gausam', 'GauSAM', head_claim.format('1x and 2'), 'Kvasir-SEG', note=NOT_RUN),
-                row('gausam', 'GauSAM', place_claim, 'Kvasir-SEG', note=NOT_RUN)]
+        return [] if file.endswith('_long') else [
+            row('gausam', 'GauSAM', head_claim.format('1x and 2'), 'Kvasir-SEG', note=NOT_RUN),
+            row('gausam', 'GauSAM', place_claim, 'Kvasir-SEG', note=NOT_RUN)]
     at = lambda r, s: next(x['dice'] for x in r['rows'] if x['scale'] == s)
     by = lambda v, f: {r['seed']: f(r) for r in runs if r['variant'] == v}
     setting = (f"Kvasir-SEG, 160 training and 40 validation images at 128 px, tiny SAM from scratch, box prompts, "
@@ -163,7 +169,9 @@ def gausam_rows():
         v = verdict(d, ci, n, baseline_tail=sam_tail)
         out.append(row('gausam', 'GauSAM', head_claim.format(scale), setting, res, v,
                        f"SAM-head tail change {sam_tail:.1f} Dice points (converged: < 1); the Gaussian head's "
-                       f"{max(converged(r['curve']) for r in runs if r['variant'] == 'gaussian'):.1f}"))
+                       f"{max(converged(r['curve']) for r in runs if r['variant'] == 'gaussian'):.1f}"
+                       + longer(file, sam_tail, 'benchmarks/gausam_heads.py --steps 2000 --json '
+                                'benchmarks/gausam_heads_long.json --section gausam_heads_long')))
     uni, con = by('uniform', lambda r: early(r['curve'])), by('gaussian', lambda r: early(r['curve']))
     if uni:
         d, ci, n = paired(uni, con)

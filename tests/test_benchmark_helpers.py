@@ -184,6 +184,28 @@ def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lowe
     assert long_mlp['verdict'] == 'not measured' and '--steps 1000 --json' in long_mlp['note']   # HoME off: pending
 
 
+def test_claims_rows_of_gausam_pair_heads_by_seed_and_point_at_a_longer_budget(monkeypatch):
+    "GauSAM: one row per output resolution and one for placement; a SAM head still moving names the longer grid."
+    import claims
+    rising, flat = [(100, 0.3), (800, 0.70), (1000, 0.75)], [(100, 0.6), (800, 0.74), (1000, 0.745)]
+    dice = dict(sam=0.70, gaussian=0.72, uniform=0.78)
+    fast = lambda s: [(100, 0.7 + 0.01 * s), (800, 0.75), (1000, 0.755)]       # uniform placement rises sooner
+    runs = [dict(variant=v, dataset='kvasir', seed=s, steps=1000, curve=dict(sam=rising, uniform=fast(s)).get(v, flat),
+                 rows=[dict(scale=1, dice=dice[v] + 0.01 * s), dict(scale=2, dice=dice[v] - 0.05 + 0.01 * s * s)])
+            for v in dice for s in (0, 1, 2)]
+    files = dict(gausam_heads=runs, gausam_heads_long=[])
+    monkeypatch.setattr(claims, 'load', lambda name: files[name])
+    at1, at2, placement = claims.gausam_rows()
+    assert at1['verdict'] == 'reproduced, baseline not converged' and 'difference +0.020' in at1['result']
+    assert at1['note'].startswith('SAM-head tail change 5.0 Dice points')
+    assert 'a longer budget: `benchmarks/gausam_heads.py --steps 2000 --json benchmarks/gausam_heads_long.json' in at1['note']
+    assert placement['verdict'] == 'contradicted' and 'uniform 0.710 ± 0.008, contour 0.600' in placement['result']
+    files['gausam_heads_long'] = [dict(r, steps=2000, curve=flat) for r in runs]
+    rows = claims.gausam_rows()
+    assert len(rows) == 6 and 'a longer budget' not in rows[0]['note'] and 'a longer budget' not in rows[3]['note']
+    assert '2000 steps' in rows[3]['setting'] and rows[3]['verdict'] == 'reproduced'            # converged: no caveat
+
+
 def test_claims_rows_read_the_acdc_recipe_for_lomix_arco_and_vqseg(monkeypatch):
     "The ACDC rows pair a method with its own baseline per labeled-patient count; a method not yet run stays pending."
     import claims
