@@ -358,16 +358,17 @@ def missing_acdc(acdc, pairs, counts):
     return [(m, b, p) for p in counts for m, b in pairs if not ran(m, p) & ran(b, p)]
 
 
-def pending_command(acdc, missing) -> str:
-    "The `acdc_recipe.py` commands that run what `missing` lacks, one per labeled-patient count (runs done are skipped)."
+def pending_command(acdc, missing, budget='') -> str:
+    """The `acdc_recipe.py` commands that run what `missing` lacks (methods `acdc` already holds at a count are left
+    out; counts that need the same methods share a command); `budget`: the options of another budget's grid."""
     todo = {}                                    # the methods to run -> the counts that need just them
     for p in sorted({p for *_, p in missing}):
         need = [m for bm in ((b, m) for m, b, q in missing if q == p) for m in bm]   # baselines first
         methods = tuple(m for m in dict.fromkeys(need)
                         if m != 'unet' and not any(r['method'] == m and r['patients'] == p for r in acdc))
         todo.setdefault(methods, []).append(str(p))
-    return ' and '.join(f"`acdc_recipe.py --methods {' '.join(m)} --patients {' '.join(ps)} --compare {' '.join(ps)}`"
-                        for m, ps in todo.items())
+    return ' and '.join(f"`acdc_recipe.py --methods {' '.join(m)} --patients {' '.join(ps)} --compare {' '.join(ps)}"
+                        f"{budget}`" for m, ps in todo.items())
 
 
 VQ_DROPOUT = 'mean_teacher:dropout=0.5'    # Dropout2d 0.5 at the bottleneck: where and as much as VQ-Seg's ablation
@@ -447,19 +448,17 @@ def lomix_rows():
                                  unlabeled=False)
     # every comparison the experiments issue asks for: each weighting against each baseline, 3 and all 70 patients
     # (a pair is measured when one budget ran both: a 600-step baseline does not pair with a 1500-step LoMix)
-    ran = lambda runs, m, p: {r['seed'] for r in runs if r['method'] == m and r['patients'] == p}
-    missing = [(b, v, p) for p in (3, 70) for b in LOMIX_CLAIM for v, _ in variants
-               if not any(ran(runs, b, p) & ran(runs, v, p) for runs in (acdc, long))]
+    pairs = [(v, b) for b in LOMIX_CLAIM for v, _ in variants]
+    missing = [m for m in missing_acdc(acdc, pairs, (3, 70)) if m in missing_acdc(long, pairs, (3, 70))]
     if missing:
-        total = 2 * len(LOMIX_CLAIM) * len(variants)
-        at = {p: ', '.join(f"{'raw' if ':' in v else 'normalised'} vs {b}" for b, v, q in missing if q == p) for p in (3, 70)}
+        total = 2 * len(pairs)
+        at = {p: ', '.join(f"{'raw' if ':' in v else 'normalised'} vs {b}" for v, b, q in missing if q == p) for p in (3, 70)}
         todo = ('each weighting against each baseline, at 3 and all 70 patients' if len(missing) == total else
                 '; '.join(f"{'all 70' if p == 70 else p} patients: {what}" for p, what in at.items() if what))
-        budget = {3: '', 70: ' --steps 1500 --json benchmarks/acdc_long.json --section acdc_long'}
-        methods = lambda p: ' '.join(m for m in (*LOMIX_CLAIM, *(v for v, _ in variants))
-                                     if any(m in w[:2] for w in missing if w[2] == p))
-        commands = ' and '.join(f'`acdc_recipe.py --methods {methods(p)} --patients {p} --compare {p}{budget[p]}`'
-                                for p in (3, 70) if at[p])
+        commands = ' and '.join(filter(None, (
+            pending_command(acdc, [m for m in missing if m[2] == 3]),
+            pending_command(long, [m for m in missing if m[2] == 70],
+                            ' --steps 1500 --json benchmarks/acdc_long.json --section acdc_long'))))
         out.append(row('lomix', 'LoMix', 'Dice +4.2 % over single-output, +2.2 % over deep supervision, +1.5 % over '
                        'additive (Synapse); +9.23 % with 5 % labels', 'ACDC, all and 3 labeled patients',
                        note=f'{len(missing)} of {total} comparisons not measured yet ({todo}; {commands})'))
