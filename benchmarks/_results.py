@@ -55,7 +55,7 @@ def run_json(cmd: list[str]) -> dict:
 def grid_args(ap, default_json: Path):
     "Add --json, --shard I/N, --merge, --table-only and --section to a benchmark's argument parser."
     ap.add_argument('--json', type=Path, default=default_json, help='where finished runs are appended (resumable)')
-    ap.add_argument('--shard', default='0/1', metavar='I/N', help='run only jobs I, I+N, I+2N, ... of those not yet done (several processes at once)')
+    ap.add_argument('--shard', default='0/1', metavar='I/N', help='run only jobs I, I+N, I+2N, ... of the grid, less those done (several processes at once)')
     ap.add_argument('--merge', type=Path, nargs='*', default=[], help="other shards' JSON files to read before writing the table")
     ap.add_argument('--table-only', action='store_true', help='run nothing; write the table from the JSON files')
     ap.add_argument('--section', default=default_json.stem,
@@ -96,15 +96,15 @@ def grid_state(a, key) -> dict:
 
 
 def shard(jobs: list, spec: str, done=frozenset(), key=None) -> list:
-    """For --shard 'i/n': jobs i, i+n, ... of those whose `key(job)` (the job itself by default) is not in `done`, so n
-    processes split what is left evenly."""
-    jobs = [j for j in jobs if (key(j) if key else j) not in done]
+    """For --shard 'i/n': jobs i, i+n, ... of the whole grid, less those whose `key(job)` (the job itself by default) is
+    in `done`. A job belongs to one shard whatever has finished when each shard starts, so shards started at different
+    times (one after another's first runs) never run the same job; a resumed grid's shards may then be uneven."""
     try:
         i, n = map(int, spec.split('/'))
         assert 0 <= i < n
     except (ValueError, AssertionError):
         raise SystemExit(f'--shard expects I/N with 0 <= I < N (say 0/4), got {spec!r}')
-    return jobs[i::n]
+    return [j for j in jobs[i::n] if (key(j) if key else j) not in done]
 
 
 def run_grid(a, jobs: list, run_key, run_job, report=None, job_key=None) -> dict:

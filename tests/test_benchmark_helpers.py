@@ -11,18 +11,22 @@ sys.path.insert(0, str(Path(__file__).parents[1] / 'benchmarks'))
 from _results import difference, finite_mean, grid_args, interval, listed, mean_sd, run_grid, shard  # noqa: E402
 
 
-def test_shards_split_the_remaining_runs_once_each():
+def test_shards_split_the_grid_once_each_whenever_each_starts():
     jobs = [(m, s) for s in range(3) for m in 'abcd']
     done = {('a', 0), ('b', 0), ('c', 1), ('d', 2)}
     todo = [j for j in jobs if j not in done]
-    parts = [shard(todo, f'{i}/5') for i in range(5)]
+    parts = [shard(jobs, f'{i}/5', done) for i in range(5)]
     assert sorted(j for p in parts for j in p) == sorted(todo)              # all of them, none twice
-    assert max(map(len, parts)) - min(map(len, parts)) <= 1                 # even
-    test_done = [shard(jobs, f'{i}/5', done) for i in range(5)]              # the same split, done runs left out by shard
-    assert test_done == parts
+    assert parts == [[j for j in jobs[i::5] if j not in done] for i in range(5)]   # each shard's own, less those done
     keyed = shard([(s, m) for m, s in jobs], '0/1', done, key=lambda j: (j[1], j[0]))
     assert sorted((m, s) for s, m in keyed) == sorted(todo)
-    with pytest.raises(SystemExit, match='I/N'): shard(todo, '5/5')
+    # shard 1 starting after shard 0 finished its first job (it reads shard 0's file through --merge) must not take
+    # shard 0's remaining jobs: when the split followed what was left, both ran ('a', 1) and ('a', 2)
+    jobs = [(m, s) for s in range(3) for m in 'ab']
+    first = shard(jobs, '0/2')
+    later = shard(jobs, '1/2', done={first[0]})
+    assert first == [('a', 0), ('a', 1), ('a', 2)] and later == [('b', 0), ('b', 1), ('b', 2)]
+    with pytest.raises(SystemExit, match='I/N'): shard(jobs, '5/5')
 
 
 def test_table_cells():
