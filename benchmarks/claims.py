@@ -239,9 +239,12 @@ def match_rows():
     return out
 
 
-def longer(file: str, tail: float, command: str) -> str:
-    "A note's pointer to the longer budget's grid while a baseline still moves and that grid has not run."
-    return f'; a longer budget: `{command}`' if tail >= 1 and not file.endswith('_long') and not load(f'{file}_long') else ''
+def longer(file: str, tail: float, command: str, ran=None) -> str:
+    """A note's pointer to the longer budget's grid while a baseline still moves and that grid has not run (`ran`: whether
+    it ran this row's setting; by default, whether it has any runs)."""
+    if tail < 1 or file.endswith('_long'):
+        return ''
+    return '' if (bool(load(f'{file}_long')) if ran is None else ran) else f'; a longer budget: `{command}`'
 
 
 def match_file_rows(file):
@@ -274,7 +277,8 @@ def match_file_rows(file):
                            + difference(dd, dci)
                            + f'; mean-teacher tail change {tail:.1f} Dice points' + lighter_note(base, lighter, metric)
                            + longer(file, tail, f'benchmarks/match_glas.py --labeled {fraction:g} --steps 600 --json '
-                                    'benchmarks/match_glas_long.json --section match_glas_long')))
+                                    'benchmarks/match_glas_long.json --section match_glas_long',
+                                    file.endswith('_long') or any(r['labeled'] == fraction for r in load(f'{file}_long')))))
     return out
 
 
