@@ -239,12 +239,12 @@ def match_rows():
     return out
 
 
-def longer(file: str, tail: float, command: str, ran=None) -> str:
-    """A note's pointer to the longer budget's grid while a baseline still moves and that grid has not run (`ran`: whether
-    it ran this row's setting; by default, whether it has any runs)."""
-    if tail < 1 or file.endswith('_long'):
+def longer(file: str, tail: float, command: str, setting=lambda run: True) -> str:
+    """A note's pointer to the longer budget's grid while a baseline still moves and that grid has no run of this row's
+    `setting` (a predicate on its runs; any run by default)."""
+    if tail < 1 or file.endswith('_long') or any(setting(r) for r in load(f'{file}_long')):
         return ''
-    return '' if (bool(load(f'{file}_long')) if ran is None else ran) else f'; a longer budget: `{command}`'
+    return f'; a longer budget: `{command}`'
 
 
 def match_file_rows(file):
@@ -278,7 +278,7 @@ def match_file_rows(file):
                            + f'; mean-teacher tail change {tail:.1f} Dice points' + lighter_note(base, lighter, metric)
                            + longer(file, tail, f'benchmarks/match_glas.py --labeled {fraction:g} --steps 600 --json '
                                     'benchmarks/match_glas_long.json --section match_glas_long',
-                                    file.endswith('_long') or any(r['labeled'] == fraction for r in load(f'{file}_long')))))
+                                    lambda r: r['labeled'] == fraction)))
     return out
 
 
@@ -453,7 +453,8 @@ def lomix_rows():
     # every comparison the experiments issue asks for: each weighting against each baseline, 3 and all 70 patients
     # (a pair is measured when one budget ran both: a 600-step baseline does not pair with a 1500-step LoMix)
     pairs = [(v, b) for b in LOMIX_CLAIM for v, _ in variants]
-    missing = [m for m in missing_acdc(acdc, pairs, (3, 70)) if m in missing_acdc(long, pairs, (3, 70))]
+    in_long = missing_acdc(long, pairs, (3, 70))
+    missing = [m for m in missing_acdc(acdc, pairs, (3, 70)) if m in in_long]
     if missing:
         total = 2 * len(pairs)
         at = {p: ', '.join(f"{'raw' if ':' in v else 'normalised'} vs {b}" for v, b, q in missing if q == p) for p in (3, 70)}
