@@ -239,10 +239,12 @@ def match_rows():
     return out
 
 
-def longer(file: str, tail: float, command: str, setting=lambda run: True) -> str:
+def longer(file: str, tail: float, command: str, setting=lambda run: True, then: str = '') -> str:
     """A note's pointer to the longer budget's grid while a baseline still moves and that grid has no run of this row's
-    `setting` (a predicate on its runs; any run by default)."""
-    if tail < 1 or file.endswith('_long') or any(setting(r) for r in load(f'{file}_long')):
+    `setting` (a predicate on its runs; any run by default). The longer grid is `then`, by default `{file}_long` (a
+    `_long` grid has none unless named)."""
+    then = then or ('' if file.endswith('_long') else f'{file}_long')
+    if tail < 1 or not then or any(setting(r) for r in load(then)):
         return ''
     return f'; a longer budget: `{command}`'
 
@@ -292,8 +294,13 @@ def lighter_note(base, lighter, metric) -> str:
             + f" ({seeds(n)})")
 
 
-LONGER_HOME = ('benchmarks/mamba_home.py --dataset acdc --steps 1000 --json benchmarks/mamba_home_acdc_long.json '
-               '--section mamba_home_acdc_long')
+# ACDC's budgets, each grid in its own file: (file, its command, the next budget's file) while the U-Net still moves
+HOME_ACDC = tuple((name, f'benchmarks/mamba_home.py --dataset acdc{steps}', then) for name, steps, then in (
+    ('mamba_home_acdc', '', 'mamba_home_acdc_long'),
+    ('mamba_home_acdc_long', ' --steps 1000 --json benchmarks/mamba_home_acdc_long.json --section mamba_home_acdc_long',
+     'mamba_home_acdc_3000'),
+    ('mamba_home_acdc_3000', ' --steps 3000 --json benchmarks/mamba_home_acdc_3000.json --section mamba_home_acdc_3000',
+     '')))
 HOME_CLAIMS = (('unet', 'Mamba-HoME > a 3-D U-Net of equal parameter count (no number in the abstract)'),
                ('mlp', 'HoME on > off (a parameter-matched MLP in its place)'))
 
@@ -301,15 +308,15 @@ HOME_CLAIMS = (('unet', 'Mamba-HoME > a 3-D U-Net of equal parameter count (no n
 def mamba_home_rows():
     "Mamba-HoME against the 3-D U-Net and against itself with HoME off, paired by seed, on the phantoms and on ACDC."
     out = []
-    # (runs file, data, patch, command, caveat); the longer ACDC budget (the 400-step U-Net had not converged) keeps
-    # rows of its own beside the 400-step ones, and has none until it has run
-    for name, data, patch, command, caveat in (
+    # (runs file, data, patch, command, caveat, the next budget's file); each longer ACDC budget (the U-Net had not
+    # converged at 400 steps, nor at 1000) keeps rows of its own beside the shorter ones, and has none until it has run
+    commands = {name: command for name, command, _ in HOME_ACDC}
+    for name, data, patch, command, caveat, then in (
             ('mamba_home', '3-D organ phantoms (48^3)', '32^3', 'benchmarks/mamba_home.py',
-             "; phantoms, not the paper's CT and MRI volumes"),
-            ('mamba_home_acdc', 'ACDC volumes', '8 x 96 x 96', 'benchmarks/mamba_home.py --dataset acdc', ''),
-            ('mamba_home_acdc_long', 'ACDC volumes', '8 x 96 x 96', LONGER_HOME, '')):
+             "; phantoms, not the paper's CT and MRI volumes", ''),
+            *((name, 'ACDC volumes', '8 x 96 x 96', command, '', then) for name, command, then in HOME_ACDC)):
         runs = load(name)
-        if not runs and name.endswith('_long'):
+        if not runs and name.startswith('mamba_home_acdc_'):
             continue
         home = {r['seed']: r for r in runs if r['variant'] == 'home'}
         for base_variant, claim in HOME_CLAIMS:
@@ -330,7 +337,7 @@ def mamba_home_rows():
                            'every network, CPU', res,
                            verdict(d, ci, n, baseline_tail=tail),
                            f'tail change: {label} {tail:.1f}, Mamba-HoME {home_tail:.1f} Dice points{caveat}'
-                           + (longer(name, tail, LONGER_HOME) if name == 'mamba_home_acdc' else '')))
+                           + (longer(name, tail, commands[then], then=then) if then else '')))
     return out
 
 

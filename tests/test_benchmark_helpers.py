@@ -149,7 +149,7 @@ def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lowe
     acdc_runs = [dict(r, dataset='acdc', curve=[(100, 0.3), (320, 0.4), (400, 0.45)])      # one pair, still rising
                  for r in home_runs if r['variant'] == 'unet' or r['seed'] < 1]
     files = dict(match_glas=match_runs, mamba_home=home_runs, mamba_home_acdc=acdc_runs, mamba_home_acdc_long=[],
-                 match_glas_long=[])
+                 mamba_home_acdc_3000=[], match_glas_long=[])
     monkeypatch.setattr(claims, 'load', lambda name: files[name])
     betti, f1, pending = claims.match_rows()
     assert pending['verdict'] == 'not measured' and '--labeled 0.2' in pending['note']           # the paper's 20 %
@@ -186,6 +186,15 @@ def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lowe
     assert '--steps 1000' not in acdc_unet['note']
     assert long_unet['setting'].startswith('ACDC volumes, 1000 steps') and long_unet['verdict'] == 'contradicted'
     assert long_mlp['verdict'] == 'not measured' and '--steps 1000 --json' in long_mlp['note']   # HoME off: pending
+    assert 'a longer budget' not in long_unet['note']                    # the 1000-step U-Net has converged here
+    # a U-Net still moving at 1000 steps names the third budget, until that grid has run
+    files['mamba_home_acdc_long'] = [dict(r, curve=acdc_runs[0]['curve']) for r in files['mamba_home_acdc_long']]
+    long_unet = claims.mamba_home_rows()[4]
+    assert 'a longer budget: `benchmarks/mamba_home.py --dataset acdc --steps 3000 --json' in long_unet['note']
+    files['mamba_home_acdc_3000'] = [dict(r, steps=3000) for r in home_runs]
+    rows = claims.mamba_home_rows()
+    assert len(rows) == 8 and 'a longer budget' not in rows[4]['note']
+    assert rows[6]['setting'].startswith('ACDC volumes, 3000 steps') and rows[6]['verdict'] == 'reproduced'
 
 
 def test_claims_rows_of_gausam_pair_heads_by_seed_and_point_at_a_longer_budget(monkeypatch):
