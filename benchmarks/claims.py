@@ -341,9 +341,10 @@ def mamba_home_rows():
     return out
 
 
-def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True):
+def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True, budget=''):
     """`method` against `base` in the ACDC recipe's runs (`acdc_recipe.py --methods ...`), one row per labeled-patient
-    count both ran, paired by seed on mean Dice; `names` = (baseline, method) as the result names them."""
+    count both ran, paired by seed on mean Dice; `names` = (baseline, method) as the result names them; `budget`: the
+    options of the grid that holds `acdc` when not the recipe's own (for the command of seeds not yet run)."""
     out = []
     for p in sorted({r['patients'] for r in acdc if r['method'] == method}):
         v = {r['seed']: r for r in acdc if r['patients'] == p and r['method'] == method}
@@ -358,8 +359,20 @@ def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True):
         out.append(row(key, paper, claim, f"ACDC, {'all 70' if p == 70 else p} labeled patients, {v[both[0]]['steps']} "
                        f"steps, the acdc recipe (batch 16{' + 16 unlabeled' if unlabeled else ''}), CPU", res,
                        verdict(d, ci, n, baseline_tail=tail),
-                       f'tail change: {names[0]} {tail:.1f}, {names[1]} {v_tail:.1f} Dice points'))
+                       f'tail change: {names[0]} {tail:.1f}, {names[1]} {v_tail:.1f} Dice points'
+                       + other_seeds({base: b, method: v}, p, budget)))
     return out
+
+
+def other_seeds(runs: dict, patients: int, budget='', seeds=(0, 1, 2)) -> str:
+    """A note's command for the seeds a comparison still lacks (`runs`: method -> {seed: run}; `budget`: another
+    budget's options, as in `pending_command`); '' when each of its methods ran every seed of `seeds`. The grid skips
+    what has run, so one command completes both sides."""
+    lacking = [m for m, by_seed in runs.items() if set(seeds) - set(by_seed)]
+    if not lacking:
+        return ''
+    methods = ' '.join(m for m in lacking if m != 'unet') or 'unet'
+    return f'; the other seeds: `acdc_recipe.py --methods {methods} --patients {patients} --compare {patients}{budget}`'
 
 
 def missing_acdc(acdc, pairs, counts):
@@ -422,6 +435,7 @@ def vqseg_rows():
     return out
 
 
+ACDC_LONG = ' --steps 1500 --json benchmarks/acdc_long.json --section acdc_long'   # the 70-patient budget
 LOMIX_CLAIM = {'single': '+4.2 % Dice over single-output supervision (Synapse)',
                'deep': '+2.2 % Dice over deep supervision (Synapse)',
                'additive': '+1.5 % Dice over additive fusion (Synapse)'}
@@ -452,11 +466,11 @@ def lomix_rows():
     # the full-label comparisons belong there (600-step ones, where they ran, keep their own rows)
     acdc, long = load('acdc_recipe'), load('acdc_long')
     variants = (('lomix', 'normalised weights'), ('lomix:weighting=raw', "the paper's raw softplus weights"))
-    for runs in (acdc, long):
+    for runs, budget in ((acdc, ''), (long, ACDC_LONG)):
         for base, claim in LOMIX_CLAIM.items():
             for variant, name in variants:
                 out += acdc_rows('lomix', 'LoMix', f'{claim}; LoMix with {name}', variant, base, (base, 'LoMix'), runs,
-                                 unlabeled=False)
+                                 unlabeled=False, budget=budget)
     # every comparison the experiments issue asks for: each weighting against each baseline, 3 and all 70 patients
     # (a pair is measured when one budget ran both: a 600-step baseline does not pair with a 1500-step LoMix)
     pairs = [(v, b) for b in LOMIX_CLAIM for v, _ in variants]
@@ -469,8 +483,7 @@ def lomix_rows():
                 '; '.join(f"{'all 70' if p == 70 else p} patients: {what}" for p, what in at.items() if what))
         commands = ' and '.join(filter(None, (
             pending_command(acdc, [m for m in missing if m[2] == 3]),
-            pending_command(long, [m for m in missing if m[2] == 70],
-                            ' --steps 1500 --json benchmarks/acdc_long.json --section acdc_long'))))
+            pending_command(long, [m for m in missing if m[2] == 70], ACDC_LONG))))
         out.append(row('lomix', 'LoMix', 'Dice +4.2 % over single-output, +2.2 % over deep supervision, +1.5 % over '
                        'additive (Synapse); +9.23 % with 5 % labels', 'ACDC, all and 3 labeled patients',
                        note=f'{len(missing)} of {total} comparisons not measured yet ({todo}; {commands})'))

@@ -270,6 +270,20 @@ def test_claims_rows_read_the_acdc_recipe_for_lomix_arco_and_vqseg(monkeypatch):
     assert qpm['verdict'] == 'not measured'
     assert keep_09['claim'].endswith('0.7, > 0.9') and keep_09['verdict'] == 'reproduced'     # 0.02 higher in every seed
     assert keep_pending['note'] == 'not measured yet (`acdc_recipe.py --methods vqseg:eps=0.5 --patients 3 --compare 3`)'
+    assert 'the other seeds' not in keep_09['note']                                  # all three seeds ran
+    # one seed of the dropout baseline: its row says "too few seeds" and names the command that runs the other two
+    acdc += [dict(r, method='mean_teacher:dropout=0.5') for r in acdc if r['method'] == 'unet' and r['seed'] == 0]
+    dropout = claims.vqseg_rows()[2]
+    assert dropout['claim'].startswith('VQ-Seg > mean teacher + dropout') and dropout['verdict'] == 'too few seeds (1 of 3)'
+    assert dropout['note'].endswith(
+        '; the other seeds: `acdc_recipe.py --methods mean_teacher:dropout=0.5 --patients 3 --compare 3`')
+    # another budget's grid names its own file: LoMix at 70 patients and 1500 steps, one seed of deep supervision
+    long = [dict(r, steps=1500) for r in acdc if r['patients'] == 70 and r['method'] == 'lomix']
+    long += [dict(r, method='deep', steps=1500) for r in acdc if r['patients'] == 70 and r['method'] == 'single'][:1]
+    monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_recipe=acdc, acdc_long=long).get(name, []))
+    deep_long = [r for r in claims.lomix_rows() if '1500 steps' in r['setting']][0]
+    assert deep_long['note'].endswith('the other seeds: `acdc_recipe.py --methods deep --patients 70 --compare 70 '
+                                      '--steps 1500 --json benchmarks/acdc_long.json --section acdc_long`')
 
 
 def test_the_claims_sanity_row_names_the_counts_still_moving(monkeypatch):
