@@ -167,8 +167,8 @@ strata). "tail" is the largest change of validation Dice over the last fifth of 
 converged by the experiments issue's rule), the largest over seeds. steps/s were taken with other runs (one thread
 each) sharing the two cores, two for the U-Net and mean-teacher runs, up to nine for the NSDA runs, three (and test
 runs) for VQ-Seg at 3 patients and two at 7, two or three for single and LoMix, two for deep, additive and the raw
-weights, two for ARCO, the mean teacher with dropout and VQ-Seg at keep 0.7: they say where, not how fast, and are not compared across methods (NSDA's cost per step is
-measured in the `nsda_drive` and `nsda_blocks` sections).
+weights, two for ARCO, the mean teacher with dropout and VQ-Seg at keep 0.7: they say where, not how fast, and are
+not compared across methods (NSDA's cost per step is measured in the `nsda_drive` and `nsda_blocks` sections).
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | tail | seeds |
 |---|---|---|---|---|---|---|---|---|

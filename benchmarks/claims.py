@@ -294,13 +294,12 @@ def lighter_note(base, lighter, metric) -> str:
             + f" ({seeds(n)})")
 
 
-# ACDC's budgets, each grid in its own file: (file, its command, the next budget's file) while the U-Net still moves
-HOME_ACDC = tuple((name, f'benchmarks/mamba_home.py --dataset acdc{steps}', then) for name, steps, then in (
-    ('mamba_home_acdc', '', 'mamba_home_acdc_long'),
-    ('mamba_home_acdc_long', ' --steps 1000 --json benchmarks/mamba_home_acdc_long.json --section mamba_home_acdc_long',
-     'mamba_home_acdc_3000'),
-    ('mamba_home_acdc_3000', ' --steps 3000 --json benchmarks/mamba_home_acdc_3000.json --section mamba_home_acdc_3000',
-     '')))
+# ACDC's budgets in order, each grid in its own file with its command; while a budget's U-Net still moves, its rows
+# name the next budget's grid
+HOME_ACDC = tuple((name, f'benchmarks/mamba_home.py --dataset acdc{options}') for name, options in (
+    ('mamba_home_acdc', ''),
+    ('mamba_home_acdc_long', ' --steps 1000 --json benchmarks/mamba_home_acdc_long.json --section mamba_home_acdc_long'),
+    ('mamba_home_acdc_3000', ' --steps 3000 --json benchmarks/mamba_home_acdc_3000.json --section mamba_home_acdc_3000')))
 HOME_CLAIMS = (('unet', 'Mamba-HoME > a 3-D U-Net of equal parameter count (no number in the abstract)'),
                ('mlp', 'HoME on > off (a parameter-matched MLP in its place)'))
 
@@ -308,13 +307,14 @@ HOME_CLAIMS = (('unet', 'Mamba-HoME > a 3-D U-Net of equal parameter count (no n
 def mamba_home_rows():
     "Mamba-HoME against the 3-D U-Net and against itself with HoME off, paired by seed, on the phantoms and on ACDC."
     out = []
-    # (runs file, data, patch, command, caveat, the next budget's file); each longer ACDC budget (the U-Net had not
-    # converged at 400 steps, nor at 1000) keeps rows of its own beside the shorter ones, and has none until it has run
-    commands = {name: command for name, command, _ in HOME_ACDC}
+    # (runs file, data, patch, command, caveat, the next budget: (file, command) or None); each longer ACDC budget (the
+    # U-Net had not converged at 400 steps, nor at 1000) keeps rows of its own beside the shorter ones, and has none
+    # until it has run
     for name, data, patch, command, caveat, then in (
             ('mamba_home', '3-D organ phantoms (48^3)', '32^3', 'benchmarks/mamba_home.py',
-             "; phantoms, not the paper's CT and MRI volumes", ''),
-            *((name, 'ACDC volumes', '8 x 96 x 96', command, '', then) for name, command, then in HOME_ACDC)):
+             "; phantoms, not the paper's CT and MRI volumes", None),
+            *((name, 'ACDC volumes', '8 x 96 x 96', command, '', nxt)
+              for (name, command), nxt in zip(HOME_ACDC, HOME_ACDC[1:] + (None,)))):
         runs = load(name)
         if not runs and name.startswith('mamba_home_acdc_'):
             continue
@@ -337,7 +337,7 @@ def mamba_home_rows():
                            'every network, CPU', res,
                            verdict(d, ci, n, baseline_tail=tail),
                            f'tail change: {label} {tail:.1f}, Mamba-HoME {home_tail:.1f} Dice points{caveat}'
-                           + (longer(name, tail, commands[then], then=then) if then else '')))
+                           + (longer(name, tail, then[1], then=then[0]) if then else '')))
     return out
 
 
