@@ -37,6 +37,41 @@ def load(name):
     return json.loads(p.read_text())['runs'] if p.exists() else []
 
 
+def budget(script: str, file: str, steps: int, options: str = '') -> tuple:
+    "A longer budget's (runs file, command): `script`'s grid at `steps`, in its own file and RESULTS.md section."
+    return file, f'benchmarks/{script}.py{options}{{options}} --steps {steps} --json benchmarks/{file}.json --section {file}'
+
+
+# Each grid's budgets in order, (runs file, command); `{options}` in a command takes a row's own options (MATCH's
+# labeled fraction). While a budget's baseline still moves over its last fifth, its rows name the next budget's
+# command (`longer`); a later budget has rows of its own, beside the shorter ones, once it has run.
+BUDGETS = dict(
+    gausam=(('gausam_heads', 'benchmarks/gausam_heads.py{options}'), budget('gausam_heads', 'gausam_heads_long', 2000)),
+    match=(('match_glas', 'benchmarks/match_glas.py{options}'), budget('match_glas', 'match_glas_long', 600),
+           budget('match_glas', 'match_glas_1200', 1200)),
+    home=(('mamba_home', 'benchmarks/mamba_home.py{options}'),),
+    home_acdc=(('mamba_home_acdc', 'benchmarks/mamba_home.py --dataset acdc{options}'),
+               budget('mamba_home', 'mamba_home_acdc_long', 1000, ' --dataset acdc'),
+               budget('mamba_home', 'mamba_home_acdc_3000', 3000, ' --dataset acdc')))
+COMMAND = {file: command for order in BUDGETS.values() for file, command in order}
+NEXT = {file: nxt for order in BUDGETS.values() for (file, _), nxt in zip(order, order[1:])}
+FIRST = {order[0][0] for order in BUDGETS.values()}
+
+
+def command(file: str, options: str = '') -> str:
+    "The command that fills `file`'s grid, narrowed by `options`."
+    return COMMAND[file].format(options=options)
+
+
+def longer(file: str, tail: float, setting=lambda run: True, options: str = '') -> str:
+    """A note's pointer to the next budget's grid (`NEXT`) while the baseline still moves (`tail`, its largest change over
+    the last fifth, >= 1 Dice point) and that grid has no run of this row's `setting` (a predicate on its runs; any run
+    by default). `options` narrow the command to the row."""
+    if tail < 1 or file not in NEXT or any(setting(r) for r in load(NEXT[file][0])):
+        return ''
+    return f'; a longer budget: `{command(NEXT[file][0], options)}`'
+
+
 def seeds(n: int) -> str:
     return f"{n} seed{'s' if n != 1 else ''}"
 
@@ -145,7 +180,7 @@ def nsda_rows():
 
 def gausam_rows():
     "GauSAM's rows at the grid's 1000 steps, and at the longer budget once that has run (its SAM head still moved)."
-    return gausam_file_rows('gausam_heads') + gausam_file_rows('gausam_heads_long')
+    return [r for file, _ in BUDGETS['gausam'] for r in gausam_file_rows(file)]
 
 
 def gausam_file_rows(file):
@@ -153,7 +188,7 @@ def gausam_file_rows(file):
     head_claim = "Gaussian-field head >= SAM's mask head at {}x output resolution (no number in the abstract)"
     place_claim = 'contour-guided placement converges faster than uniform placement'
     if not runs:
-        return [] if file.endswith('_long') else [
+        return [] if file not in FIRST else [
             row('gausam', 'GauSAM', head_claim.format('1x and 2'), 'Kvasir-SEG', note=NOT_RUN),
             row('gausam', 'GauSAM', place_claim, 'Kvasir-SEG', note=NOT_RUN)]
     at = lambda r, s: next(x['dice'] for x in r['rows'] if x['scale'] == s)
@@ -170,8 +205,7 @@ def gausam_file_rows(file):
         out.append(row('gausam', 'GauSAM', head_claim.format(scale), setting, res, v,
                        f"SAM-head tail change {sam_tail:.1f} Dice points (converged: < 1); the Gaussian head's "
                        f"{max(converged(r['curve']) for r in runs if r['variant'] == 'gaussian'):.1f}"
-                       + longer(file, sam_tail, 'benchmarks/gausam_heads.py --steps 2000 --json '
-                                'benchmarks/gausam_heads_long.json --section gausam_heads_long')))
+                       + longer(file, sam_tail)))
     uni, con = by('uniform', lambda r: early(r['curve'])), by('gaussian', lambda r: early(r['curve']))
     if uni:
         d, ci, n = paired(uni, con)
@@ -234,34 +268,23 @@ MATCH_CLAIM = 'lower Betti error, higher object F1 than the mean teacher at the 
 def match_rows():
     "MATCH against the mean teacher at its dropout (MATCH without the topological term), per labeled fraction."
     out = []
-    for file in ('match_glas', 'match_glas_long'):
+    for file, _ in BUDGETS['match']:
         out += match_file_rows(file)
     return out
-
-
-def longer(file: str, tail: float, command: str, setting=lambda run: True, then: str = '') -> str:
-    """A note's pointer to the longer budget's grid while a baseline still moves and that grid has no run of this row's
-    `setting` (a predicate on its runs; any run by default). The longer grid is `then`, by default `{file}_long` (a
-    `_long` grid has none unless named)."""
-    then = then or ('' if file.endswith('_long') else f'{file}_long')
-    if tail < 1 or not then or any(setting(r) for r in load(then)):
-        return ''
-    return f'; a longer budget: `{command}`'
 
 
 def match_file_rows(file):
     "The rows of one budget's runs: the 300-step grid (the paper's two fractions pending until run) or the longer one."
     runs = load(file)
     out = []
-    fractions = {r['labeled'] for r in runs} | (set() if file.endswith('_long') else {0.1, 0.2})
+    fractions = {r['labeled'] for r in runs} | ({0.1, 0.2} if file in FIRST else set())
     for fraction in sorted(fractions):                          # the paper's two fractions, and any other
         base = {r['seed']: r for r in runs if r['variant'] == 'mt' and r['labeled'] == fraction}
         match = {r['seed']: r for r in runs if r['variant'] == 'match' and r['labeled'] == fraction}
         both = sorted(set(base) & set(match))
         if not both:
-            steps = f" --steps {runs[0]['steps']} --json benchmarks/{file}.json --section {file}" if file.endswith('_long') else ''
             out.append(row('match', 'MATCH', MATCH_CLAIM, f'GlaS, {fraction:.0%} labeled',
-                           note=f'not measured yet (`match_glas.py --labeled {fraction:g}{steps}`)'))
+                           note=f"not measured yet (`{command(file, f' --labeled {fraction:g}')}`)"))
             continue
         tail = max(converged(base[k]['curve']) for k in both)
         lighter = {r['seed']: r for r in runs if r['variant'] == 'match-w' and r['labeled'] == fraction}
@@ -278,9 +301,7 @@ def match_file_rows(file):
                            f'the baseline is MATCH without its topological term (the ablation); Dice difference '
                            + difference(dd, dci)
                            + f'; mean-teacher tail change {tail:.1f} Dice points' + lighter_note(base, lighter, metric)
-                           + longer(file, tail, f'benchmarks/match_glas.py --labeled {fraction:g} --steps 600 --json '
-                                    'benchmarks/match_glas_long.json --section match_glas_long',
-                                    lambda r: r['labeled'] == fraction)))
+                           + longer(file, tail, lambda r: r['labeled'] == fraction, f' --labeled {fraction:g}')))
     return out
 
 
@@ -294,12 +315,6 @@ def lighter_note(base, lighter, metric) -> str:
             + f" ({seeds(n)})")
 
 
-# ACDC's budgets in order, each grid in its own file with its command; while a budget's U-Net still moves, its rows
-# name the next budget's grid
-HOME_ACDC = tuple((name, f'benchmarks/mamba_home.py --dataset acdc{options}') for name, options in (
-    ('mamba_home_acdc', ''),
-    ('mamba_home_acdc_long', ' --steps 1000 --json benchmarks/mamba_home_acdc_long.json --section mamba_home_acdc_long'),
-    ('mamba_home_acdc_3000', ' --steps 3000 --json benchmarks/mamba_home_acdc_3000.json --section mamba_home_acdc_3000')))
 HOME_CLAIMS = (('unet', 'Mamba-HoME > a 3-D U-Net of equal parameter count (no number in the abstract)'),
                ('mlp', 'HoME on > off (a parameter-matched MLP in its place)'))
 
@@ -307,23 +322,20 @@ HOME_CLAIMS = (('unet', 'Mamba-HoME > a 3-D U-Net of equal parameter count (no n
 def mamba_home_rows():
     "Mamba-HoME against the 3-D U-Net and against itself with HoME off, paired by seed, on the phantoms and on ACDC."
     out = []
-    # (runs file, data, patch, command, caveat, the next budget: (file, command) or None); each longer ACDC budget (the
-    # U-Net had not converged at 400 steps, nor at 1000) keeps rows of its own beside the shorter ones, and has none
-    # until it has run
-    for name, data, patch, command, caveat, then in (
-            ('mamba_home', '3-D organ phantoms (48^3)', '32^3', 'benchmarks/mamba_home.py',
-             "; phantoms, not the paper's CT and MRI volumes", None),
-            *((name, 'ACDC volumes', '8 x 96 x 96', command, '', nxt)
-              for (name, command), nxt in zip(HOME_ACDC, HOME_ACDC[1:] + (None,)))):
+    # (data, patch, caveat) per grid; each longer ACDC budget (the U-Net had not converged at 400 steps, nor at 1000) has
+    # rows of its own once it has run
+    grids = dict(home=('3-D organ phantoms (48^3)', '32^3', "; phantoms, not the paper's CT and MRI volumes"),
+                 home_acdc=('ACDC volumes', '8 x 96 x 96', ''))
+    for name, (data, patch, caveat) in ((name, grids[grid]) for grid in grids for name, _ in BUDGETS[grid]):
         runs = load(name)
-        if not runs and name.startswith('mamba_home_acdc_'):
+        if not runs and name not in FIRST:
             continue
         home = {r['seed']: r for r in runs if r['variant'] == 'home'}
         for base_variant, claim in HOME_CLAIMS:
             base = {r['seed']: r for r in runs if r['variant'] == base_variant}
             both = sorted(set(home) & set(base))
             if not both:
-                out.append(row('mamba_home', 'Mamba-HoME', claim, data, note=f'not measured yet (`{command}`)'))
+                out.append(row('mamba_home', 'Mamba-HoME', claim, data, note=f'not measured yet (`{command(name)}`)'))
                 continue
             d, ci, n = paired({k: base[k]['dice'] for k in both}, {k: home[k]['dice'] for k in both})
             tail = max(converged(base[k]['curve']) for k in both)
@@ -337,7 +349,7 @@ def mamba_home_rows():
                            'every network, CPU', res,
                            verdict(d, ci, n, baseline_tail=tail),
                            f'tail change: {label} {tail:.1f}, Mamba-HoME {home_tail:.1f} Dice points{caveat}'
-                           + (longer(name, tail, then[1], then=then[0]) if then else '')))
+                           + longer(name, tail)))
     return out
 
 
