@@ -39,7 +39,8 @@ def load(name):
 
 def budget(script: str, file: str, steps: int, options: str = '') -> tuple:
     "A longer budget's (runs file, command): `script`'s grid at `steps`, in its own file and RESULTS.md section."
-    return file, f'benchmarks/{script}.py{options}{{options}} --steps {steps} --json benchmarks/{file}.json --section {file}'
+    return file, (f'benchmarks/{script}.py{options}{{options}} --steps {steps} --json benchmarks/{file}.json '
+                  f'--section {file}')
 
 
 # Each grid's budgets in order, (runs file, command); `{options}` in a command takes a row's own options (MATCH's
@@ -64,9 +65,9 @@ def command(file: str, options: str = '') -> str:
 
 
 def longer(file: str, tail: float, setting=lambda run: True, options: str = '') -> str:
-    """A note's pointer to the next budget's grid (`NEXT`) while the baseline still moves (`tail`, its largest change over
-    the last fifth, >= 1 Dice point) and that grid has no run of this row's `setting` (a predicate on its runs; any run
-    by default). `options` narrow the command to the row."""
+    """A note's pointer to the next budget's grid (`NEXT`) while the baseline still moves (`tail`, its largest change
+    over the last fifth, >= 1 Dice point) and that grid has no run of this row's `setting` (a predicate on its runs; any
+    run by default). `options` narrow the command to the row."""
     if tail < 1 or file not in NEXT or any(setting(r) for r in load(NEXT[file][0])):
         return ''
     return f'; a longer budget: `{command(NEXT[file][0], options)}`'
@@ -322,8 +323,8 @@ HOME_CLAIMS = (('unet', 'Mamba-HoME > a 3-D U-Net of equal parameter count (no n
 def mamba_home_rows():
     "Mamba-HoME against the 3-D U-Net and against itself with HoME off, paired by seed, on the phantoms and on ACDC."
     out = []
-    # (data, patch, caveat) per grid; each longer ACDC budget (the U-Net had not converged at 400 steps, nor at 1000) has
-    # rows of its own once it has run
+    # (data, patch, caveat) per grid; each longer ACDC budget (the U-Net had not converged at 400 steps, nor at 1000)
+    # has rows of its own once it has run
     grids = dict(home=('3-D organ phantoms (48^3)', '32^3', "; phantoms, not the paper's CT and MRI volumes"),
                  home_acdc=('ACDC volumes', '8 x 96 x 96', ''))
     for name, (data, patch, caveat) in ((name, grids[grid]) for grid in grids for name, _ in BUDGETS[grid]):
