@@ -14,7 +14,6 @@ shuffled epochs, one geometry) says so; its old numbers are withdrawn. The sanit
 trusted unless they hold.
 """
 import functools
-import json
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import (converged, difference, early, label_growth, log_variance_ratio, mean_sd, paired, save_json,  # noqa: E402
                       verdict, write_section)
 
-from medseg_nb.viz import claims_table  # noqa: E402
+from medseg_nb.viz import GRID_BUDGETS as BUDGETS, claims_table, grid_command as command, grid_runs  # noqa: E402
 
 HERE = Path(__file__).parent
 OUT = HERE / 'claims.json'
@@ -33,35 +32,14 @@ OUT = HERE / 'claims.json'
 @functools.lru_cache(maxsize=None)
 def load(name):
     "A grid's runs, read once (several claims read the ACDC recipe's); [] when the grid has not run."
-    p = HERE / f'{name}.json'
-    return json.loads(p.read_text())['runs'] if p.exists() else []
+    return grid_runs(name, HERE)
 
 
-def budget(script: str, file: str, steps: int, options: str = '') -> tuple:
-    "A longer budget's (runs file, command): `script`'s grid at `steps`, in its own file and RESULTS.md section."
-    return file, (f'benchmarks/{script}.py{options}{{options}} --steps {steps} --json benchmarks/{file}.json '
-                  f'--section {file}')
-
-
-# Each grid's budgets in order, (runs file, command); `{options}` in a command takes a row's own options (MATCH's
-# labeled fraction). While a budget's baseline still moves over its last fifth, its rows name the next budget's
-# command (`longer`); a later budget has rows of its own, beside the shorter ones, once it has run.
-BUDGETS = dict(
-    gausam=(('gausam_heads', 'benchmarks/gausam_heads.py{options}'), budget('gausam_heads', 'gausam_heads_long', 2000)),
-    match=(('match_glas', 'benchmarks/match_glas.py{options}'), budget('match_glas', 'match_glas_long', 600),
-           budget('match_glas', 'match_glas_1200', 1200)),
-    home=(('mamba_home', 'benchmarks/mamba_home.py{options}'),),
-    home_acdc=(('mamba_home_acdc', 'benchmarks/mamba_home.py --dataset acdc{options}'),
-               budget('mamba_home', 'mamba_home_acdc_long', 1000, ' --dataset acdc'),
-               budget('mamba_home', 'mamba_home_acdc_3000', 3000, ' --dataset acdc')))
-COMMAND = {file: command for order in BUDGETS.values() for file, command in order}
+# Each grid's budgets in order live in the library (`medseg_nb.viz.GRID_BUDGETS`, which the notebooks that draw the
+# grids read too). While a budget's baseline still moves over its last fifth, its rows name the next budget's command
+# (`longer`); a later budget has rows of its own, beside the shorter ones, once it has run.
 NEXT = {file: nxt for order in BUDGETS.values() for (file, _), nxt in zip(order, order[1:])}
 FIRST = {order[0][0] for order in BUDGETS.values()}
-
-
-def command(file: str, options: str = '') -> str:
-    "The command that fills `file`'s grid, narrowed by `options`."
-    return COMMAND[file].format(options=options)
 
 
 def longer(file: str, tail: float, setting=lambda run: True, options: str = '') -> str:

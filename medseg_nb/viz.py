@@ -12,8 +12,9 @@ import matplotlib
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['CLASS_COLORS', 'CLAIMS_JSON', 'RECIPE_JSON', 'to_display', 'overlay', 'montage', 'volume_figure',
-           'atomic_write_bytes', 'HTMLReport', 'claims_table', 'recipe_curves']
+__all__ = ['CLASS_COLORS', 'CLAIMS_JSON', 'RECIPE_JSON', 'GRID_BUDGETS', 'REAL_DATA_GRIDS', 'BENCHMARKS_DIR', 'to_display',
+           'overlay', 'montage', 'volume_figure', 'atomic_write_bytes', 'HTMLReport', 'claims_table', 'recipe_curves',
+           'grid_command', 'grid_runs']
 
 # %% ../nbs/07_viz.ipynb #c005
 CLASS_COLORS = (
@@ -248,3 +249,47 @@ def recipe_curves(patients: int, style: dict, path: str | Path | None = None):
     ax.legend()
     fig.tight_layout()
     return fig
+
+# %% ../nbs/07_viz.ipynb #c107
+def _longer(script: str, file: str, steps: int, options: str = '') -> tuple[str, str]:
+    "A longer budget's (runs file, command): `script`'s grid at `steps`, in its own file and RESULTS.md section."
+    return file, (f'benchmarks/{script}.py{options}{{options}} --steps {steps} --json benchmarks/{file}.json '
+                  f'--section {file}')
+
+
+# Each grid's budgets in order, (runs file, command); `{options}` in a command takes a row's own options.
+GRID_BUDGETS = dict(
+    gausam=(('gausam_heads', 'benchmarks/gausam_heads.py{options}'),
+            _longer('gausam_heads', 'gausam_heads_long', 2000)),
+    match=(('match_glas', 'benchmarks/match_glas.py{options}'), _longer('match_glas', 'match_glas_long', 600),
+           _longer('match_glas', 'match_glas_1200', 1200)),
+    home=(('mamba_home', 'benchmarks/mamba_home.py{options}'),),
+    home_acdc=(('mamba_home_acdc', 'benchmarks/mamba_home.py --dataset acdc{options}'),
+               _longer('mamba_home', 'mamba_home_acdc_long', 1000, ' --dataset acdc'),
+               _longer('mamba_home', 'mamba_home_acdc_3000', 3000, ' --dataset acdc')))
+REAL_DATA_GRIDS = ('gausam', 'match', 'home_acdc')  # these read MEDSEG_DATA; the others train on built-in phantoms
+BENCHMARKS_DIR = CLAIMS_JSON.parent if CLAIMS_JSON is not None else None
+
+
+def grid_command(file: str, options: str = '', data: str | None = None) -> str:
+    """The command that fills benchmark grid `file` (its runs file's name, `benchmarks/{file}.json`), narrowed by
+    `options`. Given `data` (the data folder), a shell line to run from the repository root: `MEDSEG_DATA={data}
+    python ...` for a grid of real data, `python ...` for a phantom grid."""
+    grids = {f: (grid, command) for grid, order in GRID_BUDGETS.items() for f, command in order}
+    if file not in grids:
+        raise ValueError(f"no benchmark grid {file!r}; expected one of {sorted(grids)}")
+    grid, command = grids[file]
+    command = command.format(options=options)
+    if data is None:
+        return command
+    return (f'MEDSEG_DATA={data} ' if grid in REAL_DATA_GRIDS else '') + f'python {command}'
+
+
+def grid_runs(file: str, folder: str | Path | None = None) -> list[dict]:
+    """The finished runs of benchmark grid `file` (`{file}.json` in `folder`, by default the `benchmarks/` of the
+    repository this package was installed from); [] when the grid has not run."""
+    import json
+
+    folder = Path(folder) if folder is not None else BENCHMARKS_DIR
+    path = folder / f'{file}.json' if folder is not None else None
+    return json.loads(path.read_text())['runs'] if path is not None and path.exists() else []

@@ -327,3 +327,25 @@ def test_a_second_budget_draws_its_own_picture_and_shows_it(tmp_path, monkeypatc
     text = (tmp_path / 'RESULTS.md').read_text()
     assert text.index('(mamba_home_acdc.png)') < text.index('<!-- /mamba_home_acdc -->') < text.index('(mh_long.png)')
     assert 'ACDC training frames as volumes' in text and 'batch 2 patches of 8x96x96' in text   # not the 2-D recipe's
+
+
+def test_every_grid_budget_runs_a_script_that_takes_its_flags_longer_each_time_into_files_of_its_own():
+    """The budgets that claims.py and notebooks 31 and 42 read (`medseg_nb.viz.GRID_BUDGETS`): each command runs a
+    script that exists and defines every flag given; each later budget has more steps than the one before and writes
+    its own runs file and RESULTS.md section."""
+    import re
+    from medseg_nb.viz import GRID_BUDGETS, grid_command
+    root = Path(__file__).parents[1]
+    shared = (root / 'benchmarks' / '_results.py').read_text()           # --json, --section, --shard, --merge
+    for grid, order in GRID_BUDGETS.items():
+        steps = []
+        for k, (file, _) in enumerate(order):
+            script, *args = grid_command(file, ' --seeds 0').split()
+            source = (root / script).read_text()
+            for flag in (a for a in args if a.startswith('--')):
+                assert f"'{flag}'" in source + shared, (file, flag)
+            default = int(re.search(r"add_argument\('--steps', type=int, default=(\d+)", source).group(1))
+            steps.append(int(args[args.index('--steps') + 1]) if '--steps' in args else default)
+            if k:
+                assert args[-4:] == ['--json', f'benchmarks/{file}.json', '--section', file], file
+        assert steps == sorted(set(steps)), (grid, steps)
