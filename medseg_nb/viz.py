@@ -12,9 +12,9 @@ import matplotlib
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['CLASS_COLORS', 'CLAIMS_JSON', 'RECIPE_JSON', 'GRID_BUDGETS', 'REAL_DATA_GRIDS', 'BENCHMARKS_DIR', 'to_display',
-           'overlay', 'montage', 'volume_figure', 'atomic_write_bytes', 'HTMLReport', 'claims_table', 'recipe_curves',
-           'grid_command', 'grid_runs']
+__all__ = ['CLASS_COLORS', 'CLAIMS_JSON', 'GRID_BUDGETS', 'REAL_DATA_GRIDS', 'BENCHMARKS_DIR', 'RECIPE_JSON', 'to_display',
+           'overlay', 'montage', 'volume_figure', 'atomic_write_bytes', 'HTMLReport', 'claims_table', 'grid_command',
+           'grid_runs', 'recipe_curves']
 
 # %% ../nbs/07_viz.ipynb #c005
 CLASS_COLORS = (
@@ -222,34 +222,6 @@ def claims_table(method: str | None = None, path: str | Path | None = None, sani
     ]
     return '\n'.join([head, *body])
 
-# %% ../nbs/07_viz.ipynb #c104
-RECIPE_JSON = CLAIMS_JSON.with_name('acdc_recipe.json') if CLAIMS_JSON is not None else None
-
-
-def recipe_curves(patients: int, style: dict, path: str | Path | None = None):
-    """The ACDC recipe's validation curves at `patients` labeled patients, one line per run, for the methods of `style`
-    ({method: (line style, colour, legend name)}, the compared method last). Returns the figure, or None when
-    `benchmarks/acdc_recipe.json` (or `path`) holds no run of the compared method there."""
-    import json
-
-    path = Path(path) if path else RECIPE_JSON
-    runs = json.loads(path.read_text())['runs'] if path is not None and path.exists() else []
-    runs = [r for r in runs if r['patients'] == patients and r['method'] in style]
-    if not any(r['method'] == list(style)[-1] for r in runs):
-        return None
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for r in sorted(runs, key=lambda r: (r['method'], r['seed'])):
-        steps, dice = zip(*r['curve'])
-        line, colour, name = style[r['method']]
-        first = r['seed'] == min(q['seed'] for q in runs if q['method'] == r['method'])
-        ax.plot(steps, dice, ls=line, color=colour, alpha=0.8, label=name if first else None)
-    ax.set(xlabel='step', ylabel='validation mean Dice (20 volumes)', ylim=(0, 1),
-           title=f'ACDC, {patients} labeled patients: one curve per run')
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return fig
-
 # %% ../nbs/07_viz.ipynb #c107
 def _longer(script: str, file: str, steps: int, options: str = '') -> tuple[str, str]:
     "A longer budget's (runs file, command): `script`'s grid at `steps`, in its own file and RESULTS.md section."
@@ -293,3 +265,29 @@ def grid_runs(file: str, folder: str | Path | None = None) -> list[dict]:
     folder = Path(folder) if folder is not None else BENCHMARKS_DIR
     path = folder / f'{file}.json' if folder is not None else None
     return json.loads(path.read_text())['runs'] if path is not None and path.exists() else []
+
+# %% ../nbs/07_viz.ipynb #c104
+RECIPE_JSON = BENCHMARKS_DIR / 'acdc_recipe.json' if BENCHMARKS_DIR is not None else None
+
+
+def recipe_curves(patients: int, style: dict, path: str | Path | None = None):
+    """The ACDC recipe's validation curves at `patients` labeled patients, one line per run, for the methods of `style`
+    ({method: (line style, colour, legend name)}, the compared method last). Returns the figure, or None when
+    `benchmarks/acdc_recipe.json` (or `path`) holds no run of the compared method there."""
+    path = Path(path) if path else RECIPE_JSON
+    runs = grid_runs(path.stem, path.parent) if path is not None else []
+    runs = [r for r in runs if r['patients'] == patients and r['method'] in style]
+    if not any(r['method'] == list(style)[-1] for r in runs):
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for r in sorted(runs, key=lambda r: (r['method'], r['seed'])):
+        steps, dice = zip(*r['curve'])
+        line, colour, name = style[r['method']]
+        first = r['seed'] == min(q['seed'] for q in runs if q['method'] == r['method'])
+        ax.plot(steps, dice, ls=line, color=colour, alpha=0.8, label=name if first else None)
+    ax.set(xlabel='step', ylabel='validation mean Dice (20 volumes)', ylim=(0, 1),
+           title=f'ACDC, {patients} labeled patients: one curve per run')
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -330,8 +330,8 @@ def test_a_second_budget_draws_its_own_picture_and_shows_it(tmp_path, monkeypatc
 
 
 def test_every_grid_budget_runs_a_script_that_takes_its_flags_longer_each_time_into_files_of_its_own():
-    """The budgets that claims.py and notebooks 31 and 42 read (`medseg_nb.viz.GRID_BUDGETS`): each command runs a
-    script that exists and defines every flag given; each later budget has more steps than the one before and writes
+    """The budgets that claims.py and notebooks 12, 31 and 42 read (`medseg_nb.viz.GRID_BUDGETS`): each command runs
+    a script that exists and defines every flag given; each later budget has more steps than the one before and writes
     its own runs file and RESULTS.md section."""
     import re
     from medseg_nb.viz import GRID_BUDGETS, grid_command
