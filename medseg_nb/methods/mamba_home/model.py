@@ -156,6 +156,11 @@ class MambaHoMENet(nn.Module):
         super().__init__()
         if size not in CONFIGS:
             raise ValueError(f"unknown Mamba-HoME size {size!r}; expected one of {sorted(CONFIGS)}")
+        unknown = set(overrides) - set(CONFIGS[size])
+        if unknown:  # a mistyped key would otherwise be ignored without a word
+            raise ValueError(
+                f"unknown Mamba-HoME configuration keys {sorted(unknown)}; expected some of {sorted(CONFIGS[size])}"
+            )
         conf = dict(CONFIGS[size], **overrides)
         self.config = conf
         dims = conf['dims']
@@ -214,10 +219,12 @@ class MambaHoMEMethod(Supervised):
     description = 'Mamba-HoME: Mamba selective-scan stages with hierarchical soft mixture-of-experts (3-D)'
     paper = 'Mamba Goes HoME: Hierarchical Soft Mixture-of-Experts for 3D Medical Image Segmentation, NeurIPS 2025'
     dims = (3,)
-    defaults = dict(Supervised.defaults, size='small', deep_supervision=0.5, mixer='home')
+    # orders: scan orders per Mamba layer (1 to 6); None keeps the size's own (2)
+    defaults = dict(Supervised.defaults, size='small', deep_supervision=0.5, mixer='home', orders=None)
     tour = dict(dataset='phantom-organs3d')
 
     def build_model(self, in_channels, num_classes, dim=3):
         if dim != 3:
             raise ValueError(f"mamba_home is a 3-D method; got {dim}-D data")
-        return MambaHoMENet(in_channels, num_classes, self.cfg.size, self.cfg.mixer)
+        overrides = {} if self.cfg.orders is None else dict(orders=int(self.cfg.orders))
+        return MambaHoMENet(in_channels, num_classes, self.cfg.size, self.cfg.mixer, **overrides)
