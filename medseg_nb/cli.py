@@ -4,7 +4,7 @@
 
 # %% ../nbs/99_cli.ipynb #c003
 from __future__ import annotations
-import argparse, json, math, os, sys, time
+import argparse, json, math, os, sys, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -18,8 +18,8 @@ from .train import Trainer, TRAIN_DEFAULTS, load_checkpoint, evaluate_model, pre
 from .viz import HTMLReport, montage, overlay, volume_figure
 
 # %% auto #0
-__all__ = ['DATASET_DEFAULTS', 'train', 'model_from_checkpoint', 'predict_file', 'per_class', 'evaluate_checkpoint', 'tour',
-           'format_table', 'gallery', 'build_parser', 'json_safe', 'main']
+__all__ = ['DATASET_DEFAULTS', 'method_from_checkpoint', 'train', 'model_from_checkpoint', 'predict_file', 'per_class',
+           'evaluate_checkpoint', 'tour', 'format_table', 'gallery', 'build_parser', 'json_safe', 'main']
 
 # %% ../nbs/99_cli.ipynb #c006
 DATASET_DEFAULTS = {
@@ -65,6 +65,20 @@ def _kv(pairs) -> dict:
         k, v = p.split('=', 1)
         out[k.strip().replace('-', '_')] = _parse_value(v.strip())
     return out
+
+
+def method_from_checkpoint(st: dict):
+    """The method a checkpoint (`load_checkpoint`'s dict) was trained with, configured by its saved options. Options
+    the method no longer takes are dropped with a warning, so that older checkpoints still load: an option is only
+    withdrawn when it had no effect (Mamba-HoME's `width`, for one)."""
+    load_methods()
+    name, saved = st['method'], st.get('method_config', {})
+    accepted = METHODS[name].defaults if name in METHODS else saved  # an unknown name: get_method says so
+    dropped = sorted(set(saved) - set(accepted))
+    if dropped:
+        warnings.warn(f"the checkpoint's options {dropped} are no longer options of {name!r} (they had no effect); "
+                      'dropped')
+    return get_method(name, **{k: v for k, v in saved.items() if k in accepted})
 
 
 def train(
@@ -127,7 +141,7 @@ def train(
         cfg['metrics'] = tuple(cfg['metrics'])
         if cfg.get('size'):
             cfg['size'] = tuple(cfg['size'])
-        m = get_method(st['method'], **st.get('method_config', {}))
+        m = method_from_checkpoint(st)
     t = Trainer(
         m,
         tr,
@@ -152,7 +166,7 @@ def model_from_checkpoint(path: str | Path, device=None):
     "Rebuild (method, model, state) from a checkpoint written by the Trainer."
     load_methods()
     st = load_checkpoint(path)
-    m = get_method(st['method'], **st.get('method_config', {}))
+    m = method_from_checkpoint(st)
     d = st['data']
     model = m.build_model(d['in_channels'], d['num_classes'], d['dim'])
     model.load_state_dict(st['model'])

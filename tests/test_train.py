@@ -237,6 +237,59 @@ def test_ddp_two_processes_agree_with_one(tmp_path):
     assert load_checkpoint(tmp_path / 'one' / 'last.pt')['optimizer']['state'], 'the optimiser took steps'
 
 
+def test_every_network_option_a_method_takes_changes_its_network():
+    """A method takes the U-Net options (width, depth, norm, dropout) only where its network reads them: setting one
+    changes the network built. Mamba-HoME used to take all four, VQ-Seg and GraphSeg dropout, and ignore them."""
+    alt = dict(width=12, depth=5, norm='batch', dropout=0.3)
+    checked = 0
+    for name, cls in sorted(METHODS.items()):
+        dim = cls.dims[0]
+        base = get_method(name).build_model(1, 2, dim)
+        for key, value in alt.items():
+            if key in cls.defaults:
+                net = get_method(name, **{key: value}).build_model(1, 2, dim)
+                shapes = lambda m: [tuple(p.shape) for p in m.parameters()]
+                assert repr(net) != repr(base) or shapes(net) != shapes(base), f"{name}: {key}={value} changes nothing"
+                checked += 1
+    assert checked >= 20  # the U-Net methods' options were all checked
+    for name, key in (('mamba_home', 'width'), ('vqseg', 'dropout'), ('graphseg', 'dropout')):
+        with pytest.raises(TypeError, match=f"unknown options \\['{key}'\\]"):
+            get_method(name, **{key: 0.3})
+
+
+def test_vqseg_takes_no_input_noise_it_would_ignore():
+    """The mean teacher's `noise` perturbs the student's unlabeled input; VQ-Seg's perturbation is the QPM, and its
+    losses never read `noise` (the same loss at noise 0 and 0.5), so VQ-Seg refuses it by name. The mean teacher's loss
+    does change with it (the check can tell)."""
+    import copy
+
+    def loss(name, **opts):
+        m = get_method(name, width=4, depth=2, **opts)
+        m.total_steps = 100
+        torch.manual_seed(0)
+        net = m.build_model(1, 2, 2)
+        g = torch.Generator().manual_seed(1)
+        lab = dict(image=torch.randn(2, 1, 32, 32, generator=g), label=torch.randint(0, 2, (2, 32, 32), generator=g))
+        unl = dict(image=torch.randn(2, 1, 32, 32, generator=g))
+        torch.manual_seed(2)
+        return float(m.losses(net, lab, unl, copy.deepcopy(net), step=50)['loss'].detach())
+
+    assert loss('mean_teacher', noise=0.0) != loss('mean_teacher', noise=0.5)
+    with pytest.raises(TypeError, match="unknown options \\['noise'\\]"):
+        get_method('vqseg', noise=0.5)
+
+
+def test_a_checkpoint_with_a_withdrawn_option_still_loads(tmp_path):
+    """`method_from_checkpoint` drops saved options the method no longer takes (they had no effect), with a warning,
+    and keeps the others; an unknown method is still named."""
+    st = dict(method='mamba_home', method_config=dict(width=16, dropout=0.0, mixer='mlp', size='small'))
+    with pytest.warns(UserWarning, match=r"\['dropout', 'width'\] are no longer options of 'mamba_home'"):
+        m = cli.method_from_checkpoint(st)
+    assert m.cfg.mixer == 'mlp' and 'width' not in m.cfg
+    with pytest.raises(KeyError, match="unknown method 'no_such'"):
+        cli.method_from_checkpoint(dict(method='no_such', method_config={}))
+
+
 def test_tour_covers_every_method(tmp_path):
     r = cli.tour(tmp_path, seconds=1.5, progress=False)
     assert [row['method'] for row in r['rows']] == sorted(METHODS, key=lambda n: (n != 'unet', n))

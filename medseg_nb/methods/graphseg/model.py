@@ -436,8 +436,9 @@ class GraphSeg(Supervised):
     description = 'GraphSeg: Bayesian image decomposition + deformable vessel-graph prior (domain generalisation)'
     paper = 'Towards Generalizable Retina Vessel Segmentation with Deformable Graph Priors, NeurIPS 2025'
     dims = (2,)
+    # the U-Net's options but dropout, which GraphSeg's network does not have (refused, not ignored)
     defaults = dict(
-        Supervised.defaults,
+        {k: v for k, v in Supervised.defaults.items() if k != 'dropout'},
         dec_width=8,
         beta=0.1,
         prior_var=1.0,

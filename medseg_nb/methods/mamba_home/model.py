@@ -219,8 +219,15 @@ class MambaHoMEMethod(Supervised):
     description = 'Mamba-HoME: Mamba selective-scan stages with hierarchical soft mixture-of-experts (3-D)'
     paper = 'Mamba Goes HoME: Hierarchical Soft Mixture-of-Experts for 3D Medical Image Segmentation, NeurIPS 2025'
     dims = (3,)
-    # orders: scan orders per Mamba layer (1 to 6); None keeps the size's own (2)
-    defaults = dict(Supervised.defaults, size='small', deep_supervision=0.5, mixer='home', orders=None)
+    # the U-Net's loss options; its width, depth, norm and dropout do not shape this network, so they are refused, not
+    # ignored. orders: scan orders per Mamba layer (1 to 6); None keeps the size's own (2)
+    defaults = dict(
+        {k: v for k, v in Supervised.defaults.items() if k not in ('width', 'depth', 'norm', 'dropout')},
+        size='small',
+        deep_supervision=0.5,
+        mixer='home',
+        orders=None,
+    )
     tour = dict(dataset='phantom-organs3d')
 
     def build_model(self, in_channels, num_classes, dim=3):

@@ -141,8 +141,10 @@ class VQSeg(MeanTeacher):
     )
     paper = 'VQ-Seg: Vector-Quantized Token Perturbation for Semi-Supervised Medical Image Segmentation, NeurIPS 2025'
     dims = (2,)
+    # the mean teacher's options but its U-Net dropout and input noise: the QPM is VQ-Seg's perturbation (and
+    # perturb='dropout', rate=..., its ablation), so those two are refused, not ignored
     defaults = dict(
-        MeanTeacher.defaults,
+        {k: v for k, v in MeanTeacher.defaults.items() if k not in ('dropout', 'noise')},
         consistency=1.0,
         num_codes=256,
         code_dim=64,
