@@ -237,9 +237,10 @@ def test_ddp_two_processes_agree_with_one(tmp_path):
     assert load_checkpoint(tmp_path / 'one' / 'last.pt')['optimizer']['state'], 'the optimiser took steps'
 
 
-def test_every_network_option_a_method_takes_changes_its_network():
+def test_a_method_takes_only_options_that_change_what_it_trains():
     """A method takes the U-Net options (width, depth, norm, dropout) only where its network reads them: setting one
-    changes the network built. Mamba-HoME used to take all four, VQ-Seg and GraphSeg dropout, and ignore them."""
+    changes the network built. Mamba-HoME used to take all four, VQ-Seg and GraphSeg dropout, and ignore them; the
+    others refused below were taken and ignored too."""
     alt = dict(width=12, depth=5, norm='batch', dropout=0.3)
     checked = 0
     for name, cls in sorted(METHODS.items()):
@@ -252,9 +253,13 @@ def test_every_network_option_a_method_takes_changes_its_network():
                 assert repr(net) != repr(base) or shapes(net) != shapes(base), f"{name}: {key}={value} changes nothing"
                 checked += 1
     assert checked >= 20  # the U-Net methods' options were all checked
-    for name, key in (('mamba_home', 'width'), ('vqseg', 'dropout'), ('graphseg', 'dropout')):
+    # and options that a method's losses or head never read: LoMix's family weighs its scale maps itself, and the
+    # `sam` baseline has no Gaussians; the head is what tells `gausam` from `sam`, not an option of either
+    refused = [('mamba_home', 'width'), ('vqseg', 'dropout'), ('graphseg', 'dropout'), ('sam', 'n_gaussians'),
+               ('gausam', 'head'), ('sam', 'head')] + [(n, 'deep_supervision') for n in ('lomix', 'deep', 'additive')]
+    for name, key in refused:
         with pytest.raises(TypeError, match=f"unknown options \\['{key}'\\]"):
-            get_method(name, **{key: 0.3})
+            get_method(name, **{key: 'sam' if key == 'head' else 1})
 
 
 def test_vqseg_takes_no_input_noise_it_would_ignore():

@@ -179,8 +179,15 @@ class _MixSupervision(Supervised):
     "Shared by lomix, deep and additive: a U-Net wrapped by LoMixNet, trained with LoMixLoss."
 
     dims = (2,)
+    # the U-Net's options but deep_supervision: LoMixLoss weighs the scale maps itself (the `deep` baseline is the
+    # fixed-weight case), so that option is refused, not ignored
     defaults = dict(
-        Supervised.defaults, w_dice=0.7, w_ce=0.3, operators=OPERATORS, weighting='normalized', log_weights=True
+        {k: v for k, v in Supervised.defaults.items() if k != 'deep_supervision'},
+        w_dice=0.7,
+        w_ce=0.3,
+        operators=OPERATORS,
+        weighting='normalized',
+        log_weights=True,
     )
 
     def build_model(self, in_channels, num_classes, dim=2):

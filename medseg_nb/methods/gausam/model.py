@@ -422,10 +422,10 @@ class GauSAMMethod(Method):
     description = 'GauSAM: SAM + contour-prior adapter + Gaussian-field mask head (any output resolution)'
     paper = 'Wu, Wang and Zhang, GauSAM: Contour-Guided 2D Gaussian Fields ... with Segment Anything, NeurIPS 2025'
     dims = (2,)
+    head = 'gaussian'  # the mask head: what tells this method from the `sam` baseline, so not an option
     defaults = dict(
         kind='tiny',
         n_gaussians=64,
-        head='gaussian',
         freeze_encoder='auto',
         freeze_decoder='auto',
         checkpoint=None,
@@ -443,8 +443,8 @@ class GauSAMMethod(Method):
         return GauSAM(
             num_classes,
             cfg.kind,
-            cfg.n_gaussians,
-            cfg.head,
+            cfg.get('n_gaussians', GauSAMMethod.defaults['n_gaussians']),  # the `sam` head has no Gaussians
+            self.head,
             cfg.freeze_encoder,
             cfg.checkpoint,
             freeze_decoder=cfg.freeze_decoder,
@@ -468,7 +468,8 @@ class SAMDecoderMethod(GauSAMMethod):
     name = 'sam'
     description = "SAM's own mask decoder (same encoder, adapter and prompts as GauSAM): the baseline"
     paper = 'Kirillov et al., Segment Anything, ICCV 2023'
-    defaults = dict(GauSAMMethod.defaults, head='sam')
+    head = 'sam'
+    defaults = {k: v for k, v in GauSAMMethod.defaults.items() if k != 'n_gaussians'}  # no Gaussians to count
 
 # %% ../../../nbs/12_gausam.ipynb #c026
 def _prep_items(items, size):
