@@ -194,6 +194,7 @@ def evaluate_model(
     progress: bool = False,
     device=None,
     size: Sequence[int] | None = None,
+    overlap: float = 0.5,
 ) -> tuple[dict, list[dict]]:
     "Mean report and per-item reports of `model` on every item of `ds`, scored on each item's native grid."
     was = unwrap(model).training
@@ -202,7 +203,7 @@ def evaluate_model(
     try:
         for i in tqdm(range(len(ds)), desc='evaluate', disable=not progress, leave=False):
             s = ds[i]
-            pred = predict(model, s['image'], patch, device=device, size=size).argmax(0).cpu()
+            pred = predict(model, s['image'], patch, overlap, device=device, size=size).argmax(0).cpu()
             classes = list(range(1, getattr(ds, 'num_classes', int(s['label'].max()) + 1)))
             r = evaluate(
                 pred, s['label'], metrics=metrics, classes=classes or [1], fov=s.get('fov'), spacing=s.get('spacing')
@@ -251,9 +252,10 @@ def val_patch(cfg: dict) -> tuple[int, ...]:
 
 
 def geometry(cfg: dict) -> dict:
-    "The inference geometry of a training config (a checkpoint's `config`): `patch` (the tile) and `size`."
+    """The inference geometry of a training config (a checkpoint's `config`): `patch` (the tile), the tiles' `overlap`
+    (`val_overlap`) and `size`."""
     size = cfg.get('size')
-    return dict(patch=val_patch(cfg), size=tuple(size) if size else None)
+    return dict(patch=val_patch(cfg), overlap=cfg.get('val_overlap', 0.5), size=tuple(size) if size else None)
 
 
 def _collate(items: list[dict]) -> dict:

@@ -303,6 +303,31 @@ def test_tour_covers_every_method(tmp_path):
     assert 'betti_error' in table and 'unet' in table
 
 
+def test_val_overlap_sets_the_sliding_window_of_validation():
+    """`val_overlap` reaches the sliding window wherever a training config is scored (`geometry`): 64 px tiled by 32 px
+    is 2 x 2 tiles without overlap and 3 x 3 at half a tile. It used to be a config key that nothing read."""
+    from medseg_nb.train import TRAIN_DEFAULTS, evaluate_model, geometry
+    tiles = []
+
+    class Count(torch.nn.Module):
+        dim = 2
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            tiles.append(len(x))
+            return torch.zeros(len(x), 2, *x.shape[2:]) + self.w
+
+    ds = get_dataset('phantom-glands', split='val', n=1, size=64)
+    for overlap, expected in ((0.0, 4), (0.5, 9)):
+        tiles.clear()
+        cfg = dict(TRAIN_DEFAULTS, patch=(32, 32), val_overlap=overlap)
+        evaluate_model(Count(), ds, metrics=('dice',), **geometry(cfg))
+        assert sum(tiles) == expected, (overlap, tiles)
+
+
 def test_predict_command_applies_the_checkpoint_geometry(tmp_path):
     "A model trained at size 32 predicts a 48 x 40 image file at 48 x 40, through the same resize as in training."
     import numpy as np
