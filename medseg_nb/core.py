@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #c003
 from __future__ import annotations
-import os, json, random, dataclasses
+import os, json, random, dataclasses, functools, inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -160,6 +160,28 @@ class Method:
     semi_supervised: bool = False
     dims: tuple[int, ...] = (2,)
     defaults: dict = {}
+
+    def __init_subclass__(cls, **kw):
+        "A subclass's `build_model` refuses a `dim` outside the class's `dims` before it builds anything."
+        super().__init_subclass__(**kw)
+        build = cls.__dict__.get('build_model')
+        if build is None or getattr(build, 'checks_dim', False):
+            return
+        params = inspect.signature(build).parameters
+        if list(params)[:4] != ['self', 'in_channels', 'num_classes', 'dim']:
+            raise TypeError(f"{cls.__name__}.build_model must take (in_channels, num_classes, dim), got {list(params)}")
+        default = params['dim'].default
+
+        @functools.wraps(build)
+        def build_model(self, in_channels: int, num_classes: int, dim: int = default) -> nn.Module:
+            if dim not in self.dims:
+                raise ValueError(
+                    f"method {self.name!r} builds {' and '.join(f'{d}-D' for d in self.dims)} networks; got dim={dim}"
+                )
+            return build(self, in_channels, num_classes, dim)
+
+        build_model.checks_dim = True
+        cls.build_model = build_model
 
     def __init__(self, **cfg):
         unknown = set(cfg) - set(self.defaults)

@@ -109,7 +109,7 @@ def test_network_shapes_and_method():
     with pytest.raises(ValueError, match='unknown Mamba-HoME size'):
         MambaHoMENet(1, 3, 'huge')
     assert METHODS['mamba_home'].dims == (3,)
-    with pytest.raises(ValueError, match='3-D method'):
+    with pytest.raises(ValueError, match='builds 3-D networks; got dim=2'):
         get_method('mamba_home').build_model(1, 2, 2)
 
 

@@ -262,6 +262,19 @@ def test_a_method_takes_only_options_that_change_what_it_trains():
             get_method(name, **{key: 'sam' if key == 'head' else 1})
 
 
+def test_every_method_refuses_a_dim_outside_its_dims():
+    """`build_model` of a 2-D method asked for a 3-D network (or of a 3-D one for 2-D) says so: seven 2-D methods
+    (arco, graphseg, lomix, deep, additive, single, vqseg) used to build a 3-D network nothing had checked."""
+    refused = 0
+    for name, cls in sorted(METHODS.items()):
+        for dim in {2, 3} - set(cls.dims):
+            with pytest.raises(ValueError, match=f"{name!r} builds .*-D networks; got dim={dim}"):
+                get_method(name).build_model(1, 2, dim)
+            refused += 1
+        assert get_method(name).build_model(3, 2).dim in cls.dims  # the default dim is one the method supports
+    assert refused >= 10
+
+
 def test_vqseg_takes_no_input_noise_it_would_ignore():
     """The mean teacher's `noise` perturbs the student's unlabeled input; VQ-Seg's perturbation is the QPM, and its
     losses never read `noise` (the same loss at noise 0 and 0.5), so VQ-Seg refuses it by name. The mean teacher's loss

@@ -437,9 +437,7 @@ class GauSAMMethod(Method):
     tour = dict(dataset='phantom-glands')
 
     def build_model(self, in_channels, num_classes, dim=2):
-        if dim != 2:
-            raise ValueError(f"{self.name} is 2-D only, got dim={dim}")
-        cfg = self.cfg
+        cfg = self.cfg  # dim: 2, as `dims` says (Method refuses any other)
         return GauSAM(
             num_classes,
             cfg.kind,

@@ -231,7 +231,5 @@ class MambaHoMEMethod(Supervised):
     tour = dict(dataset='phantom-organs3d')
 
     def build_model(self, in_channels, num_classes, dim=3):
-        if dim != 3:
-            raise ValueError(f"mamba_home is a 3-D method; got {dim}-D data")
         overrides = {} if self.cfg.orders is None else dict(orders=int(self.cfg.orders))
         return MambaHoMENet(in_channels, num_classes, self.cfg.size, self.cfg.mixer, **overrides)
