@@ -164,7 +164,6 @@ def train(
 # %% ../nbs/99_cli.ipynb #c008
 def model_from_checkpoint(path: str | Path, device=None):
     "Rebuild (method, model, state) from a checkpoint written by the Trainer."
-    load_methods()
     st = load_checkpoint(path)
     m = method_from_checkpoint(st)
     d = st['data']

@@ -183,6 +183,14 @@ class Method:
         build_model.checks_dim = True
         cls.build_model = build_model
 
+    @classmethod
+    def defaults_without(cls, *keys: str) -> dict:
+        "A copy of `defaults` without `keys`: a subclass's starting point when its network or losses never read them."
+        missing = sorted(set(keys) - set(cls.defaults))
+        if missing:
+            raise KeyError(f"{cls.__name__} has no options {missing} to leave out; it has {sorted(cls.defaults)}")
+        return {k: v for k, v in cls.defaults.items() if k not in keys}
+
     def __init__(self, **cfg):
         unknown = set(cfg) - set(self.defaults)
         if unknown:

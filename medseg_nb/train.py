@@ -254,8 +254,8 @@ def val_patch(cfg: dict) -> tuple[int, ...]:
 def geometry(cfg: dict) -> dict:
     """The inference geometry of a training config (a checkpoint's `config`): `patch` (the tile), the tiles' `overlap`
     (`val_overlap`) and `size`."""
-    size = cfg.get('size')
-    return dict(patch=val_patch(cfg), overlap=cfg.get('val_overlap', 0.5), size=tuple(size) if size else None)
+    size, overlap = cfg.get('size'), cfg.get('val_overlap', TRAIN_DEFAULTS['val_overlap'])
+    return dict(patch=val_patch(cfg), overlap=overlap, size=tuple(size) if size else None)
 
 
 def _collate(items: list[dict]) -> dict:

@@ -182,7 +182,7 @@ class _MixSupervision(Supervised):
     # the U-Net's options but deep_supervision: LoMixLoss weighs the scale maps itself (the `deep` baseline is the
     # fixed-weight case), so that option is refused, not ignored
     defaults = dict(
-        {k: v for k, v in Supervised.defaults.items() if k != 'deep_supervision'},
+        Supervised.defaults_without('deep_supervision'),
         w_dice=0.7,
         w_ce=0.3,
         operators=OPERATORS,

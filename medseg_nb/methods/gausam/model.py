@@ -467,7 +467,7 @@ class SAMDecoderMethod(GauSAMMethod):
     description = "SAM's own mask decoder (same encoder, adapter and prompts as GauSAM): the baseline"
     paper = 'Kirillov et al., Segment Anything, ICCV 2023'
     head = 'sam'
-    defaults = {k: v for k, v in GauSAMMethod.defaults.items() if k != 'n_gaussians'}  # no Gaussians to count
+    defaults = GauSAMMethod.defaults_without('n_gaussians')  # no Gaussians to count
 
 # %% ../../../nbs/12_gausam.ipynb #c026
 def _prep_items(items, size):

@@ -438,7 +438,7 @@ class GraphSeg(Supervised):
     dims = (2,)
     # the U-Net's options but dropout, which GraphSeg's network does not have (refused, not ignored)
     defaults = dict(
-        {k: v for k, v in Supervised.defaults.items() if k != 'dropout'},
+        Supervised.defaults_without('dropout'),
         dec_width=8,
         beta=0.1,
         prior_var=1.0,

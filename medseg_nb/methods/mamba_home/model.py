@@ -222,7 +222,7 @@ class MambaHoMEMethod(Supervised):
     # the U-Net's loss options; its width, depth, norm and dropout do not shape this network, so they are refused, not
     # ignored. orders: scan orders per Mamba layer (1 to 6); None keeps the size's own (2)
     defaults = dict(
-        {k: v for k, v in Supervised.defaults.items() if k not in ('width', 'depth', 'norm', 'dropout')},
+        Supervised.defaults_without('width', 'depth', 'norm', 'dropout'),
         size='small',
         deep_supervision=0.5,
         mixer='home',

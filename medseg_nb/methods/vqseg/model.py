@@ -144,7 +144,7 @@ class VQSeg(MeanTeacher):
     # the mean teacher's options but its U-Net dropout and input noise: the QPM is VQ-Seg's perturbation (and
     # perturb='dropout', rate=..., its ablation), so those two are refused, not ignored
     defaults = dict(
-        {k: v for k, v in MeanTeacher.defaults.items() if k not in ('dropout', 'noise')},
+        MeanTeacher.defaults_without('dropout', 'noise'),
         consistency=1.0,
         num_codes=256,
         code_dim=64,
