@@ -160,6 +160,8 @@ class Method:
     semi_supervised: bool = False
     dims: tuple[int, ...] = (2,)
     defaults: dict = {}
+    # what an option takes where its default's type is not the rule: types and literal values, e.g. (bool, 'auto')
+    option_types: dict = {}
 
     def __init_subclass__(cls, **kw):
         "A subclass's `build_model` refuses a `dim` outside the class's `dims` before it builds anything."
@@ -191,13 +193,44 @@ class Method:
             raise KeyError(f"{cls.__name__} has no options {missing} to leave out; it has {sorted(cls.defaults)}")
         return {k: v for k, v in cls.defaults.items() if k not in keys}
 
+    @classmethod
+    def check_option(cls, key: str, value):
+        """`value` as option `key` takes it, or a TypeError that names what it takes. An option takes what
+        `option_types[key]` lists, else its default's type (anything where the default is None). The command line's
+        spellings are taken: an int where a float is asked, 0 or 1 for a bool, a list or a single value for a tuple."""
+        kinds = cls.option_types.get(key, type(cls.defaults[key]))
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        if kinds == (type(None),):
+            return value
+        types = tuple(k for k in kinds if isinstance(k, type))
+        literals = [k for k in kinds if not isinstance(k, type)]
+
+        def fits(v):
+            if any(v is k or (type(v) is type(k) and v == k) for k in literals):
+                return True
+            return isinstance(v, types) and not (isinstance(v, bool) and bool not in types)  # True is an int too
+
+        candidates = [value]
+        if type(value) is int and float in types:
+            candidates.append(float(value))
+        if type(value) is int and value in (0, 1) and bool in types:
+            candidates.append(bool(value))
+        if tuple in types:
+            candidates.append(tuple(value) if isinstance(value, list) else (value,))
+        for v in candidates:
+            if fits(v):
+                return v
+        names = {bool: 'a bool', int: 'an int', float: 'a number', str: 'a string', tuple: 'a tuple'}
+        takes = ' or '.join(names.get(k, k.__name__) if isinstance(k, type) else repr(k) for k in kinds)
+        raise TypeError(f"option {key!r} of method {cls.name!r} takes {takes}; got {value!r} ({type(value).__name__})")
+
     def __init__(self, **cfg):
         unknown = set(cfg) - set(self.defaults)
         if unknown:
             raise TypeError(
                 f"method {self.name!r} got unknown options {sorted(unknown)}; it accepts {sorted(self.defaults)}"
             )
-        self.cfg = Config({**self.defaults, **cfg})
+        self.cfg = Config({**self.defaults, **{k: self.check_option(k, v) for k, v in cfg.items()}})
 
     total_steps: int = 1
 

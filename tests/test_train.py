@@ -262,6 +262,29 @@ def test_a_method_takes_only_options_that_change_what_it_trains():
             get_method(name, **{key: 'sam' if key == 'head' else 1})
 
 
+def test_a_method_refuses_an_option_value_of_the_wrong_type():
+    """Option values are checked by name when a method is made. `--opt eps=abc` used to be taken and fail mid-training
+    with Python's own message, `freeze_encoder=no` to freeze the encoder (a non-empty string is true), and LoMix's
+    `--opt operators=add` to become the string 'add', refused at build as operators ['a', 'd']."""
+    wrong = [('vqseg', 'eps', 'abc', "takes a number; got 'abc' \\(str\\)"),
+             ('gausam', 'freeze_encoder', 'no', "takes a bool or 'auto'; got 'no'"),
+             ('arco', 'anchors', 32.5, 'takes an int; got 32.5'),
+             ('mamba_home', 'orders', '2', "takes an int or None; got '2'"),
+             ('unet', 'dropout', True, 'takes a number; got True \\(bool\\)')]
+    for name, key, value, message in wrong:
+        with pytest.raises(TypeError, match=f"option '{key}' of method '{name}' {message}"):
+            get_method(name, **{key: value})
+    opts = lambda *pairs: cli._kv(pairs)  # the command line's spellings, as `--opt` parses them
+    assert get_method('lomix', **opts('operators=add')).cfg.operators == ('add',)
+    assert get_method('lomix', **opts('operators=add,mul')).cfg.operators == ('add', 'mul')
+    assert get_method('gausam', **opts('freeze_encoder=false')).cfg.freeze_encoder is False
+    assert get_method('gausam', **opts('freeze_decoder=1')).cfg.freeze_decoder is True
+    c = get_method('vqseg', **opts('consistency=0')).cfg.consistency
+    assert c == 0 and isinstance(c, float)
+    for name, cls in METHODS.items():  # every method takes its own defaults back unchanged
+        assert dict(get_method(name, **cls.defaults).cfg) == cls.defaults, name
+
+
 def test_every_method_refuses_a_dim_outside_its_dims():
     """`build_model` of a 2-D method asked for a 3-D network (or of a 3-D one for 2-D) says so: seven 2-D methods
     (arco, graphseg, lomix, deep, additive, single, vqseg) used to build a 3-D network nothing had checked."""

@@ -434,6 +434,8 @@ class GauSAMMethod(Method):
         w_dice=0.5,
         w_ce=0.5,
     )
+    # 'auto' freezes a part when a pretrained checkpoint is loaded; True or False decides it
+    option_types = dict(freeze_encoder=(bool, 'auto'), freeze_decoder=(bool, 'auto'))
     tour = dict(dataset='phantom-glands')
 
     def build_model(self, in_channels, num_classes, dim=2):

@@ -228,8 +228,9 @@ class MambaHoMEMethod(Supervised):
         mixer='home',
         orders=None,
     )
+    option_types = dict(orders=(int, None))
     tour = dict(dataset='phantom-organs3d')
 
     def build_model(self, in_channels, num_classes, dim=3):
-        overrides = {} if self.cfg.orders is None else dict(orders=int(self.cfg.orders))
+        overrides = {} if self.cfg.orders is None else dict(orders=self.cfg.orders)
         return MambaHoMENet(in_channels, num_classes, self.cfg.size, self.cfg.mixer, **overrides)
