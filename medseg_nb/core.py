@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #c003
 from __future__ import annotations
-import os, json, random, dataclasses, functools, inspect
+import os, json, numbers, random, dataclasses, functools, inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['METHODS', 'available_devices', 'get_device', 'seed_everything', 'Config', 'SegOutput', 'Method', 'Registry',
-           'register_method', 'get_method', 'unwrap', 'load_methods', 'in_test', 'data_root']
+__all__ = ['METHODS', 'available_devices', 'get_device', 'seed_everything', 'Config', 'SegOutput', 'check_value', 'Method',
+           'Registry', 'register_method', 'get_method', 'unwrap', 'load_methods', 'in_test', 'data_root']
 
 # %% ../nbs/00_core.ipynb #c006
 def available_devices() -> list[str]:
@@ -151,6 +151,39 @@ pytree.register_pytree_node(
 )
 
 # %% ../nbs/00_core.ipynb #c023
+def check_value(value, kinds, what: str = 'the value'):
+    """`value` as `kinds` takes it, or a TypeError that says `what` takes what. `kinds` is a type, a literal value or a
+    tuple of both, say `(bool, 'auto')`; `type(None)` alone takes anything. The command line's spellings are taken: any
+    integer for an int, any real number for a float, 0 or 1 for a bool, a list or a single value for a tuple."""
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if kinds == (type(None),):
+        return value
+    types = tuple(k for k in kinds if isinstance(k, type))
+    literals = [k for k in kinds if not isinstance(k, type)]
+
+    def fits(v):
+        if any(v is k or (type(v) is type(k) and v == k) for k in literals):
+            return True
+        return isinstance(v, types) and not (isinstance(v, bool) and bool not in types)  # True is an int too
+
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    candidates = [value]
+    if int in types and isinstance(value, numbers.Integral) and number:
+        candidates.append(int(value))  # a NumPy integer
+    if float in types and number:
+        candidates.append(float(value))
+    if bool in types and isinstance(value, numbers.Integral) and value in (0, 1):
+        candidates.append(bool(value))
+    if tuple in types:
+        candidates.append(tuple(value) if isinstance(value, list) else (value,))
+    for v in candidates:
+        if fits(v):
+            return v
+    names = {bool: 'a bool', int: 'an int', float: 'a number', str: 'a string', tuple: 'a tuple'}
+    takes = ' or '.join(names.get(k, k.__name__) if isinstance(k, type) else repr(k) for k in kinds)
+    raise TypeError(f"{what} takes {takes}; got {value!r} ({type(value).__name__})")
+
+
 class Method:
     "Base class of a registered segmentation method: builds its model and computes its training losses."
 
@@ -195,34 +228,9 @@ class Method:
 
     @classmethod
     def check_option(cls, key: str, value):
-        """`value` as option `key` takes it, or a TypeError that names what it takes. An option takes what
-        `option_types[key]` lists, else its default's type (anything where the default is None). The command line's
-        spellings are taken: an int where a float is asked, 0 or 1 for a bool, a list or a single value for a tuple."""
+        "`value` as option `key` takes it (`check_value` against `option_types[key]`, else the default's type)."
         kinds = cls.option_types.get(key, type(cls.defaults[key]))
-        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-        if kinds == (type(None),):
-            return value
-        types = tuple(k for k in kinds if isinstance(k, type))
-        literals = [k for k in kinds if not isinstance(k, type)]
-
-        def fits(v):
-            if any(v is k or (type(v) is type(k) and v == k) for k in literals):
-                return True
-            return isinstance(v, types) and not (isinstance(v, bool) and bool not in types)  # True is an int too
-
-        candidates = [value]
-        if type(value) is int and float in types:
-            candidates.append(float(value))
-        if type(value) is int and value in (0, 1) and bool in types:
-            candidates.append(bool(value))
-        if tuple in types:
-            candidates.append(tuple(value) if isinstance(value, list) else (value,))
-        for v in candidates:
-            if fits(v):
-                return v
-        names = {bool: 'a bool', int: 'an int', float: 'a number', str: 'a string', tuple: 'a tuple'}
-        takes = ' or '.join(names.get(k, k.__name__) if isinstance(k, type) else repr(k) for k in kinds)
-        raise TypeError(f"option {key!r} of method {cls.name!r} takes {takes}; got {value!r} ({type(value).__name__})")
+        return check_value(value, kinds, f"option {key!r} of method {cls.name!r}")
 
     def __init__(self, **cfg):
         unknown = set(cfg) - set(self.defaults)

@@ -16,14 +16,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import Config, Method, SegOutput, get_device, seed_everything, unwrap
+from .core import Config, Method, SegOutput, check_value, get_device, seed_everything, unwrap
 from .data.datasets import EpochBatches, PatchDataset, Resized, resize_inplane
 from .metrics import evaluate, mean_of
 from .viz import atomic_write_bytes
 
 # %% auto #0
-__all__ = ['TRAIN_DEFAULTS', 'save_checkpoint', 'load_checkpoint', 'lr_at', 'EMATeacher', 'sliding_window', 'predict',
-           'evaluate_model', 'val_patch', 'geometry', 'TrainerBase', 'Trainer']
+__all__ = ['TRAIN_DEFAULTS', 'TRAIN_TYPES', 'save_checkpoint', 'load_checkpoint', 'lr_at', 'EMATeacher', 'sliding_window',
+           'predict', 'evaluate_model', 'val_patch', 'geometry', 'TrainerBase', 'Trainer']
 
 # %% ../nbs/06_train.ipynb #c006
 def save_checkpoint(path: str | Path, state: dict) -> Path:
@@ -244,6 +244,17 @@ TRAIN_DEFAULTS = Config(
     device=None,
     progress=True,
 )
+# what a training option takes where its default's type is not the rule (`check_value`): None or 'auto' beside a type
+TRAIN_TYPES = dict(
+    max_minutes=(float, None),
+    unlabeled_batch_size=(int, None),
+    grad_clip=(float, None),
+    amp=(bool, 'auto'),
+    size=(tuple, None),
+    val_patch=(tuple, None),
+    val_items=(int, None),
+    device=(str, torch.device, None),
+)
 
 
 def val_patch(cfg: dict) -> tuple[int, ...]:
@@ -311,7 +322,10 @@ class TrainerBase:
         unknown = set(cfg or {}) - set(TRAIN_DEFAULTS)
         if unknown:
             raise TypeError(f"unknown training options {sorted(unknown)}; expected some of {sorted(TRAIN_DEFAULTS)}")
-        self.cfg = TRAIN_DEFAULTS.merged(cfg or {})
+        self.cfg = TRAIN_DEFAULTS.merged({
+            k: check_value(v, TRAIN_TYPES.get(k, type(TRAIN_DEFAULTS[k])), f"training option {k!r}")
+            for k, v in (cfg or {}).items()
+        })
         self.method, self.val_ds, self.extra = method, val_ds, dict(extra or {})
         self.out = Path(out) if out is not None else None
         self.dim = getattr(train_ds, 'dim', 2)

@@ -90,6 +90,21 @@ def test_unknown_training_option():
         _trainer(None, stpes=3)
 
 
+def test_a_training_option_of_the_wrong_type_is_named():
+    """The Trainer checks its options' values as methods do. `--set steps=1e3` used to fail at range() with Python's own
+    message, `--set patch=64` with "object of type 'int' has no len()", and `--set amp=yes` to turn AMP on where a GPU
+    is (a non-empty string is true)."""
+    with pytest.raises(TypeError, match=r"training option 'steps' takes an int; got 1000.0 \(float\)"):
+        _trainer(None, steps=1e3)
+    with pytest.raises(TypeError, match="training option 'amp' takes a bool or 'auto'; got 'yes'"):
+        _trainer(None, amp='yes')
+    with pytest.raises(ValueError, match=r"patch \(64,\) has 1 axes but the data is 2-D"):
+        _trainer(None, **cli._kv(['patch=64']))
+    t = _trainer(None, **cli._kv(['lr=1', 'amp=false', 'metrics=dice', 'max_minutes=1', 'patch=32,32', 'device=cpu']))
+    assert (t.cfg.lr, t.cfg.amp, t.cfg.metrics, t.cfg.max_minutes, t.cfg.patch) == (1.0, False, ('dice',), 1.0, (32, 32))
+    assert isinstance(t.cfg.lr, float) and t.cfg.device == 'cpu'
+
+
 def test_nan_loss_is_reported(tmp_path):
     t = _trainer(tmp_path, steps=3, lr=1e30, grad_clip=0)
     with pytest.raises(FloatingPointError, match='lower the learning rate'):
