@@ -69,9 +69,10 @@ def listed(values) -> str:
 
 
 def mean_sd(values, fmt='{:.3f}') -> str:
-    "'mean ± sd' over seeds, or the one value alone (a standard deviation of one run says nothing)."
+    """'mean ± sd' over seeds, or the one value alone (a standard deviation of one run says nothing). The sample standard
+    deviation (n - 1 in the denominator, as the t-intervals use): over three seeds numpy's default (n) reads 18 % low."""
     v = np.asarray(list(values), float)
-    return fmt.format(v.mean()) + (f' ± {fmt.format(v.std())}' if v.size > 1 else '')
+    return fmt.format(v.mean()) + (f' ± {fmt.format(v.std(ddof=1))}' if v.size > 1 else '')
 
 
 def finite_mean(values, fmt='{:.1f}') -> str:

@@ -72,7 +72,8 @@ def summarise(runs):
             for m in METHODS:
                 vals = [r['shifts'][shift] for r in rr if r['method'] == m]
                 row[m] = {k: float(np.mean([v[k] for v in vals])) for k in ('dice', 'cldice', 'betti')}
-                row[m].update({k + '_sd': float(np.std([v[k] for v in vals])) for k in ('dice', 'cldice', 'betti')})
+                row[m].update({k + '_sd': float(np.std([v[k] for v in vals], ddof=1)) if len(vals) > 1 else 0.0
+                               for k in ('dice', 'cldice', 'betti')})
                 row[m]['n'] = len(vals)
             rows.append(row)
     return rows

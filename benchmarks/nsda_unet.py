@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import converged, grid_args, machine, machines, run_grid, write_section  # noqa: E402
+from _results import converged, grid_args, machine, machines, mean_sd, run_grid, write_section  # noqa: E402
 
 from medseg_nb.cli import model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -70,7 +70,7 @@ def main():
             rr = [r for r in state['runs'] if r['dataset'] == ds and r['method'] == m]
             if not rr: continue
             per = {k: np.mean([r['per_class'][k] for r in rr]) for k in rr[0]['per_class']}
-            rows.append(f"| {ds} | {'U-Net + NSDA' if m == 'nsda' else 'U-Net'} | {np.mean([r['dice'] for r in rr]):.3f} ± {np.std([r['dice'] for r in rr]):.3f} | "
+            rows.append(f"| {ds} | {'U-Net + NSDA' if m == 'nsda' else 'U-Net'} | {mean_sd([r['dice'] for r in rr])} | "
                         + ', '.join(f'{k}: {v:.3f}' for k, v in per.items()) + f" | {np.mean([r['seconds'] for r in rr]):.0f} | {tail(rr)} | {len(rr)} |")
     def steps(ds):  # the runs' own budget (a --table-only call need not repeat --drive-steps)
         return ', '.join(map(str, sorted({r['steps'] for r in state['runs'] if r['dataset'] == ds})))
