@@ -280,12 +280,14 @@ def test_a_method_takes_only_options_that_change_what_it_trains():
 def test_a_method_refuses_an_option_value_of_the_wrong_type():
     """Option values are checked by name when a method is made. `--opt eps=abc` used to be taken and fail mid-training
     with Python's own message, `freeze_encoder=no` to freeze the encoder (a non-empty string is true), and LoMix's
-    `--opt operators=add` to become the string 'add', refused at build as operators ['a', 'd']."""
+    `--opt operators=add` to become the string 'add', refused at build as operators ['a', 'd'], and a LoMix weighting
+    it does not know to be refused at the first training step."""
     wrong = [('vqseg', 'eps', 'abc', "takes a number; got 'abc' \\(str\\)"),
              ('gausam', 'freeze_encoder', 'no', "takes a bool or 'auto'; got 'no'"),
              ('arco', 'anchors', 32.5, 'takes an int; got 32.5'),
              ('mamba_home', 'orders', '2', "takes an int or None; got '2'"),
-             ('unet', 'dropout', True, 'takes a number; got True \\(bool\\)')]
+             ('unet', 'dropout', True, 'takes a number; got True \\(bool\\)'),
+             ('lomix', 'weighting', 'softmax', "takes 'raw' or 'normalized' or 'uncertainty' or 'fixed'; got 'softmax'")]
     for name, key, value, message in wrong:
         with pytest.raises(TypeError, match=f"option '{key}' of method '{name}' {message}"):
             get_method(name, **{key: value})

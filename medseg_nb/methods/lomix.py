@@ -189,6 +189,7 @@ class _MixSupervision(Supervised):
         weighting='normalized',
         log_weights=True,
     )
+    option_types = dict(weighting=WEIGHTINGS)  # one of these, refused when the method is made, not at its first step
 
     def build_model(self, in_channels, num_classes, dim=2):
         cfg = self.cfg
