@@ -156,8 +156,9 @@ validated every {a.val_every} steps on the 20 `val.list` volumes, scored on each
 VQ-Seg and ARCO draw a second batch of 16 unlabeled slices each step (about twice the cost per step); budgets are equal
 in steps. The mean teacher here has no dropout (the U-Net's default); `mean_teacher:dropout=0.5` adds `Dropout2d` 0.5
 at the bottleneck (VQ-Seg's dropout baseline). VQ-Seg perturbs with its QPM, its other defaults (keep probability 0.9;
-`vqseg:eps=0.7` is the paper's best); `vqseg:consistency=0` is VQ-Seg without its pseudo-label term (a diagnostic of
-ours, not the paper's ablation).
+`vqseg:eps=0.7` is the paper's best); `vqseg:consistency=0` is VQ-Seg without its pseudo-label term and
+`vqseg:consistency=0.1` with it at the mean teacher's weight, a tenth of its own (diagnostics of ours, not the paper's
+ablations).
 `single` is the U-Net with LoMix's single-output loss (0.7 Dice + 0.3 CE, where the U-Net's is 0.5 + 0.5); `lomix`
 weighs that loss over 4 scale maps and 44 fusions in training (normalised weights; `lomix:weighting=raw` the paper's raw
 softplus weights) and is the same U-Net at inference; `deep` weighs it equally over the 4 scale maps, `additive` over
@@ -169,7 +170,7 @@ by the experiments issue's rule), the largest over seeds. steps/s were taken wit
 the two cores, two for the U-Net and mean-teacher runs, up to nine for the NSDA runs, three (and test runs) for VQ-Seg
 at 3 patients and two at 7, two or three for single and LoMix, two for deep, additive and the raw weights, two for
 ARCO, two or three (beside short probes) for the mean teacher with dropout, VQ-Seg at keep 0.7 and VQ-Seg without its
-pseudo-labels: they say where, not how fast, and are not compared across methods (NSDA's cost per step is measured in
+pseudo-labels, two (and tests or CI) for VQ-Seg at keep 0.5 and one (and CI) for VQ-Seg at weight 0.1: they say where, not how fast, and are not compared across methods (NSDA's cost per step is measured in
 the `nsda_drive` and `nsda_blocks` sections).
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | tail | seeds |
