@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['METHODS', 'available_devices', 'get_device', 'seed_everything', 'Config', 'SegOutput', 'check_value', 'Method',
-           'Registry', 'register_method', 'get_method', 'unwrap', 'load_methods', 'in_test', 'data_root']
+__all__ = ['METHODS', 'available_devices', 'get_device', 'seed_everything', 'Config', 'SegOutput', 'check_value', 'check_options',
+           'Method', 'Registry', 'register_method', 'get_method', 'unwrap', 'load_methods', 'in_test', 'data_root']
 
 # %% ../nbs/00_core.ipynb #c006
 def available_devices() -> list[str]:
@@ -184,6 +184,12 @@ def check_value(value, kinds, what: str = 'the value'):
     raise TypeError(f"{what} takes {takes}; got {value!r} ({type(value).__name__})")
 
 
+def check_options(cfg: dict, defaults: dict, types: dict, what: Callable[[str], str]) -> dict:
+    """`cfg`'s values as `check_value` takes them: against `types[key]` where listed, else the type of `defaults[key]`;
+    `what(key)` names the option in an error. Methods and the Trainer check their options with it."""
+    return {k: check_value(v, types.get(k, type(defaults[k])), what(k)) for k, v in cfg.items()}
+
+
 class Method:
     "Base class of a registered segmentation method: builds its model and computes its training losses."
 
@@ -226,19 +232,14 @@ class Method:
             raise KeyError(f"{cls.__name__} has no options {missing} to leave out; it has {sorted(cls.defaults)}")
         return {k: v for k, v in cls.defaults.items() if k not in keys}
 
-    @classmethod
-    def check_option(cls, key: str, value):
-        "`value` as option `key` takes it (`check_value` against `option_types[key]`, else the default's type)."
-        kinds = cls.option_types.get(key, type(cls.defaults[key]))
-        return check_value(value, kinds, f"option {key!r} of method {cls.name!r}")
-
     def __init__(self, **cfg):
         unknown = set(cfg) - set(self.defaults)
         if unknown:
             raise TypeError(
                 f"method {self.name!r} got unknown options {sorted(unknown)}; it accepts {sorted(self.defaults)}"
             )
-        self.cfg = Config({**self.defaults, **{k: self.check_option(k, v) for k, v in cfg.items()}})
+        what = lambda k: f"option {k!r} of method {self.name!r}"
+        self.cfg = Config({**self.defaults, **check_options(cfg, self.defaults, self.option_types, what)})
 
     total_steps: int = 1
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import Config, Method, SegOutput, check_value, get_device, seed_everything, unwrap
+from .core import Config, Method, SegOutput, check_options, get_device, seed_everything, unwrap
 from .data.datasets import EpochBatches, PatchDataset, Resized, resize_inplane
 from .metrics import evaluate, mean_of
 from .viz import atomic_write_bytes
@@ -244,7 +244,7 @@ TRAIN_DEFAULTS = Config(
     device=None,
     progress=True,
 )
-# what a training option takes where its default's type is not the rule (`check_value`): None or 'auto' beside a type
+# what a training option takes where its default's type is not the rule (`check_options`): None or 'auto' beside a type
 TRAIN_TYPES = dict(
     max_minutes=(float, None),
     unlabeled_batch_size=(int, None),
@@ -322,10 +322,9 @@ class TrainerBase:
         unknown = set(cfg or {}) - set(TRAIN_DEFAULTS)
         if unknown:
             raise TypeError(f"unknown training options {sorted(unknown)}; expected some of {sorted(TRAIN_DEFAULTS)}")
-        self.cfg = TRAIN_DEFAULTS.merged({
-            k: check_value(v, TRAIN_TYPES.get(k, type(TRAIN_DEFAULTS[k])), f"training option {k!r}")
-            for k, v in (cfg or {}).items()
-        })
+        self.cfg = TRAIN_DEFAULTS.merged(
+            check_options(cfg or {}, TRAIN_DEFAULTS, TRAIN_TYPES, lambda k: f"training option {k!r}")
+        )
         self.method, self.val_ds, self.extra = method, val_ds, dict(extra or {})
         self.out = Path(out) if out is not None else None
         self.dim = getattr(train_ds, 'dim', 2)
