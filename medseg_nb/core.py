@@ -199,12 +199,20 @@ class Method:
     semi_supervised: bool = False
     dims: tuple[int, ...] = (2,)
     defaults: dict = {}
-    # what an option takes where its default's type is not the rule: types and literal values, e.g. (bool, 'auto')
+    # what an option takes where its default's type is not the rule: types and literal values, e.g. (bool, 'auto');
+    # a subclass's entries add to its parents'
     option_types: dict = {}
 
     def __init_subclass__(cls, **kw):
-        "A subclass's `build_model` refuses a `dim` outside the class's `dims` before it builds anything."
+        """A subclass's `option_types` add to its parents' (those of options it keeps), and its `build_model` refuses a
+        `dim` outside the class's `dims` before it builds anything."""
         super().__init_subclass__(**kw)
+        own = cls.__dict__.get('option_types', {})
+        if set(own) - set(cls.defaults):
+            bad = sorted(set(own) - set(cls.defaults))
+            raise TypeError(f"{cls.__name__}.option_types lists {bad}, which are not among its options (its defaults)")
+        inherited = {k: v for base in reversed(cls.__bases__) for k, v in getattr(base, 'option_types', {}).items()}
+        cls.option_types = {k: v for k, v in {**inherited, **own}.items() if k in cls.defaults}
         build = cls.__dict__.get('build_model')
         if build is None or getattr(build, 'checks_dim', False):
             return

@@ -18,12 +18,12 @@ from tqdm.auto import tqdm
 
 from .core import Config, Method, SegOutput, check_options, get_device, seed_everything, unwrap
 from .data.datasets import EpochBatches, PatchDataset, Resized, resize_inplane
-from .metrics import evaluate, mean_of
+from .metrics import METRICS, evaluate, mean_of
 from .viz import atomic_write_bytes
 
 # %% auto #0
-__all__ = ['TRAIN_DEFAULTS', 'TRAIN_TYPES', 'save_checkpoint', 'load_checkpoint', 'lr_at', 'EMATeacher', 'sliding_window',
-           'predict', 'evaluate_model', 'val_patch', 'geometry', 'TrainerBase', 'Trainer']
+__all__ = ['SCHEDULES', 'TRAIN_DEFAULTS', 'TRAIN_TYPES', 'save_checkpoint', 'load_checkpoint', 'lr_at', 'EMATeacher',
+           'sliding_window', 'predict', 'evaluate_model', 'val_patch', 'geometry', 'TrainerBase', 'Trainer']
 
 # %% ../nbs/06_train.ipynb #c006
 def save_checkpoint(path: str | Path, state: dict) -> Path:
@@ -52,6 +52,9 @@ def load_checkpoint(path: str | Path, map_location='cpu') -> dict:
     return state
 
 # %% ../nbs/06_train.ipynb #c009
+SCHEDULES = ('poly', 'cosine', 'constant')
+
+
 def lr_at(step: int, total: int, base: float, schedule: str = 'poly', warmup: int = 0) -> float:
     "Learning rate at `step` of `total` for the named schedule, with linear warm-up."
     if warmup and step < warmup:
@@ -63,7 +66,7 @@ def lr_at(step: int, total: int, base: float, schedule: str = 'poly', warmup: in
         return base * 0.5 * (1 + math.cos(math.pi * t))
     if schedule == 'constant':
         return base
-    raise ValueError(f"unknown schedule {schedule!r}; expected 'poly', 'cosine' or 'constant'")
+    raise ValueError(f"unknown schedule {schedule!r}; expected one of {SCHEDULES}")
 
 # %% ../nbs/06_train.ipynb #c012
 class EMATeacher:
@@ -244,7 +247,8 @@ TRAIN_DEFAULTS = Config(
     device=None,
     progress=True,
 )
-# what a training option takes where its default's type is not the rule (`check_options`): None or 'auto' beside a type
+# what a training option takes where its default's type is not the rule (`check_options`): None or 'auto' beside a type,
+# or one of a few names
 TRAIN_TYPES = dict(
     max_minutes=(float, None),
     unlabeled_batch_size=(int, None),
@@ -254,6 +258,8 @@ TRAIN_TYPES = dict(
     val_patch=(tuple, None),
     val_items=(int, None),
     device=(str, torch.device, None),
+    optimizer=('adamw', 'sgd'),
+    schedule=SCHEDULES,
 )
 
 
@@ -325,6 +331,9 @@ class TrainerBase:
         self.cfg = TRAIN_DEFAULTS.merged(
             check_options(cfg or {}, TRAIN_DEFAULTS, TRAIN_TYPES, lambda k: f"training option {k!r}")
         )
+        unknown = sorted(set(self.cfg.metrics) - set(METRICS))
+        if unknown:  # else the first validation, `val_every` steps into training, would say so
+            raise ValueError(f"training option 'metrics' takes names from {sorted(METRICS)}; got {unknown}")
         self.method, self.val_ds, self.extra = method, val_ds, dict(extra or {})
         self.out = Path(out) if out is not None else None
         self.dim = getattr(train_ds, 'dim', 2)

@@ -1,5 +1,6 @@
 "Bad input must raise an error that names the file and what was expected."
 import json
+import re
 import h5py
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from medseg_nb.data.datasets import (DRIVE, GlaS, KvasirSEG, ACDC, ImageMaskFolder, NiftiVolumes, PatchDataset,
                                      get_dataset, sample_patch, split_labeled, acdc_labeled_split, read_image)
+from medseg_nb import cli
 from medseg_nb.data.phantoms import PhantomDataset
 from conftest import save_png
 
@@ -229,6 +231,27 @@ def test_get_dataset_needs_root(monkeypatch):
     monkeypatch.delenv('MEDSEG_DATA', raising=False)
     with pytest.raises(FileNotFoundError, match='MEDSEG_DATA is not set'):
         get_dataset('drive')
+
+
+def test_dataset_options_are_checked_by_name_and_type(fake_folder):
+    """`--data-opt n=abc` on a phantom reached the phantom's own checks and failed with Python's "'<' not supported
+    between instances of 'str' and 'int'", `size=big` likewise; a misspelt option got "make() got an unexpected keyword
+    argument". `get_dataset` now checks each option against the dataset's own (its entry's signature) before reading
+    anything, and names what it takes."""
+    opts = lambda *pairs: cli._kv(pairs)  # the command line's spellings, as `--data-opt` parses them
+    wrong = [('phantom-glands', 'n=abc', "option 'n' of dataset 'phantom-glands' takes an int or None; got 'abc'"),
+             ('phantom-vessels', 'size=big', "option 'size' of dataset 'phantom-vessels' takes an int; got 'big'"),
+             ('acdc', 'dim=4', "option 'dim' of dataset 'acdc' takes 2 or 3 or None; got 4"),
+             ('folder', 'channels=rgb', "option 'channels' of dataset 'folder' takes an int; got 'rgb'"),
+             ('glas', 'binarise=yes', "option 'binarise' of dataset 'glas' takes a bool; got 'yes'")]
+    for name, pair, message in wrong:
+        with pytest.raises(TypeError, match=re.escape(message)):
+            get_dataset(name, fake_folder, 'train', **opts(pair))
+    with pytest.raises(TypeError, match=re.escape("dataset 'folder' takes the options ['cache', 'channels', "
+                                                  "'image_dir', 'mask_dir', 'threshold', 'values']; got ['chanels']")):
+        get_dataset('folder', fake_folder, **opts('chanels=1'))
+    assert len(get_dataset('phantom-glands', None, 'val', **opts('n=2', 'size=32'))) == 2
+    assert get_dataset('folder', fake_folder, **opts('channels=3')).records  # an accepted option still reaches it
 
 
 # --- real data -----------------------------------------------------------------------------------

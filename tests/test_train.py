@@ -105,6 +105,19 @@ def test_a_training_option_of_the_wrong_type_is_named():
     assert isinstance(t.cfg.lr, float) and t.cfg.device == 'cpu'
 
 
+def test_a_schedule_or_metric_the_trainer_does_not_know_is_refused_before_training():
+    """`--set schedule=linear` used to be taken and refused at the first step's learning rate, and `--set
+    metrics=dice,hdd95` at the first validation, `val_every` steps (minutes to hours on a CPU) into training. Both are
+    refused when the Trainer is made, naming what it takes."""
+    with pytest.raises(TypeError, match="training option 'schedule' takes 'poly' or 'cosine' or 'constant'; got 'linear'"):
+        _trainer(None, schedule='linear')
+    with pytest.raises(TypeError, match="training option 'optimizer' takes 'adamw' or 'sgd'; got 'adam'"):
+        _trainer(None, optimizer='adam')
+    with pytest.raises(ValueError, match=r"training option 'metrics' takes names from \[.*'hd95'.*\]; got \['hdd95'\]"):
+        _trainer(None, **cli._kv(['metrics=dice,hdd95']))
+    assert _trainer(None, **cli._kv(['metrics=dice,hd95', 'schedule=cosine'])).cfg.metrics == ('dice', 'hd95')
+
+
 def test_nan_loss_is_reported(tmp_path):
     t = _trainer(tmp_path, steps=3, lr=1e30, grad_clip=0)
     with pytest.raises(FloatingPointError, match='lower the learning rate'):
@@ -300,6 +313,21 @@ def test_a_method_refuses_an_option_value_of_the_wrong_type():
     assert c == 0 and isinstance(c, float)
     for name, cls in METHODS.items():  # every method takes its own defaults back unchanged
         assert dict(get_method(name, **cls.defaults).cfg) == cls.defaults, name
+
+
+def test_every_string_option_names_its_values_and_refuses_others_when_the_method_is_made():
+    """Every option whose default is a string takes one of a few names, and a name outside them is refused by
+    `get_method`, naming the values. `arco --opt sampler=uniform`, `vqseg --opt perturb=noise`, `norm=layer` of the
+    eleven methods built on the U-Net, Mamba-HoME's `size` and `mixer` and GauSAM's `kind` used to be taken and refused
+    only when the network was built; MATCH's `backend=ripser` at its first topological step, a fifth into training."""
+    checked = 0
+    for name, cls in sorted(METHODS.items()):
+        for key, default in cls.defaults.items():
+            if isinstance(default, str):
+                with pytest.raises(TypeError, match=f"option '{key}' of method '{name}' takes .*'{default}'.*; got 'x'"):
+                    get_method(name, **{key: 'x'})
+                checked += 1
+    assert checked >= 25
 
 
 def test_every_method_refuses_a_dim_outside_its_dims():

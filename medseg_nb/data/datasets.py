@@ -4,7 +4,7 @@
 
 # %% ../../nbs/02_datasets.ipynb #c003
 from __future__ import annotations
-import json, math, re
+import inspect, json, math, re
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 import numpy as np
@@ -12,13 +12,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from ..core import data_root
-from .phantoms import PhantomDataset, apply_domain, _as_domain
+from ..core import check_options, data_root
+from .phantoms import PHANTOMS, Domain, PhantomDataset, apply_domain, _as_domain
 
 # %% auto #0
-__all__ = ['ACDC_CLASSES', 'DATASETS', 'read_image', 'read_mask', 'SegDataset', 'DRIVE', 'ImageMaskFolder', 'GlaS', 'KvasirSEG',
-           'ACDC', 'NiftiVolumes', 'split_labeled', 'acdc_labeled_split', 'sample_patch', 'augment', 'PatchDataset',
-           'EpochBatches', 'resize_inplane', 'Resized', 'DomainShifted', 'get_dataset']
+__all__ = ['ACDC_CLASSES', 'DATASETS', 'DATASET_OPTION_TYPES', 'read_image', 'read_mask', 'SegDataset', 'DRIVE',
+           'ImageMaskFolder', 'GlaS', 'KvasirSEG', 'ACDC', 'NiftiVolumes', 'split_labeled', 'acdc_labeled_split',
+           'sample_patch', 'augment', 'PatchDataset', 'EpochBatches', 'resize_inplane', 'Resized', 'DomainShifted',
+           'dataset_defaults', 'get_dataset']
 
 # %% ../../nbs/02_datasets.ipynb #c006
 def _need_dir(path: Path, what: str) -> Path:
@@ -753,23 +754,57 @@ def _phantom(kind, n_train=24, size=None):
     return make
 
 
+def _rooted(cls, split: str) -> Callable:
+    """`cls` as a `DATASETS` entry: called with `(root, split, **options)`, the root its first argument, `split`
+    defaulting as given; its signature lists `cls`'s options, so that `dataset_defaults` can read them."""
+
+    def make(root=None, split=split, **kw):
+        return cls(root, split=split, **kw)
+
+    first = inspect.Parameter('root', inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+    rest = [p for p in list(inspect.signature(cls).parameters.values())[1:] if p.name != 'split']
+    make.__signature__ = inspect.Signature([first, first.replace(name='split', default=split), *rest])
+    make.__name__ = make.__qualname__ = cls.__name__
+    return make
+
+
 DATASETS: dict[str, Callable] = {
     'drive': DRIVE,
     'glas': GlaS,
     'kvasir': KvasirSEG,
     'acdc': ACDC,
-    'folder': lambda root, split='all', **kw: ImageMaskFolder(root, split, **kw),
-    'nifti': lambda root, split='train', **kw: NiftiVolumes(root, split=split, **kw),
-    'phantom-vessels': _phantom('vessels'),
-    'phantom-glands': _phantom('glands'),
-    'phantom-organs3d': _phantom('organs3d'),
+    'folder': _rooted(ImageMaskFolder, 'all'),
+    'nifti': _rooted(NiftiVolumes, 'train'),
+    **{f'phantom-{kind}': _phantom(kind) for kind in PHANTOMS},
 }
 
 
-def get_dataset(name: str, root: str | Path | None = None, split: str = 'train', **kw):
-    "The dataset called `name` (see `DATASETS`) for `split`; real data is read from `root` or `MEDSEG_DATA`."
+# what a dataset option takes where its default's type is not the rule (a default of None takes anything unless listed)
+DATASET_OPTION_TYPES: dict[str, dict] = {
+    'drive': dict(ids=(tuple, None)),
+    'acdc': dict(patients=(tuple, None), dim=(2, 3, None)),
+    'folder': dict(values=(dict, None), threshold=(int, None)),
+    'nifti': dict(labels=(tuple, None), num_classes=(int, None), window=(tuple, None), spacing=(tuple, None)),
+    **{f'phantom-{kind}': dict(domain=(int, dict, Domain, None), n=(int, None)) for kind in PHANTOMS},
+}
+
+
+def dataset_defaults(name: str) -> dict:
+    "The options `get_dataset(name, ...)` takes (besides `root` and `split`), with their defaults."
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
+    params = inspect.signature(DATASETS[name]).parameters.values()
+    return {p.name: p.default for p in params if p.name not in ('root', 'split') and p.kind is not p.VAR_KEYWORD}
+
+
+def get_dataset(name: str, root: str | Path | None = None, split: str = 'train', **kw):
+    """The dataset called `name` (see `DATASETS`) for `split`; real data is read from `root` or `MEDSEG_DATA`. Its
+    options `kw` are checked by name and type first (`dataset_defaults`, `DATASET_OPTION_TYPES`)."""
+    defaults = dataset_defaults(name)
+    unknown = sorted(set(kw) - set(defaults))
+    if unknown:
+        raise TypeError(f"dataset {name!r} takes the options {sorted(defaults)}; got {unknown}")
+    kw = check_options(kw, defaults, DATASET_OPTION_TYPES.get(name, {}), lambda k: f"option {k!r} of dataset {name!r}")
     if not name.startswith('phantom') and root is None:
         root = data_root(required=True)
     return DATASETS[name](root=root, split=split, **kw)

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..core import Method, register_method, SegOutput, unwrap
 from ..losses import DiceCELoss
-from ..nets.unet import UNet
+from ..nets.unet import NORMS, UNet
 
 # %% auto #0
 __all__ = ['sigmoid_rampup', 'downsample_label', 'Supervised', 'MeanTeacher']
@@ -39,6 +39,7 @@ class Supervised(Method):
     paper = 'Ronneberger et al., U-Net, MICCAI 2015; Isensee et al., nnU-Net, Nature Methods 2021'
     dims = (2, 3)
     defaults = dict(width=16, depth=4, norm='instance', dropout=0.0, deep_supervision=0.0, w_dice=0.5, w_ce=0.5)
+    option_types = dict(norm=NORMS)  # and every method built on it that keeps `norm`
 
     def build_model(self, in_channels, num_classes, dim=2):
         cfg = self.cfg

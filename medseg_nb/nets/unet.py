@@ -12,11 +12,14 @@ from torch import nn
 from ..core import SegOutput
 
 # %% auto #0
-__all__ = ['conv_nd', 'norm_nd', 'ConvBlock', 'UNet']
+__all__ = ['NORMS', 'conv_nd', 'norm_nd', 'ConvBlock', 'UNet']
 
 # %% ../../nbs/05_unet.ipynb #c005
 def conv_nd(dim: int):
     return {2: nn.Conv2d, 3: nn.Conv3d}[dim]
+
+
+NORMS = ('instance', 'batch', 'group', 'none')  # the `norm` a U-Net takes, and so every method built on it
 
 
 def norm_nd(kind: str, dim: int, ch: int) -> nn.Module:
@@ -29,7 +32,7 @@ def norm_nd(kind: str, dim: int, ch: int) -> nn.Module:
         return nn.GroupNorm(min(8, ch), ch)
     if kind == 'none':
         return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}; expected 'instance', 'batch', 'group' or 'none'")
+    raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
 
 
 class ConvBlock(nn.Sequential):

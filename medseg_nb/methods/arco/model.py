@@ -75,11 +75,10 @@ class ARCO(MeanTeacher):
         threshold=0.97,
         queue=256,
     )
+    option_types = dict(sampler=tuple(SAMPLERS))  # refused when the method is made, not when its network is built
     tour = dict(dataset='phantom-glands')
 
     def build_model(self, in_channels, num_classes, dim=2):
-        if self.cfg.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {self.cfg.sampler!r}")
         cfg = self.cfg
         return ARCONet(
             UNet(in_channels, num_classes, dim, width=cfg.width, depth=cfg.depth, norm=cfg.norm, dropout=cfg.dropout),

@@ -435,7 +435,7 @@ class GauSAMMethod(Method):
         w_ce=0.5,
     )
     # 'auto' freezes a part when a pretrained checkpoint is loaded; True or False decides it
-    option_types = dict(freeze_encoder=(bool, 'auto'), freeze_decoder=(bool, 'auto'))
+    option_types = dict(kind=tuple(SAM_CONFIGS), freeze_encoder=(bool, 'auto'), freeze_decoder=(bool, 'auto'))
     tour = dict(dataset='phantom-glands')
 
     def build_model(self, in_channels, num_classes, dim=2):

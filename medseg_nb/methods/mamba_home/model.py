@@ -228,7 +228,7 @@ class MambaHoMEMethod(Supervised):
         mixer='home',
         orders=None,
     )
-    option_types = dict(orders=(int, None))
+    option_types = dict(orders=(int, None), size=tuple(CONFIGS), mixer=MIXERS)
     tour = dict(dataset='phantom-organs3d')
 
     def build_model(self, in_channels, num_classes, dim=3):

@@ -16,7 +16,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ...core import register_method, unwrap
 from ..baselines import MeanTeacher
-from .persistence import Diagram, persistence
+from .persistence import BACKENDS, Diagram, persistence
 
 # %% auto #0
 __all__ = ['valid_features', 'features', 'pair_scores', 'match_pairs', 'reliable_features', 'topo_loss', 'match_loss', 'Match']
@@ -199,6 +199,7 @@ class Match(MeanTeacher):
         penalise_passes=True,
         push_noise=True,
     )
+    option_types = dict(backend=('auto', *BACKENDS))  # 'auto': cripser where installed, else gudhi
     tour = dict(dataset='phantom-glands')
 
     def setup(self, total_steps):

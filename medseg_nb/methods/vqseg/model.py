@@ -16,9 +16,12 @@ from ..baselines import MeanTeacher
 from .vector_quantization import VectorQuantizer, qpm
 
 # %% auto #0
-__all__ = ['VQSegNet', 'patch_infonce', 'eval_mode', 'VQSeg']
+__all__ = ['PERTURBATIONS', 'VQSegNet', 'patch_infonce', 'eval_mode', 'VQSeg']
 
 # %% ../../../nbs/71_vqseg.ipynb #c006
+PERTURBATIONS = ('qpm', 'dropout')  # of the quantised bottleneck: QPM (VQ-Seg) or dropout (its ablation)
+
+
 class VQSegNet(nn.Module):
     """U-Net with a vector-quantised bottleneck, a perturbation of chosen items (QPM or dropout), and a
     reconstruction branch."""
@@ -38,8 +41,8 @@ class VQSegNet(nn.Module):
         rate: float = 0.5,
     ):
         super().__init__()
-        if perturb not in ('qpm', 'dropout'):
-            raise ValueError(f"perturb must be 'qpm' or 'dropout', got {perturb!r}")
+        if perturb not in PERTURBATIONS:
+            raise ValueError(f"perturb must be one of {PERTURBATIONS}, got {perturb!r}")
         self.dim, self.perturb, self.eps, self.T, self.rate = 2, perturb, eps, T, rate
         self.unet = UNet(in_channels, num_classes, 2, width=width, depth=depth, norm=norm)
         bottleneck = self.unet.channels[-1]
@@ -157,6 +160,7 @@ class VQSeg(MeanTeacher):
         w_align=0.1,
         positions=64,
     )
+    option_types = dict(perturb=PERTURBATIONS)
     tour = dict(dataset='phantom-glands')
     extractor = None  # a frozen feature extractor (images -> B x C x h x w); None: the EMA teacher's encoder
 
