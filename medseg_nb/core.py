@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['METHODS', 'available_devices', 'get_device', 'seed_everything', 'Config', 'SegOutput', 'check_value', 'check_options',
-           'Method', 'Registry', 'register_method', 'get_method', 'unwrap', 'load_methods', 'in_test', 'data_root']
+__all__ = ['METHODS', 'available_devices', 'get_device', 'seed_everything', 'Config', 'SegOutput', 'check_value',
+           'check_interval', 'check_options', 'Method', 'Registry', 'register_method', 'get_method', 'unwrap',
+           'load_methods', 'in_test', 'data_root']
 
 # %% ../nbs/00_core.ipynb #c006
 def available_devices() -> list[str]:
@@ -182,6 +183,19 @@ def check_value(value, kinds, what: str = 'the value'):
     names = {bool: 'a bool', int: 'an int', float: 'a number', str: 'a string', tuple: 'a tuple'}
     takes = ' or '.join(names.get(k, k.__name__) if isinstance(k, type) else repr(k) for k in kinds)
     raise TypeError(f"{what} takes {takes}; got {value!r} ({type(value).__name__})")
+
+
+def check_interval(value, interval: str, what: str = 'the value'):
+    """`value` if it lies in `interval`, written as in mathematics ('[0, 1)', '(0, inf)'; a square bracket includes its
+    end), else a ValueError that says `what` takes what. None passes: an option that may be None says so in its type."""
+    if interval[0] not in '[(' or interval[-1] not in '])' or interval.count(',') != 1:
+        raise ValueError(f"interval {interval!r}; expected say '[0, 1)' or '(0, inf)'")
+    lo, hi = (float(v) for v in interval[1:-1].split(','))
+    above = value is None or (value >= lo if interval[0] == '[' else value > lo)
+    below = value is None or (value <= hi if interval[-1] == ']' else value < hi)
+    if not (above and below):
+        raise ValueError(f"{what} takes a value in {interval}; got {value!r}")
+    return value
 
 
 def check_options(cfg: dict, defaults: dict, types: dict, what: Callable[[str], str]) -> dict:

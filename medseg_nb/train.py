@@ -16,14 +16,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import Config, Method, SegOutput, check_options, get_device, seed_everything, unwrap
+from .core import Config, Method, SegOutput, check_interval, check_options, get_device, seed_everything, unwrap
 from .data.datasets import EpochBatches, PatchDataset, Resized, resize_inplane
 from .metrics import METRICS, evaluate, mean_of
 from .viz import atomic_write_bytes
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'TRAIN_DEFAULTS', 'TRAIN_TYPES', 'save_checkpoint', 'load_checkpoint', 'lr_at', 'EMATeacher',
-           'sliding_window', 'predict', 'evaluate_model', 'val_patch', 'geometry', 'TrainerBase', 'Trainer']
+__all__ = ['SCHEDULES', 'TRAIN_DEFAULTS', 'TRAIN_TYPES', 'TRAIN_RANGES', 'save_checkpoint', 'load_checkpoint', 'lr_at',
+           'EMATeacher', 'sliding_window', 'predict', 'evaluate_model', 'val_patch', 'geometry', 'TrainerBase',
+           'Trainer']
 
 # %% ../nbs/06_train.ipynb #c006
 def save_checkpoint(path: str | Path, state: dict) -> Path:
@@ -261,6 +262,25 @@ TRAIN_TYPES = dict(
     optimizer=('adamw', 'sgd'),
     schedule=SCHEDULES,
 )
+# where a numeric training option's value may lie (`check_interval`); say, `val_every=0` would divide by zero
+TRAIN_RANGES = dict(
+    steps='[0, inf)',
+    max_minutes='(0, inf)',
+    batch_size='[1, inf)',
+    unlabeled_batch_size='[1, inf)',
+    fg_prob='[0, 1]',
+    lr='(0, inf)',
+    weight_decay='[0, inf)',
+    momentum='[0, 1)',
+    warmup='[0, inf)',
+    grad_clip='[0, inf)',
+    ema_decay='[0, 1]',
+    val_every='[1, inf)',
+    val_overlap='[0, 1)',
+    val_items='[1, inf)',
+    log_every='[1, inf)',
+    num_workers='[0, inf)',
+)
 
 
 def val_patch(cfg: dict) -> tuple[int, ...]:
@@ -331,6 +351,8 @@ class TrainerBase:
         self.cfg = TRAIN_DEFAULTS.merged(
             check_options(cfg or {}, TRAIN_DEFAULTS, TRAIN_TYPES, lambda k: f"training option {k!r}")
         )
+        for key, interval in TRAIN_RANGES.items():
+            check_interval(self.cfg[key], interval, f"training option {key!r}")
         unknown = sorted(set(self.cfg.metrics) - set(METRICS))
         if unknown:  # else the first validation, `val_every` steps into training, would say so
             raise ValueError(f"training option 'metrics' takes names from {sorted(METRICS)}; got {unknown}")
@@ -356,6 +378,17 @@ class TrainerBase:
         if self.dim not in method.dims:
             raise ValueError(f"method {method.name!r} supports {method.dims}-D data; this dataset is {self.dim}-D")
         self.semi = method.semi_supervised and (unlabeled_ds is not None or unlabeled_idx is not None)
+        if self.semi and unlabeled_ds is None and not len(unlabeled_idx):
+            raise ValueError(
+                f"method {method.name!r} is semi-supervised but no training item is left unlabeled "
+                f"({len(labeled_idx) if labeled_idx is not None else len(train_ds)} of {len(train_ds)} labeled); "
+                "label fewer (on the command line, say --labeled 0.25) or pass unlabeled_ds"
+            )
+        if method.semi_supervised and not self.semi:
+            warnings.warn(
+                f"method {method.name!r} is semi-supervised but got no unlabeled data (unlabeled_idx or unlabeled_ds; "
+                "on the command line, --labeled): it trains on its supervised terms only"
+            )
         self.train_ds, self.labeled_idx, self.unlabeled_idx, self.unlabeled_ds = (
             train_ds,
             labeled_idx,

@@ -205,7 +205,7 @@ def test_split_labeled(labeled, k):
     assert len(lab) == k and sorted(lab + unl) == list(range(30))
 
 
-@pytest.mark.parametrize('bad', [0, -1, 31, 2.5])
+@pytest.mark.parametrize('bad', [0, -1, 31, 2.5, 0.0, -0.5])  # a fraction 0.0 used to give one labeled item
 def test_split_labeled_bad(bad):
     with pytest.raises(ValueError, match='between 1 and 30'):
         split_labeled(30, bad)

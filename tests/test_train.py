@@ -1,6 +1,7 @@
 "Trainer: resume to the same weights, atomic checkpoints, budgets, DDP on two CPU processes, the command line."
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -116,6 +117,31 @@ def test_a_schedule_or_metric_the_trainer_does_not_know_is_refused_before_traini
     with pytest.raises(ValueError, match=r"training option 'metrics' takes names from \[.*'hd95'.*\]; got \['hdd95'\]"):
         _trainer(None, **cli._kv(['metrics=dice,hdd95']))
     assert _trainer(None, **cli._kv(['metrics=dice,hd95', 'schedule=cosine'])).cfg.metrics == ('dice', 'hd95')
+
+
+def test_a_training_option_out_of_its_range_is_refused_before_training():
+    """`--val-every 0` used to train and stop at the first step with "ZeroDivisionError: integer modulo by zero",
+    `--steps -5` to run and report a zero-step run, and `fg_prob=2` or `momentum=1.5` to be taken; each is refused when
+    the Trainer is made, naming its interval (`TRAIN_RANGES`)."""
+    for key, value, interval in [('val_every', 0, '[1, inf)'), ('steps', -5, '[0, inf)'), ('fg_prob', 2.0, '[0, 1]'),
+                                 ('momentum', 1.5, '[0, 1)'), ('lr', 0.0, '(0, inf)'), ('log_every', 0, '[1, inf)')]:
+        with pytest.raises(ValueError, match=re.escape(f"training option {key!r} takes a value in {interval}; got {value}")):
+            _trainer(None, **{key: value})
+    assert _trainer(None, steps=0, fg_prob=1.0, momentum=0.0).cfg.steps == 0  # the ends an interval includes
+
+
+def test_a_semi_supervised_method_without_unlabeled_data_says_so():
+    """A semi-supervised method given labeled indices that cover every item used to fail at its first step with
+    "PatchDataset got an empty list of indices" (`--method mean_teacher --labeled 1.0`); one given no unlabeled data at
+    all trained on its supervised terms only without a word. Now the first is refused, naming what to change, and the
+    second warned."""
+    tr = get_dataset('phantom-glands', split='train', n=4, size=48)
+    with pytest.raises(ValueError, match=r"'mean_teacher' is semi-supervised but no training item is left unlabeled "
+                                         r"\(4 of 4 labeled\); label fewer"):
+        Trainer(get_method('mean_teacher', width=4, depth=2), tr, None, None, SMALL, labeled_idx=[0, 1, 2, 3],
+                unlabeled_idx=[])
+    with pytest.warns(UserWarning, match="'mean_teacher' is semi-supervised but got no unlabeled data"):
+        Trainer(get_method('mean_teacher', width=4, depth=2), tr, None, None, SMALL)
 
 
 def test_nan_loss_is_reported(tmp_path):
