@@ -216,17 +216,20 @@ class Method:
     # what an option takes where its default's type is not the rule: types and literal values, e.g. (bool, 'auto');
     # a subclass's entries add to its parents'
     option_types: dict = {}
+    # where a number option may lie (`check_interval`) where not [0, inf), every number option's rule; adds up likewise
+    option_ranges: dict = {}
 
     def __init_subclass__(cls, **kw):
-        """A subclass's `option_types` add to its parents' (those of options it keeps), and its `build_model` refuses a
-        `dim` outside the class's `dims` before it builds anything."""
+        """A subclass's `option_types` and `option_ranges` add to its parents' (those of options it keeps), and its
+        `build_model` refuses a `dim` outside the class's `dims` before it builds anything."""
         super().__init_subclass__(**kw)
-        own = cls.__dict__.get('option_types', {})
-        if set(own) - set(cls.defaults):
-            bad = sorted(set(own) - set(cls.defaults))
-            raise TypeError(f"{cls.__name__}.option_types lists {bad}, which are not among its options (its defaults)")
-        inherited = {k: v for base in reversed(cls.__bases__) for k, v in getattr(base, 'option_types', {}).items()}
-        cls.option_types = {k: v for k, v in {**inherited, **own}.items() if k in cls.defaults}
+        for attr in ('option_types', 'option_ranges'):
+            own = cls.__dict__.get(attr, {})
+            if set(own) - set(cls.defaults):
+                bad = sorted(set(own) - set(cls.defaults))
+                raise TypeError(f"{cls.__name__}.{attr} lists {bad}, which are not among its options (its defaults)")
+            inherited = {k: v for base in reversed(cls.__bases__) for k, v in getattr(base, attr, {}).items()}
+            setattr(cls, attr, {k: v for k, v in {**inherited, **own}.items() if k in cls.defaults})
         build = cls.__dict__.get('build_model')
         if build is None or getattr(build, 'checks_dim', False):
             return
@@ -262,6 +265,9 @@ class Method:
             )
         what = lambda k: f"option {k!r} of method {self.name!r}"
         self.cfg = Config({**self.defaults, **check_options(cfg, self.defaults, self.option_types, what)})
+        for k, v in cfg.items():  # a weight, a count, a probability: none is negative, and some are bounded above
+            if isinstance(v, numbers.Real) and not isinstance(v, bool):
+                check_interval(self.cfg[k], self.option_ranges.get(k, '[0, inf)'), what(k))
 
     total_steps: int = 1
 

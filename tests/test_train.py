@@ -356,6 +356,27 @@ def test_every_string_option_names_its_values_and_refuses_others_when_the_method
     assert checked >= 25
 
 
+def test_a_number_option_out_of_its_range_is_refused_when_the_method_is_made():
+    """A method's number options used to be taken at any value: VQ-Seg's keep probability `eps=1.5`, ARCO's temperature
+    `tau=0`, MATCH's `snapshot_every=0` (a modulo by zero a fifth into training), a negative loss weight or count. Each
+    is refused when the method is made: every number option of every method lies in [0, inf), and those with a tighter
+    bound (`option_ranges`) name it."""
+    wrong = [('vqseg', 'eps', 1.5, '[0, 1]'), ('arco', 'tau', 0.0, '(0, inf)'), ('match', 'snapshot_every', 0, '[1, inf)'),
+             ('unet', 'dropout', 1.0, '[0, 1)'), ('mamba_home', 'orders', 7, '[1, 6]'), ('gausam', 'box_prob', 2.0, '[0, 1]'),
+             ('lomix', 'w_dice', -0.5, '[0, inf)')]
+    for name, key, value, interval in wrong:
+        with pytest.raises(ValueError, match=re.escape(f"option {key!r} of method {name!r} takes a value in {interval}")):
+            get_method(name, **{key: value})
+    refused = 0
+    for name, cls in sorted(METHODS.items()):
+        for key, default in cls.defaults.items():
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                with pytest.raises(ValueError, match=f"option '{key}' of method '{name}' takes a value in"):
+                    get_method(name, **{key: -1})
+                refused += 1
+    assert refused >= 100
+
+
 def test_every_method_refuses_a_dim_outside_its_dims():
     """`build_model` of a 2-D method asked for a 3-D network (or of a 3-D one for 2-D) says so: seven 2-D methods
     (arco, graphseg, lomix, deep, additive, single, vqseg) used to build a 3-D network nothing had checked."""

@@ -40,6 +40,7 @@ class Supervised(Method):
     dims = (2, 3)
     defaults = dict(width=16, depth=4, norm='instance', dropout=0.0, deep_supervision=0.0, w_dice=0.5, w_ce=0.5)
     option_types = dict(norm=NORMS)  # and every method built on it that keeps `norm`
+    option_ranges = dict(width='[1, inf)', depth='[1, inf)', dropout='[0, 1)')
 
     def build_model(self, in_channels, num_classes, dim=2):
         cfg = self.cfg

@@ -76,6 +76,7 @@ class ARCO(MeanTeacher):
         queue=256,
     )
     option_types = dict(sampler=tuple(SAMPLERS))  # refused when the method is made, not when its network is built
+    option_ranges = dict(groups='[1, inf)', anchors='[1, inf)', proj_dim='[1, inf)', tau='(0, inf)', threshold='[0, 1]')
     tour = dict(dataset='phantom-glands')
 
     def build_model(self, in_channels, num_classes, dim=2):

@@ -436,6 +436,7 @@ class GauSAMMethod(Method):
     )
     # 'auto' freezes a part when a pretrained checkpoint is loaded; True or False decides it
     option_types = dict(kind=tuple(SAM_CONFIGS), freeze_encoder=(bool, 'auto'), freeze_decoder=(bool, 'auto'))
+    option_ranges = dict(n_gaussians='[1, inf)', box_prob='[0, 1]')
     tour = dict(dataset='phantom-glands')
 
     def build_model(self, in_channels, num_classes, dim=2):

@@ -460,6 +460,7 @@ class GraphSeg(Supervised):
         refit_every=300,
         progress=True,
     )
+    option_ranges = dict(dec_width='[1, inf)', atlas_size='[1, inf)', atlas_max='[1, inf)', grid='[1, inf)')
     tour = dict(dataset='phantom-vessels')
     atlas = None
     data = None

@@ -229,6 +229,7 @@ class MambaHoMEMethod(Supervised):
         orders=None,
     )
     option_types = dict(orders=(int, None), size=tuple(CONFIGS), mixer=MIXERS)
+    option_ranges = dict(orders='[1, 6]')
     tour = dict(dataset='phantom-organs3d')
 
     def build_model(self, in_channels, num_classes, dim=3):

@@ -200,6 +200,10 @@ class Match(MeanTeacher):
         push_noise=True,
     )
     option_types = dict(backend=('auto', *BACKENDS))  # 'auto': cripser where installed, else gudhi
+    option_ranges = dict(
+        passes='[1, inf)', snapshots='[1, inf)', snapshot_every='[1, inf)', sigma='(0, inf)', topo_start='[0, 1]',
+        max_topo_images='[1, inf)', max_features='[1, inf)',
+    )
     tour = dict(dataset='phantom-glands')
 
     def setup(self, total_steps):

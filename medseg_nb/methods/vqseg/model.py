@@ -161,6 +161,10 @@ class VQSeg(MeanTeacher):
         positions=64,
     )
     option_types = dict(perturb=PERTURBATIONS)
+    option_ranges = dict(
+        num_codes='[1, inf)', code_dim='[1, inf)', eps='[0, 1]', T='(0, inf)', rate='[0, 1)', threshold='[0, 1]',
+        positions='[1, inf)',
+    )
     tour = dict(dataset='phantom-glands')
     extractor = None  # a frozen feature extractor (images -> B x C x h x w); None: the EMA teacher's encoder
 
