@@ -170,9 +170,9 @@ experiments issue's rule), the largest over seeds. steps/s were taken with other
 cores, two for the U-Net and mean-teacher runs, up to nine for the NSDA runs, three (and test runs) for VQ-Seg at 3
 patients and two at 7, two or three for single and LoMix, two for deep, additive and the raw weights, two for ARCO, two
 or three (beside short probes) for the mean teacher with dropout, VQ-Seg at keep 0.7 and VQ-Seg without its
-pseudo-labels, two (and tests or CI) for VQ-Seg at keep 0.5 and one (and CI) for VQ-Seg at weight 0.1: they say where,
-not how fast, and are not compared across methods (NSDA's cost per step is measured in the `nsda_drive` and
-`nsda_blocks` sections).
+pseudo-labels, two (and tests or CI) for VQ-Seg at keep 0.5, one (and CI) for VQ-Seg at weight 0.1 in seed 2 and two
+(and tests and CI) in seeds 0 and 1: they say where, not how fast, and are not compared across methods (NSDA's cost per
+step is measured in the `nsda_drive` and `nsda_blocks` sections).
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | tail | seeds |
 |---|---|---|---|---|---|---|---|---|
