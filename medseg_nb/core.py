@@ -198,10 +198,24 @@ def check_interval(value, interval: str, what: str = 'the value'):
     return value
 
 
-def check_options(cfg: dict, defaults: dict, types: dict, what: Callable[[str], str]) -> dict:
+def check_options(
+    cfg: dict,
+    defaults: dict,
+    types: dict,
+    what: Callable[[str], str],
+    ranges: dict | None = None,
+    default_range: str | None = None,
+) -> dict:
     """`cfg`'s values as `check_value` takes them: against `types[key]` where listed, else the type of `defaults[key]`;
-    `what(key)` names the option in an error. Methods and the Trainer check their options with it."""
-    return {k: check_value(v, types.get(k, type(defaults[k])), what(k)) for k, v in cfg.items()}
+    a number must then lie in `ranges[key]` where listed, else in `default_range` where given (`check_interval`).
+    `what(key)` names the option in an error. Methods, the Trainer and `get_dataset` check their options with it."""
+    out = {}
+    for k, v in cfg.items():
+        out[k] = v = check_value(v, types.get(k, type(defaults[k])), what(k))
+        interval = (ranges or {}).get(k, default_range)
+        if interval is not None and isinstance(v, numbers.Real) and not isinstance(v, bool):
+            check_interval(v, interval, what(k))
+    return out
 
 
 class Method:
@@ -264,10 +278,9 @@ class Method:
                 f"method {self.name!r} got unknown options {sorted(unknown)}; it accepts {sorted(self.defaults)}"
             )
         what = lambda k: f"option {k!r} of method {self.name!r}"
-        self.cfg = Config({**self.defaults, **check_options(cfg, self.defaults, self.option_types, what)})
-        for k, v in cfg.items():  # a weight, a count, a probability: none is negative, and some are bounded above
-            if isinstance(v, numbers.Real) and not isinstance(v, bool):
-                check_interval(self.cfg[k], self.option_ranges.get(k, '[0, inf)'), what(k))
+        # a weight, a count, a probability: none is negative (the rule), and some are bounded (`option_ranges`)
+        checked = check_options(cfg, self.defaults, self.option_types, what, self.option_ranges, '[0, inf)')
+        self.cfg = Config({**self.defaults, **checked})
 
     total_steps: int = 1
 

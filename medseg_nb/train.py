@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import Config, Method, SegOutput, check_interval, check_options, get_device, seed_everything, unwrap
+from .core import Config, Method, SegOutput, check_options, get_device, seed_everything, unwrap
 from .data.datasets import EpochBatches, PatchDataset, Resized, resize_inplane
 from .metrics import METRICS, evaluate, mean_of
 from .viz import atomic_write_bytes
@@ -349,10 +349,8 @@ class TrainerBase:
         if unknown:
             raise TypeError(f"unknown training options {sorted(unknown)}; expected some of {sorted(TRAIN_DEFAULTS)}")
         self.cfg = TRAIN_DEFAULTS.merged(
-            check_options(cfg or {}, TRAIN_DEFAULTS, TRAIN_TYPES, lambda k: f"training option {k!r}")
+            check_options(cfg or {}, TRAIN_DEFAULTS, TRAIN_TYPES, lambda k: f"training option {k!r}", TRAIN_RANGES)
         )
-        for key, interval in TRAIN_RANGES.items():
-            check_interval(self.cfg[key], interval, f"training option {key!r}")
         unknown = sorted(set(self.cfg.metrics) - set(METRICS))
         if unknown:  # else the first validation, `val_every` steps into training, would say so
             raise ValueError(f"training option 'metrics' takes names from {sorted(METRICS)}; got {unknown}")

@@ -493,7 +493,7 @@ def split_labeled(n: int, labeled: float | int, seed: int = 0) -> tuple[list[int
     "Indices of a labeled subset (a fraction in (0, 1] or a count >= 1) and the unlabeled rest."
     if isinstance(labeled, bool) or not isinstance(labeled, (int, float, np.integer, np.floating)):
         raise TypeError(f"labeled must be a fraction or a count, got {labeled!r}")
-    if labeled <= 0 or isinstance(labeled, (float, np.floating)) and labeled > 1 and labeled != int(labeled):
+    if labeled <= 0 or (isinstance(labeled, (float, np.floating)) and labeled > 1 and labeled != int(labeled)):
         raise ValueError(f"labeled={labeled!r}: expected a fraction in (0, 1] or a whole count between 1 and {n}")
     k = int(round(labeled * n)) if isinstance(labeled, (float, np.floating)) and labeled <= 1 else int(labeled)
     if isinstance(labeled, (float, np.floating)) and labeled <= 1 and k == 0:
