@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['METHODS', 'available_devices', 'get_device', 'seed_everything', 'Config', 'SegOutput', 'check_value',
+__all__ = ['METHODS', 'available_devices', 'get_device', 'seed_everything', 'Config', 'SegOutput', 'TupleOf', 'check_value',
            'check_interval', 'check_options', 'Method', 'Registry', 'register_method', 'get_method', 'unwrap',
            'load_methods', 'in_test', 'data_root']
 
@@ -152,11 +152,36 @@ pytree.register_pytree_node(
 )
 
 # %% ../nbs/00_core.ipynb #c023
+class TupleOf:
+    """The kind of a tuple option each of whose elements takes `kinds` (as `check_value` reads them), say LoMix's
+    `operators`, any of `OPERATORS`: `check_value(v, TupleOf('add', 'mul'))`."""
+
+    def __init__(self, *kinds):
+        self.kinds = kinds
+
+    def __repr__(self):
+        return f"a tuple of {_takes(self.kinds)}"
+
+
+def _takes(kinds: tuple) -> str:
+    "What `kinds` takes, in words: `(int, None)` -> 'an int or None'."
+    names = {bool: 'a bool', int: 'an int', float: 'a number', str: 'a string', tuple: 'a tuple'}
+    return ' or '.join(names.get(k, k.__name__) if isinstance(k, type) else repr(k) for k in kinds)
+
+
 def check_value(value, kinds, what: str = 'the value'):
     """`value` as `kinds` takes it, or a TypeError that says `what` takes what. `kinds` is a type, a literal value or a
-    tuple of both, say `(bool, 'auto')`; `type(None)` alone takes anything. The command line's spellings are taken: any
-    integer for an int, any real number for a float, 0 or 1 for a bool, a list or a single value for a tuple."""
+    tuple of both, say `(bool, 'auto')`, or a `TupleOf` (a tuple whose every element takes its kinds); `type(None)`
+    alone takes anything. The command line's spellings are taken: any integer for an int, any real number for a float,
+    0 or 1 for a bool, a list or a single value for a tuple."""
     kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if len(kinds) == 1 and isinstance(kinds[0], TupleOf):
+        items = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+        try:
+            return tuple(check_value(v, kinds[0].kinds, what) for v in items)
+        except TypeError:
+            bad = ', '.join(repr(v) for v in items if not _fits_any(v, kinds[0].kinds))
+            raise TypeError(f"{what} takes {kinds[0]!r}; got {value!r} ({bad} not among them)") from None
     if kinds == (type(None),):
         return value
     types = tuple(k for k in kinds if isinstance(k, type))
@@ -180,9 +205,15 @@ def check_value(value, kinds, what: str = 'the value'):
     for v in candidates:
         if fits(v):
             return v
-    names = {bool: 'a bool', int: 'an int', float: 'a number', str: 'a string', tuple: 'a tuple'}
-    takes = ' or '.join(names.get(k, k.__name__) if isinstance(k, type) else repr(k) for k in kinds)
-    raise TypeError(f"{what} takes {takes}; got {value!r} ({type(value).__name__})")
+    raise TypeError(f"{what} takes {_takes(kinds)}; got {value!r} ({type(value).__name__})")
+
+
+def _fits_any(value, kinds) -> bool:
+    try:
+        check_value(value, kinds)
+        return True
+    except TypeError:
+        return False
 
 
 def check_interval(value, interval: str, what: str = 'the value'):

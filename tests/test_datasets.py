@@ -242,7 +242,7 @@ def test_dataset_options_are_checked_by_name_and_type(fake_folder):
     wrong = [('phantom-glands', 'n=abc', "option 'n' of dataset 'phantom-glands' takes an int or None; got 'abc'"),
              ('phantom-vessels', 'size=big', "option 'size' of dataset 'phantom-vessels' takes an int; got 'big'"),
              ('acdc', 'dim=4', "option 'dim' of dataset 'acdc' takes 2 or 3 or None; got 4"),
-             ('folder', 'channels=rgb', "option 'channels' of dataset 'folder' takes an int; got 'rgb'"),
+             ('folder', 'channels=rgb', "option 'channels' of dataset 'folder' takes 1 or 3; got 'rgb'"),
              ('glas', 'binarise=yes', "option 'binarise' of dataset 'glas' takes a bool; got 'yes'")]
     for name, pair, message in wrong:
         with pytest.raises(TypeError, match=re.escape(message)):
@@ -252,6 +252,25 @@ def test_dataset_options_are_checked_by_name_and_type(fake_folder):
         get_dataset('folder', fake_folder, **opts('chanels=1'))
     assert len(get_dataset('phantom-glands', None, 'val', **opts('n=2', 'size=32'))) == 2
     assert get_dataset('folder', fake_folder, **opts('channels=3')).records  # an accepted option still reaches it
+
+
+def test_dataset_number_options_are_checked_for_range(fake_folder):
+    """A phantom's `size=8` was taken by `get_dataset` and refused only when the first item was drawn (inside the
+    Trainer's loader), and `n=0` silently meant the default count (24 training items); a folder's `channels=2` read
+    one or three channels by the image's own mode, not two, and `threshold=0` made every pixel foreground. Each is
+    refused by `get_dataset`, naming the interval or the values."""
+    wrong = [('phantom-vessels', dict(size=8), ValueError, "option 'size' of dataset 'phantom-vessels' takes a value in "
+              "[32, inf); got 8"),
+             ('phantom-glands', dict(n=0), ValueError, "option 'n' of dataset 'phantom-glands' takes a value in [1, inf); "
+              "got 0"),
+             ('phantom-organs3d', dict(size=12), ValueError, "takes a value in [16, inf); got 12"),
+             ('folder', dict(channels=2), TypeError, "option 'channels' of dataset 'folder' takes 1 or 3; got 2"),
+             ('folder', dict(threshold=0), ValueError, "option 'threshold' of dataset 'folder' takes a value in [1, inf)")]
+    for name, kw, err, message in wrong:
+        with pytest.raises(err, match=re.escape(message)):
+            get_dataset(name, fake_folder, 'train', **kw)
+    assert len(get_dataset('phantom-organs3d', None, 'val', n=1, size=16)) == 1  # the bounds themselves are taken
+    assert get_dataset('folder', fake_folder, channels=1, threshold=1).records
 
 
 # --- real data -----------------------------------------------------------------------------------

@@ -356,6 +356,22 @@ def test_every_string_option_names_its_values_and_refuses_others_when_the_method
     assert checked >= 25
 
 
+def test_a_tuple_option_checks_each_element_when_the_method_is_made():
+    """LoMix's `operators` (and the `deep` and `additive` baselines', which share its options) took any tuple when the
+    method was made: `--opt operators=add,max` was refused only when the network was built, after the data had been
+    read. Each element is now checked against `OPERATORS` by `get_method`, which names the element it refuses."""
+    checked = 0
+    for name, cls in sorted(METHODS.items()):
+        for key, default in cls.defaults.items():
+            if isinstance(default, tuple):
+                with pytest.raises(TypeError, match=re.escape(f"option {key!r} of method {name!r} takes a tuple of ")
+                                   + ".*" + re.escape("got ('add', 'max') ('max' not among them)")):
+                    get_method(name, **{key: ('add', 'max')})
+                checked += 1
+    assert checked >= 3
+    assert get_method('additive', operators=['mul']).cfg.operators == ('mul',)
+
+
 def test_a_number_option_out_of_its_range_is_refused_when_the_method_is_made():
     """A method's number options used to be taken at any value: VQ-Seg's keep probability `eps=1.5`, ARCO's temperature
     `tau=0`, MATCH's `snapshot_every=0` (a modulo by zero a fifth into training), a negative loss weight or count. Each

@@ -16,10 +16,10 @@ from ..core import check_options, data_root
 from .phantoms import PHANTOMS, Domain, PhantomDataset, apply_domain, _as_domain
 
 # %% auto #0
-__all__ = ['ACDC_CLASSES', 'DATASETS', 'DATASET_OPTION_TYPES', 'read_image', 'read_mask', 'SegDataset', 'DRIVE',
-           'ImageMaskFolder', 'GlaS', 'KvasirSEG', 'ACDC', 'NiftiVolumes', 'split_labeled', 'acdc_labeled_split',
-           'sample_patch', 'augment', 'PatchDataset', 'EpochBatches', 'resize_inplane', 'Resized', 'DomainShifted',
-           'dataset_defaults', 'get_dataset']
+__all__ = ['ACDC_CLASSES', 'DATASETS', 'DATASET_OPTION_TYPES', 'DATASET_OPTION_RANGES', 'read_image', 'read_mask', 'SegDataset',
+           'DRIVE', 'ImageMaskFolder', 'GlaS', 'KvasirSEG', 'ACDC', 'NiftiVolumes', 'split_labeled',
+           'acdc_labeled_split', 'sample_patch', 'augment', 'PatchDataset', 'EpochBatches', 'resize_inplane', 'Resized',
+           'DomainShifted', 'dataset_defaults', 'get_dataset']
 
 # %% ../../nbs/02_datasets.ipynb #c006
 def _need_dir(path: Path, what: str) -> Path:
@@ -748,7 +748,7 @@ def _phantom(kind, n_train=24, size=None):
         off = {'train': 0, 'val': 10_000, 'test': 20_000}
         if split not in off:
             raise ValueError(f"phantom split {split!r}; expected one of {sorted(off)}")
-        k = n or {'train': n_train, 'val': 6, 'test': 6}[split]
+        k = n if n is not None else {'train': n_train, 'val': 6, 'test': 6}[split]  # n=0 is refused, not the default
         return PhantomDataset(kind, n=k, size=size, seed=off[split], domain=domain)
 
     return make
@@ -783,9 +783,17 @@ DATASETS: dict[str, Callable] = {
 DATASET_OPTION_TYPES: dict[str, dict] = {
     'drive': dict(ids=(tuple, None)),
     'acdc': dict(patients=(tuple, None), dim=(2, 3, None)),
-    'folder': dict(values=(dict, None), threshold=(int, None)),
+    'folder': dict(values=(dict, None), threshold=(int, None), channels=(1, 3)),
     'nifti': dict(labels=(tuple, None), num_classes=(int, None), window=(tuple, None), spacing=(tuple, None)),
     **{f'phantom-{kind}': dict(domain=(int, dict, Domain, None), n=(int, None)) for kind in PHANTOMS},
+}
+# where a number option may lie (`check_interval`), checked with its type: a phantom's smallest side (the phantoms'
+# own bounds, which they would otherwise raise only when the first item is drawn), at least one item, a binarising
+# threshold above 0 (at 0 every pixel is foreground), and a background and one class at least
+DATASET_OPTION_RANGES: dict[str, dict] = {
+    'folder': dict(threshold='[1, inf)'),
+    'nifti': dict(num_classes='[2, inf)'),
+    **{f'phantom-{k}': dict(n='[1, inf)', size='[16, inf)' if k == 'organs3d' else '[32, inf)') for k in PHANTOMS},
 }
 
 
@@ -799,12 +807,14 @@ def dataset_defaults(name: str) -> dict:
 
 def get_dataset(name: str, root: str | Path | None = None, split: str = 'train', **kw):
     """The dataset called `name` (see `DATASETS`) for `split`; real data is read from `root` or `MEDSEG_DATA`. Its
-    options `kw` are checked by name and type first (`dataset_defaults`, `DATASET_OPTION_TYPES`)."""
+    options `kw` are checked by name, type and range first (`dataset_defaults`, `DATASET_OPTION_TYPES`,
+    `DATASET_OPTION_RANGES`)."""
     defaults = dataset_defaults(name)
     unknown = sorted(set(kw) - set(defaults))
     if unknown:
         raise TypeError(f"dataset {name!r} takes the options {sorted(defaults)}; got {unknown}")
-    kw = check_options(kw, defaults, DATASET_OPTION_TYPES.get(name, {}), lambda k: f"option {k!r} of dataset {name!r}")
+    what = lambda k: f"option {k!r} of dataset {name!r}"
+    kw = check_options(kw, defaults, DATASET_OPTION_TYPES.get(name, {}), what, DATASET_OPTION_RANGES.get(name))
     if not name.startswith('phantom') and root is None:
         root = data_root(required=True)
     return DATASETS[name](root=root, split=split, **kw)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core import register_method, SegOutput
+from ..core import register_method, SegOutput, TupleOf
 from ..losses import DiceCELoss
 from ..nets.unet import UNet
 from .baselines import Supervised
@@ -189,7 +189,8 @@ class _MixSupervision(Supervised):
         weighting='normalized',
         log_weights=True,
     )
-    option_types = dict(weighting=WEIGHTINGS)  # one of these, refused when the method is made, not at its first step
+    # one of these (operators: some of them), refused when the method is made, not at its first step or when built
+    option_types = dict(weighting=WEIGHTINGS, operators=TupleOf(*OPERATORS))
 
     def build_model(self, in_channels, num_classes, dim=2):
         cfg = self.cfg
