@@ -1,4 +1,5 @@
 "Shared helper: replace one script's section of benchmarks/RESULTS.md (between its markers), keeping the rest."
+import contextlib
 import json
 import os
 import platform
@@ -61,6 +62,53 @@ def grid_args(ap, default_json: Path):
     ap.add_argument('--section', default=default_json.stem,
                     help='the RESULTS.md section of the table: a second budget gets its own, with its own --json (say --steps 1000 '
                          '--json benchmarks/lomix_long.json --section lomix_long)')
+
+
+def work_args(ap):
+    """Add --work to a grid whose runs resume from their checkpoints (`resume_from`; acdc_recipe.py and mamba_home.py,
+    whose runs last an hour or more on a CPU): a grid that would ignore it does not take it."""
+    ap.add_argument('--work', type=Path, default=None,
+                    help="each run's folder (checkpoints, history) goes here and is kept: a run cut short (a session's end, "
+                         "Ctrl-C) resumes from its last checkpoint when the grid is rerun; default: a temporary folder")
+
+
+def work_dir(a):
+    """The folder the grid's runs are written to, as a context manager that gives its name: `a.work` (kept, so that
+    `resume_from` finds a run cut short there), else a temporary folder, gone when the grid ends."""
+    if a.work is None:
+        return tempfile.TemporaryDirectory()
+    a.work.mkdir(parents=True, exist_ok=True)
+    return contextlib.nullcontext(str(a.work))
+
+
+def resume_from(out: Path, steps: int):
+    """The checkpoint a run of `steps` steps in `out` continues from: its `last.pt` (the Trainer writes it at each
+    validation, and on Ctrl-C), or None where there is none. A checkpoint past `steps` belongs to another budget:
+    refused, not trained on."""
+    from medseg_nb.train import load_checkpoint
+    path = Path(out) / 'last.pt'
+    if not path.is_file():
+        return None
+    done = int(load_checkpoint(path)['step'])
+    if done > steps:
+        raise ValueError(f'{path} is at step {done}, past this run\'s {steps} steps: another budget\'s run; '
+                         'give another --work folder or remove it')
+    return path
+
+
+def train_seconds(history) -> float:
+    """Training time of a run from its history, whether resumed or not: each row's `seconds` counts from the start of
+    its own `fit`, so the clock restarts where a run resumed; the sum of each stretch's last value. (A resumed run's
+    steps after its last checkpoint were trained again and are counted once.)"""
+    total, last = 0.0, 0.0
+    for row in history:
+        sec = row.get('seconds')
+        if sec is None:
+            continue
+        if sec < last:
+            total += last
+        last = sec
+    return total + last
 
 
 def listed(values) -> str:

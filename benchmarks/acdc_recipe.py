@@ -6,7 +6,8 @@ teacher against the U-Net at 3 and 7 labeled patients, on this CPU, at equal ste
 Every run uses the `acdc` defaults of `medseg_nb.cli.DATASET_DEFAULTS` (slices resized to 128 x 128 for training and
 inference, batch 16, AdamW 1e-3 with poly decay, Dice + CE, flips, quarter turns, intensity jitter) and validates on
 the 20 `val.list` volumes every `--val-every` steps, scored on each volume's native grid. Runs are appended to
-benchmarks/acdc_recipe.json as they finish (an interrupted grid resumes where it stopped); the curves go to
+benchmarks/acdc_recipe.json as they finish (an interrupted grid resumes where it stopped, and with `--work DIR` a run
+cut short resumes from its last checkpoint, so that a run longer than a session spans two); the curves go to
 benchmarks/acdc_recipe.png and the tables to the `acdc_recipe` section of RESULTS.md; a second budget names its own
 section (`--steps 1500 --json benchmarks/acdc_long.json --section acdc_long`), whose plot is benchmarks/acdc_long.png.
 
@@ -18,7 +19,6 @@ another method against the U-Net at the same budget (runs already in the JSON fi
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,12 +26,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import (converged, grid_args, interval, label_growth, listed, machine, machines, mean_sd, paired,  # noqa: E402
-                      plot_file, run_grid, write_section)
+                      plot_file, resume_from, run_grid, train_seconds, work_args, work_dir, write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.datasets import get_dataset  # noqa: E402
-from medseg_nb.train import evaluate_model, geometry  # noqa: E402
+from medseg_nb.train import evaluate_model, geometry, load_checkpoint  # noqa: E402
 
 OUT = Path(__file__).with_name('acdc_recipe.json')
 ALL = 70                                   # "all labeled": every training patient
@@ -66,23 +66,30 @@ def method_spec(spec: str) -> tuple[str, dict]:
 
 
 def run_one(method, patients, seed, steps, val_every, root, tmp) -> dict:
-    out = Path(tmp) / f"{method.replace(':', '_').replace(',', '_').replace('=', '-')}_{patients}_{seed}"
+    """Train one run in its folder under `tmp` and score it; a run cut short there (`--work`) continues from its last
+    checkpoint, its time the sum of the stretches (`resumed_at`: the step it last continued from)."""
+    out = Path(tmp) / f"{method.replace(':', '_').replace(',', '_').replace('=', '-')}_{patients}_{seed}_{steps}"
     t0 = time.time()
     name, options = method_spec(method)
-    s = train(name, 'acdc', out, root, steps=steps, seed=seed, progress=False, method_options=options,
+    resume = resume_from(out, steps)
+    before = load_checkpoint(resume) if resume else dict(step=0, history=[])
+    earlier = train_seconds(before['history'])         # the time of the stretches before this one
+    if resume:
+        print(f'[acdc_recipe] resumed from {resume} at step {before["step"]}', flush=True)
+    s = train(name, 'acdc', out, root, steps=steps, seed=seed, progress=False, method_options=options, resume=resume,
               labeled_patients=None if patients == ALL else patients, train_options=dict(val_every=val_every))
     hist = json.loads((out / 'history.json').read_text())
     curve = [(r['step'], r['val_dice_mean']) for r in hist if 'val_dice_mean' in r]
     # semi-supervised methods with a confidence threshold log the share of unlabeled pixels the teacher passes
     confident = [(r['step'], round(r['confident'], 4)) for r in hist if 'confident' in r]
-    secs = time.time() - t0
+    secs = time.time() - t0 + earlier
     _, model, st = model_from_checkpoint(out / 'last.pt')           # the final model, per structure
     _, reps = evaluate_model(model, get_dataset('acdc', root, 'val'), metrics=('dice',), **geometry(st['config']))
     per = {name: per_class(reps, 'dice').get(str(k + 1)) for k, name in enumerate(STRUCT)}
     return dict(method=method, patients=patients, seed=seed, steps=s['steps'], seconds=round(secs, 1),
-                steps_per_s=round(s['steps'] / max(s['seconds'], 1e-9), 3), dice=s['val_dice_mean'],
+                steps_per_s=round(s['steps'] / max(s['seconds'] + earlier, 1e-9), 3), dice=s['val_dice_mean'],
                 hd95=s.get('val_hd95_mean'), per_class=per, curve=curve, machine=machine(),
-                **(dict(confident=confident) if confident else {}))
+                **(dict(confident=confident) if confident else {}), **(dict(resumed_at=before['step']) if resume else {}))
 
 
 def plot(runs, path: Path):
@@ -201,21 +208,21 @@ def main():
                          'options after a colon make an ablation row (say vqseg:perturb=dropout); none: the U-Net alone '
                          '(say --seeds 1 2 --patients 1 70 --compare 1 70 --methods)')
     grid_args(ap, OUT)
+    work_args(ap)
     a = ap.parse_args()
     root = data_root()
     if root is None and not a.table_only: sys.exit('set MEDSEG_DATA to the folder holding ACDC (see ../shared/data)')
-    tmp = tempfile.TemporaryDirectory()
 
     def run_job(method, p, s, steps):
         print(f'[acdc_recipe] {method}, {p} labeled patients, seed {s}, {steps} steps', flush=True)
-        return run_one(method, p, s, steps, a.val_every, root, tmp.name)
+        return run_one(method, p, s, steps, a.val_every, root, work)
 
     def report(state):
         plot([q for q in state['runs'] if q['steps'] == a.steps] or state['runs'], plot_file(a.section))
         write_section(a.section, table(state, a))
 
     jobs = [(m, p, s, a.steps) for m, p, s in jobs_in_order(a.seeds, a.patients, a.compare, a.methods)]
-    with tmp:
+    with work_dir(a) as work:
         state = run_grid(a, jobs, lambda r: (r['method'], r['patients'], r['seed'], r['steps']), run_job, report)
     if state['runs']:
         print(table(state, a))

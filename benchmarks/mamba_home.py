@@ -10,27 +10,27 @@ volumes and is scored on the 20 validation volumes).
 (`mixer='mlp'`, notebook 42), the paper's "HoME off"; `unet` a 3-D U-Net of width 10 (within 6 % of their parameter
 count) with the same loss: Dice + CE with deep supervision 0.5 (`unet-ds0`: without it). Each run is validated every
 tenth of training (the curves) and its final model scored on the validation volumes with sliding windows: Dice per
-structure. Runs are appended to benchmarks/mamba_home.json as they finish (an interrupted grid resumes; --shard,
---merge and --table-only as in every grid). Curves: benchmarks/mamba_home.png; table: the `mamba_home` section of
-RESULTS.md. ACDC runs go to their own file, plot and section (mamba_home_acdc).
+structure. Runs are appended to benchmarks/mamba_home.json as they finish (an interrupted grid resumes; with --work
+DIR a run cut short resumes from its last checkpoint; --shard, --merge and --table-only as in every grid). Curves:
+benchmarks/mamba_home.png; table: the `mamba_home` section of RESULTS.md. ACDC runs go to their own file, plot and
+section (mamba_home_acdc).
 """
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (converged, grid_args, interval, machine, machines, mean_sd, paired, plot_file, run_grid,  # noqa: E402
-                      runs_report)
+from _results import (converged, grid_args, interval, machine, machines, mean_sd, paired, plot_file,  # noqa: E402
+                      resume_from, run_grid, runs_report, train_seconds, work_args, work_dir)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.datasets import get_dataset  # noqa: E402
-from medseg_nb.train import evaluate_model, geometry  # noqa: E402
+from medseg_nb.train import evaluate_model, geometry, load_checkpoint  # noqa: E402
 
 OUT = Path(__file__).with_name('mamba_home.json')
 ACDC_OUT = OUT.with_name('mamba_home_acdc.json')   # ACDC volumes: a file, plot and section of their own
@@ -51,13 +51,17 @@ PAIRS = (('home', 'unet'), ('home', 'mlp'))
 
 def run_one(variant, dataset, seed, steps, root, tmp) -> dict:
     method, options = VARIANTS[variant]
-    out = Path(tmp) / f'{dataset}_{variant}_{seed}'
+    out = Path(tmp) / f'{dataset}_{variant}_{seed}_{steps}'
     t0 = time.time()
+    resume = resume_from(out, steps)       # a run cut short in a kept --work folder continues from its checkpoint
+    before = load_checkpoint(resume) if resume else dict(step=0, history=[])
+    earlier = train_seconds(before['history'])
     # on ACDC, dim=3 trains the U-Net on the frames as volumes, as Mamba-HoME (3-D only) trains anyway
     summary = train(method, dataset, out, root, steps=steps, seed=seed, progress=False, method_options=options,
+                    resume=resume,
                     train_options=dict(val_every=max(steps // 10, 1), metrics=('dice',)),
                     dataset_options=dict(dim=3) if dataset == 'acdc' else None)
-    seconds = time.time() - t0
+    seconds = time.time() - t0 + earlier
     hist = json.loads((out / 'history.json').read_text())
     curve = [(h['step'], h['val_dice_mean']) for h in hist if 'val_dice_mean' in h]
     _, model, state = model_from_checkpoint(out / 'last.pt')
@@ -65,8 +69,10 @@ def run_one(variant, dataset, seed, steps, root, tmp) -> dict:
                                    **geometry(state['config']))
     return dict(variant=variant, method=method, options=options, dataset=dataset, seed=seed, steps=steps,
                 params=sum(p.numel() for p in model.parameters()), seconds=round(seconds, 1),
-                seconds_per_step=round(summary['seconds'] / max(summary['steps'], 1), 4), dice=mean['dice_mean'],
-                per_structure=per_class(reports, 'dice'), curve=curve, machine=machine())
+                seconds_per_step=round((summary['seconds'] + earlier) / max(summary['steps'], 1), 4),
+                dice=mean['dice_mean'],
+                per_structure=per_class(reports, 'dice'), curve=curve, machine=machine(),
+                **(dict(resumed_at=before['step']) if resume else {}))
 
 
 def plot(runs, path: Path):
@@ -136,6 +142,7 @@ def main():
     ap.add_argument('--methods', nargs='+', default=list(DEFAULT), choices=list(VARIANTS))
     ap.add_argument('--dataset', default='phantom-organs3d', choices=['phantom-organs3d', 'acdc'])
     grid_args(ap, OUT)
+    work_args(ap)
     a = ap.parse_args()
     if a.dataset == 'acdc':                # unless named, ACDC's runs get their own file and section
         a.json = ACDC_OUT if a.json == OUT else a.json
@@ -146,14 +153,13 @@ def main():
     root = data_root()
     if a.dataset == 'acdc' and root is None and not a.table_only:
         sys.exit('set MEDSEG_DATA to the folder holding ACDC (see ../shared/data)')
-    tmp = tempfile.TemporaryDirectory()
 
     def run_job(variant, seed, steps):
         print(f'[mamba_home] {variant}, seed {seed}, {steps} steps', flush=True)
-        return run_one(variant, a.dataset, seed, steps, root, tmp.name)
+        return run_one(variant, a.dataset, seed, steps, root, work)
 
     jobs = [(v, s, a.steps) for s in a.seeds for v in a.methods]
-    with tmp:
+    with work_dir(a) as work:
         state = run_grid(a, jobs, lambda r: (r['variant'], r['seed'], r['steps']), run_job, runs_report(a.section, plot, table))
     if state['runs']:
         print(table(state['runs'], plot_file(a.section).name))

@@ -531,19 +531,25 @@ class TrainerBase:
             return lr_at(int(frac * total), total, cfg.lr, cfg.schedule, cfg.warmup)
         return lr_at(self.step, total, cfg.lr, cfg.schedule, cfg.warmup)
 
-    def _validate_and_save(self) -> dict:
-        v = {}
+    def _validate_and_save(self, row: dict) -> dict:
+        """Validate (on the main rank), log `row` with the scores, then write `best.pt` (if better) and `last.pt`: in
+        that order, so that a checkpoint's history holds its own step's scores and a run resumed from it (after the
+        process was killed, not stopped by Ctrl-C) keeps that point of its curve."""
         self._saved_at = self.step
+        better = False
         if self.is_main:
-            v = self.validate()
-            score = v.get('val_dice_mean', -float('inf'))
+            row.update(self.validate())
+            score = row.get('val_dice_mean', -float('inf'))
             if score > self.best or (self.best == -float('inf')):
-                self.best = score if score == score else self.best
+                self.best, better = (score if score == score else self.best), True
+        self._log(row)
+        if self.is_main:
+            if better:
                 self.save('best.pt')
             self.save('last.pt')
         if self.world > 1:
             dist.barrier()
-        return v
+        return row
 
     def _ranks_agree(self) -> bool:
         vec = torch.cat([p.detach().float().reshape(-1) for p in self.model.parameters()]).cpu()
@@ -599,11 +605,12 @@ class Trainer(TrainerBase):
             terms = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in parts.items()}
             row = dict(step=self.step, seconds=round(time.time() - t0, 2), lr=self.opt.param_groups[0]['lr'], **terms)
             if self.step % cfg.val_every == 0 or at_end:
-                row.update(self._validate_and_save())
-            self._log(row)
+                self._validate_and_save(row)  # logs the row too
+            else:
+                self._log(row)
             bar.set_postfix({k: f'{v:.3f}' for k, v in row.items() if k in ('loss', 'val_dice_mean')})
         elif self.step % cfg.val_every == 0:
-            self._log(dict(step=self.step, seconds=round(time.time() - t0, 2), **self._validate_and_save()))
+            self._validate_and_save(dict(step=self.step, seconds=round(time.time() - t0, 2)))
 
     def fit(self, resume: str | Path | dict | None = None, callback: Callable | None = None) -> dict:
         "Train until `cfg.steps` or `cfg.max_minutes`; returns a summary. Ctrl-C saves `last.pt` and re-raises."
@@ -645,7 +652,7 @@ class Trainer(TrainerBase):
 
     def _summary(self, stopped: str, t0: float) -> dict:
         if self._saved_at != self.step:  # the same decision on every rank, or a barrier would hang
-            self._log(dict(step=self.step, seconds=round(time.time() - t0, 2), **self._validate_and_save()))
+            self._validate_and_save(dict(step=self.step, seconds=round(time.time() - t0, 2)))
         last = self.history[-1] if self.history else {}
         summary = dict(
             method=self.method.name,

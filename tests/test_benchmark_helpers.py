@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / 'benchmarks'))
-from _results import difference, finite_mean, grid_args, interval, listed, mean_sd, run_grid, shard  # noqa: E402
+from _results import (difference, finite_mean, grid_args, interval, listed, mean_sd, resume_from, run_grid, shard,  # noqa: E402
+                      train_seconds, work_args, work_dir)
 
 
 def test_shards_split_the_grid_once_each_whenever_each_starts():
@@ -350,3 +351,40 @@ def test_every_grid_budget_runs_a_script_that_takes_its_flags_longer_each_time_i
             if k:
                 assert args[-4:] == ['--json', f'benchmarks/{file}.json', '--section', file], file
         assert steps == sorted(set(steps)), (grid, steps)
+
+
+def test_a_run_cut_short_in_a_kept_work_folder_resumes_from_its_checkpoint(tmp_path):
+    """`--work DIR` keeps each run's folder, so that a grid rerun after a session ended mid-run (a 100-minute ACDC run on
+    this CPU outlasts what is left of most sessions) continues it from its last checkpoint instead of from step 0; its
+    time is the sum of the stretches, read from the history, whose clock restarts where the run resumed."""
+    from medseg_nb.cli import train
+    ap = argparse.ArgumentParser()
+    grid_args(ap, tmp_path / 'grid.json')
+    work_args(ap)
+    with work_dir(ap.parse_args(['--work', str(tmp_path / 'work')])) as work:
+        pass
+    assert Path(work).is_dir()                                              # kept
+    with work_dir(ap.parse_args([])) as gone:
+        assert Path(gone).is_dir()
+    assert not Path(gone).exists()                                          # the default: a temporary folder
+
+    out = Path(work) / 'unet_2'
+    assert resume_from(out, 4) is None                                      # nothing to resume
+    opts = dict(method_options=dict(width=4, depth=2), progress=False,
+                train_options=dict(val_every=2, batch_size=2, patch=(32, 32), val_items=1, metrics=('dice',)))
+    train('unet', 'phantom-vessels', out, steps=2, **opts)                  # a run "cut short" at step 2 of 4
+    assert resume_from(out, 4) == out / 'last.pt'
+    with pytest.raises(ValueError, match='past this run.s 1 steps'):
+        resume_from(out, 1)                                                 # another budget's folder is refused
+    s = train('unet', 'phantom-vessels', out, steps=4, resume=resume_from(out, 4), **opts)
+    hist = json.loads((out / 'history.json').read_text())
+    assert s['steps'] == 4 and [r['step'] for r in hist if 'val_dice_mean' in r] == [2, 4]
+    restarts = [i for i in range(1, len(hist)) if hist[i]['seconds'] < hist[i - 1]['seconds']]
+    assert restarts and train_seconds(hist) > max(r['seconds'] for r in hist)
+
+
+def test_train_seconds_adds_the_stretches_of_a_resumed_run():
+    rows = [dict(step=1, seconds=1.0), dict(step=2, seconds=2.0), dict(step=2), dict(step=3, seconds=0.5),
+            dict(step=4, seconds=1.5)]
+    assert train_seconds(rows) == pytest.approx(3.5)                        # 2.0 before the restart, 1.5 after
+    assert train_seconds(rows[:2]) == pytest.approx(2.0) and train_seconds([]) == 0.0

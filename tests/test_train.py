@@ -49,6 +49,35 @@ def test_resume_gives_same_weights(tmp_path, method):
             assert torch.equal(p, q)
 
 
+def test_a_run_killed_after_a_validation_resumes_with_that_validation_in_its_history(tmp_path):
+    """The checkpoint written at a validation used to be saved before that validation's row was logged, so a run killed
+    after it (a session's end, not Ctrl-C, which saves again) resumed with a history that lacked the row: its curve lost
+    the point, and the clock of that stretch was lost with it. Now the row is logged first; the resumed run's history
+    is the uninterrupted run's, step for step."""
+    tr = get_dataset('phantom-glands', split='train', n=4, size=48)
+    val = get_dataset('phantom-glands', split='val', n=1, size=48)
+
+    def trainer(out):
+        return Trainer(get_method('unet', width=4, depth=2), tr, val, out, dict(SMALL, steps=8, val_every=4, log_every=1))
+
+    a = trainer(tmp_path / 'a')
+    a.fit()
+    b = trainer(tmp_path / 'b')
+
+    def killed(t):
+        if t.step == 6:
+            raise RuntimeError('killed')        # not KeyboardInterrupt: nothing is saved on the way out
+    with pytest.raises(RuntimeError, match='killed'):
+        b.fit(callback=killed)
+    st = load_checkpoint(tmp_path / 'b' / 'last.pt')
+    assert st['step'] == 4 and [r['step'] for r in st['history'] if 'val_dice_mean' in r] == [4]
+    c = trainer(tmp_path / 'b')
+    c.fit(resume=tmp_path / 'b' / 'last.pt')
+    assert [r['step'] for r in c.history] == [r['step'] for r in a.history] == list(range(1, 9))
+    assert [r['val_dice_mean'] for r in c.history if 'val_dice_mean' in r] == pytest.approx(
+        [r['val_dice_mean'] for r in a.history if 'val_dice_mean' in r])
+
+
 def test_interrupted_checkpoint_write_keeps_last_good(tmp_path, monkeypatch):
     good = save_checkpoint(tmp_path / 'last.pt', dict(model={'w': torch.ones(3)}, step=1, config={}, method='unet'))
     before = good.read_bytes()
