@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #c003
 from __future__ import annotations
-import copy, csv, io, json, math, os, random, time, warnings
+import copy, csv, ctypes, io, json, math, os, platform, random, sys, time, warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,8 +23,8 @@ from .viz import atomic_write_bytes
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'TRAIN_DEFAULTS', 'TRAIN_TYPES', 'TRAIN_RANGES', 'save_checkpoint', 'load_checkpoint', 'lr_at',
-           'EMATeacher', 'sliding_window', 'predict', 'evaluate_model', 'val_patch', 'geometry', 'TrainerBase',
-           'Trainer']
+           'EMATeacher', 'sliding_window', 'predict', 'evaluate_model', 'val_patch', 'geometry', 'reuse_freed_memory',
+           'TrainerBase', 'Trainer']
 
 # %% ../nbs/06_train.ipynb #c006
 def save_checkpoint(path: str | Path, state: dict) -> Path:
@@ -247,6 +247,7 @@ TRAIN_DEFAULTS = Config(
     num_workers=0,
     device=None,
     progress=True,
+    reuse_memory=True,
 )
 # what a training option takes where its default's type is not the rule (`check_options`): None or 'auto' beside a type,
 # or one of a few names
@@ -325,6 +326,27 @@ def _set_rng_state(st: dict):
     random.setstate((p[0], tuple(p[1]), p[2]))
     if st.get('cuda') and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st['cuda'])
+
+# %% ../nbs/06_train.ipynb #c9759d8
+_MEMORY_REUSED = False
+
+
+def reuse_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse: no `mmap` for large blocks (`M_MMAP_MAX` 0) and no trimming
+    of the heap under 2 GiB (`M_TRIM_THRESHOLD`), for the rest of the process. Returns whether it applies (glibc on
+    Linux; elsewhere it changes nothing and returns False). Called once by `Trainer.fit` on a CPU (`reuse_memory`)."""
+    global _MEMORY_REUSED
+    if _MEMORY_REUSED:
+        return True
+    if sys.platform != 'linux' or platform.libc_ver()[0] != 'glibc':
+        return False
+    try:
+        libc = ctypes.CDLL('libc.so.6')
+    except OSError:
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # malloc.h
+    _MEMORY_REUSED = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    return _MEMORY_REUSED
 
 # %% ../nbs/06_train.ipynb #c023
 class TrainerBase:
@@ -617,6 +639,8 @@ class Trainer(TrainerBase):
         if resume is not None:
             self.load_state(resume if isinstance(resume, dict) else load_checkpoint(resume, self.device))
         cfg, total = self.cfg, self.cfg.steps
+        if cfg.reuse_memory and self.device.type == 'cpu':
+            reuse_freed_memory()  # freed blocks kept for the next step, not mapped afresh (see "Memory on a CPU")
         self.method.setup(total)
         if self.out is not None and self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
