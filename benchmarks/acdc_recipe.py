@@ -171,15 +171,19 @@ weighs that loss over 4 scale maps and 44 fusions in training (normalised weight
 softplus weights) and is the same U-Net at inference; `deep` weighs it equally over the 4 scale maps, `additive` over
 them and their 11 sums.
 `arco:sampler=sg` is ARCO with its defaults: the EMA teacher's pseudo-labels where its confidence is >= 0.97, and a
-prototype contrastive loss (weight 0.01) on 32 anchors per image and class drawn by stratified sampling (SG, 16 strata).
+prototype contrastive loss (weight 0.01) on 32 anchors per image and class drawn by stratified sampling (SG, 16 strata);
+`arco:sampler=ns` draws them uniformly, `arco:sampler=sag` in antithetic pairs within the strata.
 "tail" is the largest change of validation Dice over the last fifth of training (Dice points; < 1 = converged by the
 experiments issue's rule), the largest over seeds. steps/s were taken with other runs (one thread each) sharing the two
 cores, two for the U-Net and mean-teacher runs, up to nine for the NSDA runs, three (and test runs) for VQ-Seg at 3
-patients and two at 7, two or three for single and LoMix, two for deep, additive and the raw weights, two for ARCO, two
-or three (beside short probes) for the mean teacher with dropout, VQ-Seg at keep 0.7 and VQ-Seg without its
+patients and two at 7, two or three for single and LoMix, two for deep, additive and the raw weights, two for ARCO with
+SG, two or three (beside short probes) for the mean teacher with dropout, VQ-Seg at keep 0.7 and VQ-Seg without its
 pseudo-labels, two (and tests or CI) for VQ-Seg at keep 0.5, one (and CI) for VQ-Seg at weight 0.1 in seed 2 and two
-(and tests and CI) in seeds 0 and 1: they say where, not how fast, and are not compared across methods (NSDA's cost per
-step is measured in the `nsda_drive` and `nsda_blocks` sections).
+(and tests and CI) in seeds 0 and 1, two (and tests and CI) for ARCO with NS in seeds 0 and 2. Every run before ARCO
+with NS trained with glibc's default allocator; those two switched to `reuse_freed_memory` near step 120 and later runs
+use it throughout (section `cpu_memory`: ARCO's CPU time per step 1.66x lower; no number but time changes). steps/s say
+where, not how fast, and are not compared across methods (NSDA's cost per step is measured in the `nsda_drive` and
+`nsda_blocks` sections).
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | tail | seeds |
 |---|---|---|---|---|---|---|---|---|
