@@ -82,22 +82,26 @@ def test_a_run_killed_after_a_validation_resumes_with_that_validation_in_its_his
 def test_reuse_freed_memory_keeps_large_blocks_for_the_next_allocation():
     """glibc maps every block over 32 MiB afresh and unmaps it when freed, so each such tensor of a training step was
     zero-filled by the kernel page by page again (a semi-supervised step on ACDC slices spent as long in the kernel as
-    in PyTorch). After `reuse_freed_memory`, ten 64 MiB tensors allocated and freed in turn fault in next to no page:
-    the memory of the first few serves them all."""
+    in PyTorch). Five steps of two 3 x 3 convolutions on 4 x 16 x 256 x 256 maps (16 MiB each; their gradients and
+    temporaries larger) fault in tens of thousands of pages with glibc's defaults, and next to none after
+    `reuse_freed_memory`: the blocks of the warm-up steps serve the later ones. (Ten 64 MiB tensors allocated and freed
+    in turn were too simple a probe: glibc served every other one afresh either way.)"""
     code = (
         'import resource, sys, torch\n'
+        'import torch.nn.functional as F\n'
         'from medseg_nb.train import reuse_freed_memory\n'
         'assert reuse_freed_memory() if sys.argv[1] == "1" else True\n'
-        'for _ in range(3):\n'                                               # the first blocks, faulted in either way
-        '    x = torch.ones(16 * 2**20); del x\n'
+        'torch.set_num_threads(1)\n'
+        'x, w = torch.randn(4, 16, 256, 256), torch.randn(16, 16, 3, 3, requires_grad=True)\n'
+        'step = lambda: F.conv2d(F.conv2d(x, w, padding=1).relu(), w, padding=1).square().mean().backward()\n'
+        'step(); step()\n'                                                   # warm-up: faulted in either way
         'r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n'
-        'for _ in range(10):\n'
-        '    x = torch.ones(16 * 2**20); del x\n'
+        'for _ in range(5): step()\n'
         'print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)\n')
     faults = {flag: int(subprocess.run([sys.executable, '-c', code, flag], capture_output=True, text=True,
                                        check=True).stdout.split()[-1]) for flag in '01'}
-    assert faults['0'] > 100                         # 10 x 64 MiB faulted in afresh (16 384 pages each at 4 KiB)
-    assert faults['1'] < faults['0'] / 20, faults
+    assert faults['0'] > 5_000, faults               # mapped afresh at every step (61-114 thousand pages measured)
+    assert faults['1'] < faults['0'] / 4, faults     # reused (0 or 4096 measured)
 
 
 def test_the_trainer_reuses_freed_memory_on_a_cpu_unless_told_not_to(tmp_path, monkeypatch):
