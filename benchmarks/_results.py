@@ -81,19 +81,26 @@ def work_dir(a):
     return contextlib.nullcontext(str(a.work))
 
 
-def resume_from(out: Path, steps: int):
-    """The checkpoint a run of `steps` steps in `out` continues from: its `last.pt` (the Trainer writes it at each
-    validation, and on Ctrl-C), or None where there is none. A checkpoint past `steps` belongs to another budget:
-    refused, not trained on."""
+def resumed(out: Path, steps: int):
+    """(checkpoint, the step it holds, the training seconds before it) for a run of `steps` steps in `out`, or (None, 0,
+    0.0) where it has none: the Trainer writes `last.pt` at each validation and on Ctrl-C, and a grid's run continues
+    from it and adds its earlier time (`train_seconds`). A checkpoint past `steps` belongs to another budget: refused,
+    not trained on."""
     from medseg_nb.train import load_checkpoint
     path = Path(out) / 'last.pt'
     if not path.is_file():
-        return None
-    done = int(load_checkpoint(path)['step'])
+        return None, 0, 0.0
+    st = load_checkpoint(path)
+    done = int(st['step'])
     if done > steps:
         raise ValueError(f'{path} is at step {done}, past this run\'s {steps} steps: another budget\'s run; '
                          'give another --work folder or remove it')
-    return path
+    return path, done, train_seconds(st['history'])
+
+
+def resume_from(out: Path, steps: int):
+    "The checkpoint a run of `steps` steps in `out` continues from, or None (`resumed`)."
+    return resumed(out, steps)[0]
 
 
 def train_seconds(history) -> float:

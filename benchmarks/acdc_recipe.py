@@ -26,12 +26,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import (converged, grid_args, interval, label_growth, listed, machine, machines, mean_sd, paired,  # noqa: E402
-                      plot_file, resume_from, run_grid, train_seconds, work_args, work_dir, write_section)
+                      plot_file, resumed, run_grid, work_args, work_dir, write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.datasets import get_dataset  # noqa: E402
-from medseg_nb.train import evaluate_model, geometry, load_checkpoint  # noqa: E402
+from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('acdc_recipe.json')
 ALL = 70                                   # "all labeled": every training patient
@@ -71,11 +71,9 @@ def run_one(method, patients, seed, steps, val_every, root, tmp) -> dict:
     out = Path(tmp) / f"{method.replace(':', '_').replace(',', '_').replace('=', '-')}_{patients}_{seed}_{steps}"
     t0 = time.time()
     name, options = method_spec(method)
-    resume = resume_from(out, steps)
-    before = load_checkpoint(resume) if resume else dict(step=0, history=[])
-    earlier = train_seconds(before['history'])         # the time of the stretches before this one
+    resume, at, earlier = resumed(out, steps)         # earlier: the time of the stretches before this one
     if resume:
-        print(f'[acdc_recipe] resumed from {resume} at step {before["step"]}', flush=True)
+        print(f'[acdc_recipe] resumed from {resume} at step {at}', flush=True)
     s = train(name, 'acdc', out, root, steps=steps, seed=seed, progress=False, method_options=options, resume=resume,
               labeled_patients=None if patients == ALL else patients, train_options=dict(val_every=val_every))
     hist = json.loads((out / 'history.json').read_text())
@@ -89,7 +87,7 @@ def run_one(method, patients, seed, steps, val_every, root, tmp) -> dict:
     return dict(method=method, patients=patients, seed=seed, steps=s['steps'], seconds=round(secs, 1),
                 steps_per_s=round(s['steps'] / max(s['seconds'] + earlier, 1e-9), 3), dice=s['val_dice_mean'],
                 hd95=s.get('val_hd95_mean'), per_class=per, curve=curve, machine=machine(),
-                **(dict(confident=confident) if confident else {}), **(dict(resumed_at=before['step']) if resume else {}))
+                **(dict(confident=confident) if confident else {}), **(dict(resumed_at=at) if resume else {}))
 
 
 def plot(runs, path: Path):

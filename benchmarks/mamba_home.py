@@ -25,12 +25,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import (converged, grid_args, interval, machine, machines, mean_sd, paired, plot_file,  # noqa: E402
-                      resume_from, run_grid, runs_report, train_seconds, work_args, work_dir)
+                      resumed, run_grid, runs_report, work_args, work_dir)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.datasets import get_dataset  # noqa: E402
-from medseg_nb.train import evaluate_model, geometry, load_checkpoint  # noqa: E402
+from medseg_nb.train import evaluate_model, geometry  # noqa: E402
 
 OUT = Path(__file__).with_name('mamba_home.json')
 ACDC_OUT = OUT.with_name('mamba_home_acdc.json')   # ACDC volumes: a file, plot and section of their own
@@ -53,9 +53,7 @@ def run_one(variant, dataset, seed, steps, root, tmp) -> dict:
     method, options = VARIANTS[variant]
     out = Path(tmp) / f'{dataset}_{variant}_{seed}_{steps}'
     t0 = time.time()
-    resume = resume_from(out, steps)       # a run cut short in a kept --work folder continues from its checkpoint
-    before = load_checkpoint(resume) if resume else dict(step=0, history=[])
-    earlier = train_seconds(before['history'])
+    resume, at, earlier = resumed(out, steps)  # a run cut short in a kept --work folder continues from there
     # on ACDC, dim=3 trains the U-Net on the frames as volumes, as Mamba-HoME (3-D only) trains anyway
     summary = train(method, dataset, out, root, steps=steps, seed=seed, progress=False, method_options=options,
                     resume=resume,
@@ -72,7 +70,7 @@ def run_one(variant, dataset, seed, steps, root, tmp) -> dict:
                 seconds_per_step=round((summary['seconds'] + earlier) / max(summary['steps'], 1), 4),
                 dice=mean['dice_mean'],
                 per_structure=per_class(reports, 'dice'), curve=curve, machine=machine(),
-                **(dict(resumed_at=before['step']) if resume else {}))
+                **(dict(resumed_at=at) if resume else {}))
 
 
 def plot(runs, path: Path):

@@ -176,12 +176,15 @@ def check_value(value, kinds, what: str = 'the value'):
     0 or 1 for a bool, a list or a single value for a tuple."""
     kinds = kinds if isinstance(kinds, tuple) else (kinds,)
     if len(kinds) == 1 and isinstance(kinds[0], TupleOf):
-        items = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-        try:
-            return tuple(check_value(v, kinds[0].kinds, what) for v in items)
-        except TypeError:
-            bad = ', '.join(repr(v) for v in items if not _fits_any(v, kinds[0].kinds))
-            raise TypeError(f"{what} takes {kinds[0]!r}; got {value!r} ({bad} not among them)") from None
+        out, bad = [], []
+        for v in tuple(value) if isinstance(value, (list, tuple)) else (value,):
+            try:
+                out.append(check_value(v, kinds[0].kinds, what))
+            except TypeError:
+                bad.append(repr(v))
+        if bad:
+            raise TypeError(f"{what} takes {kinds[0]!r}; got {value!r} ({', '.join(bad)} not among them)")
+        return tuple(out)
     if kinds == (type(None),):
         return value
     types = tuple(k for k in kinds if isinstance(k, type))
@@ -206,14 +209,6 @@ def check_value(value, kinds, what: str = 'the value'):
         if fits(v):
             return v
     raise TypeError(f"{what} takes {_takes(kinds)}; got {value!r} ({type(value).__name__})")
-
-
-def _fits_any(value, kinds) -> bool:
-    try:
-        check_value(value, kinds)
-        return True
-    except TypeError:
-        return False
 
 
 def check_interval(value, interval: str, what: str = 'the value'):
