@@ -273,6 +273,19 @@ def test_dataset_number_options_are_checked_for_range(fake_folder):
     assert get_dataset('folder', fake_folder, channels=1, threshold=1).records
 
 
+def test_a_phantom_datasets_smallest_size_is_the_phantoms_own():
+    """`get_dataset` refuses a phantom's size below the bound the phantom itself keeps (`PHANTOM_MIN_SIDE`), and takes
+    that bound: one number, read by both, so that the two checks cannot drift apart."""
+    from medseg_nb.data.phantoms import PHANTOM_MIN_SIDE, PHANTOMS
+    assert set(PHANTOM_MIN_SIDE) == set(PHANTOMS)
+    for kind, side in PHANTOM_MIN_SIDE.items():
+        with pytest.raises(ValueError, match=f'>= {side}'):
+            PHANTOMS[kind](side - 1)
+        with pytest.raises(ValueError, match=re.escape(f'[{side}, inf); got {side - 1}')):
+            get_dataset(f'phantom-{kind}', None, 'val', n=1, size=side - 1)
+        assert get_dataset(f'phantom-{kind}', None, 'val', n=1, size=side)[0]['label'].shape[-1] == side
+
+
 # --- real data -----------------------------------------------------------------------------------
 def test_real_splits(real_data):
     assert len(DRIVE(real_data, 'train')) == 16 and len(DRIVE(real_data, 'val')) == 4

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from ..core import check_options, data_root
-from .phantoms import PHANTOMS, Domain, PhantomDataset, apply_domain, _as_domain
+from .phantoms import PHANTOMS, PHANTOM_MIN_SIDE, Domain, PhantomDataset, apply_domain, _as_domain
 
 # %% auto #0
 __all__ = ['ACDC_CLASSES', 'DATASETS', 'DATASET_OPTION_TYPES', 'DATASET_OPTION_RANGES', 'read_image', 'read_mask', 'SegDataset',
@@ -787,13 +787,13 @@ DATASET_OPTION_TYPES: dict[str, dict] = {
     'nifti': dict(labels=(tuple, None), num_classes=(int, None), window=(tuple, None), spacing=(tuple, None)),
     **{f'phantom-{kind}': dict(domain=(int, dict, Domain, None), n=(int, None)) for kind in PHANTOMS},
 }
-# where a number option may lie (`check_interval`), checked with its type: a phantom's smallest side (the phantoms'
-# own bounds, which they would otherwise raise only when the first item is drawn), at least one item, a binarising
-# threshold above 0 (at 0 every pixel is foreground), and a background and one class at least
+# where a number option may lie (`check_interval`), checked with its type: a phantom's smallest side (the bound the
+# phantoms themselves keep, `PHANTOM_MIN_SIDE`, else raised only when the first item is drawn), at least one item,
+# a binarising threshold above 0 (at 0 every pixel is foreground), and a background and one class at least
 DATASET_OPTION_RANGES: dict[str, dict] = {
     'folder': dict(threshold='[1, inf)'),
     'nifti': dict(num_classes='[2, inf)'),
-    **{f'phantom-{k}': dict(n='[1, inf)', size='[16, inf)' if k == 'organs3d' else '[32, inf)') for k in PHANTOMS},
+    **{f'phantom-{k}': dict(n='[1, inf)', size=f'[{PHANTOM_MIN_SIDE[k]}, inf)') for k in PHANTOMS},
 }
 
 

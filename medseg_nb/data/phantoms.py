@@ -10,10 +10,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# the smallest side each phantom kind is drawn at (its shapes and margins need it); `get_dataset` checks options by it
+PHANTOM_MIN_SIDE = {'vessels': 32, 'glands': 32, 'organs3d': 16}
+
 # %% auto #0
-__all__ = ['ORGAN_CLASSES', 'PHANTOMS', 'gaussian_kernel1d', 'gaussian_blur', 'smooth_noise', 'Domain', 'random_domain',
-           'apply_domain', 'capsule_windows', 'render_segments', 'fundus_phantom', 'gland_phantom', 'organ_phantom3d',
-           'PhantomDataset']
+__all__ = ['PHANTOM_MIN_SIDE', 'ORGAN_CLASSES', 'PHANTOMS', 'gaussian_kernel1d', 'gaussian_blur', 'smooth_noise', 'Domain',
+           'random_domain', 'apply_domain', 'capsule_windows', 'render_segments', 'fundus_phantom', 'gland_phantom',
+           'organ_phantom3d', 'PhantomDataset']
 
 # %% ../../nbs/01_phantoms.ipynb #c006
 def gaussian_kernel1d(sigma: float, truncate: float = 3.0, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -242,8 +245,8 @@ def render_segments(
 
 def fundus_phantom(size: int = 256, seed: int = 0, domain=None, min_radius: float = 0.45) -> dict:
     "A fundus photograph with its vessel label: dict(image 3xHxW, label HxW {0,1}, fov HxW bool, disc [x, y, r])."
-    if size < 32:
-        raise ValueError(f"fundus_phantom needs size >= 32, got {size}")
+    if size < PHANTOM_MIN_SIDE['vessels']:
+        raise ValueError(f"fundus_phantom needs size >= {PHANTOM_MIN_SIDE['vessels']}, got {size}")
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
     c = size / 2
@@ -288,8 +291,8 @@ def gland_phantom(
     holes: float = 0.25,
 ) -> dict:
     "An H&E-like tile: dict(image 3xHxW, label HxW {0,1}, instances HxW int ids (0 = stroma))."
-    if size < 32:
-        raise ValueError(f"gland_phantom needs size >= 32, got {size}")
+    if size < PHANTOM_MIN_SIDE['glands']:
+        raise ValueError(f"gland_phantom needs size >= {PHANTOM_MIN_SIDE['glands']}, got {size}")
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
     n = int(n_glands if n_glands is not None else rng.integers(4, 9))
@@ -351,8 +354,8 @@ ORGAN_CLASSES = ('background', 'liver', 'kidney', 'spleen', 'vessel')
 def organ_phantom3d(size: int | tuple[int, int, int] = 64, seed: int = 0, domain=None) -> dict:
     "A CT-like volume: dict(image 1xDxHxW, label DxHxW with classes `ORGAN_CLASSES`, body DxHxW bool)."
     D, H, W = (size,) * 3 if isinstance(size, int) else size
-    if min(D, H, W) < 16:
-        raise ValueError(f"organ_phantom3d needs every side >= 16, got {(D, H, W)}")
+    if min(D, H, W) < PHANTOM_MIN_SIDE['organs3d']:
+        raise ValueError(f"organ_phantom3d needs every side >= {PHANTOM_MIN_SIDE['organs3d']}, got {(D, H, W)}")
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
     z, y, x = torch.meshgrid(*(torch.linspace(-1, 1, n) for n in (D, H, W)), indexing='ij')
