@@ -65,7 +65,7 @@ def grid_args(ap, default_json: Path):
 
 
 def work_args(ap):
-    """Add --work to a grid whose runs resume from their checkpoints (`resume_from`; acdc_recipe.py and mamba_home.py,
+    """Add --work to a grid whose runs resume from their checkpoints (`resumed`; acdc_recipe.py and mamba_home.py,
     whose runs last an hour or more on a CPU): a grid that would ignore it does not take it."""
     ap.add_argument('--work', type=Path, default=None,
                     help="each run's folder (checkpoints, history) goes here and is kept: a run cut short (a session's end, "
@@ -74,7 +74,7 @@ def work_args(ap):
 
 def work_dir(a):
     """The folder the grid's runs are written to, as a context manager that gives its name: `a.work` (kept, so that
-    `resume_from` finds a run cut short there), else a temporary folder, gone when the grid ends."""
+    `resumed` finds a run cut short there), else a temporary folder, gone when the grid ends."""
     if a.work is None:
         return tempfile.TemporaryDirectory()
     a.work.mkdir(parents=True, exist_ok=True)
@@ -96,11 +96,6 @@ def resumed(out: Path, steps: int):
         raise ValueError(f'{path} is at step {done}, past this run\'s {steps} steps: another budget\'s run; '
                          'give another --work folder or remove it')
     return path, done, train_seconds(st['history'])
-
-
-def resume_from(out: Path, steps: int):
-    "The checkpoint a run of `steps` steps in `out` continues from, or None (`resumed`)."
-    return resumed(out, steps)[0]
 
 
 def train_seconds(history) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / 'benchmarks'))
-from _results import (difference, finite_mean, grid_args, interval, listed, mean_sd, resume_from, run_grid, shard,  # noqa: E402
+from _results import (difference, finite_mean, grid_args, interval, listed, mean_sd, resumed, run_grid, shard,  # noqa: E402
                       train_seconds, work_args, work_dir)
 
 
@@ -369,14 +369,14 @@ def test_a_run_cut_short_in_a_kept_work_folder_resumes_from_its_checkpoint(tmp_p
     assert not Path(gone).exists()                                          # the default: a temporary folder
 
     out = Path(work) / 'unet_2'
-    assert resume_from(out, 4) is None                                      # nothing to resume
+    assert resumed(out, 4)[0] is None                                     # nothing to resume
     opts = dict(method_options=dict(width=4, depth=2), progress=False,
                 train_options=dict(val_every=2, batch_size=2, patch=(32, 32), val_items=1, metrics=('dice',)))
     train('unet', 'phantom-vessels', out, steps=2, **opts)                  # a run "cut short" at step 2 of 4
-    assert resume_from(out, 4) == out / 'last.pt'
+    assert resumed(out, 4)[0] == out / 'last.pt'
     with pytest.raises(ValueError, match='past this run.s 1 steps'):
-        resume_from(out, 1)                                                 # another budget's folder is refused
-    s = train('unet', 'phantom-vessels', out, steps=4, resume=resume_from(out, 4), **opts)
+        resumed(out, 1)                                                    # another budget's folder is refused
+    s = train('unet', 'phantom-vessels', out, steps=4, resume=resumed(out, 4)[0], **opts)
     hist = json.loads((out / 'history.json').read_text())
     assert s['steps'] == 4 and [r['step'] for r in hist if 'val_dice_mean' in r] == [2, 4]
     restarts = [i for i in range(1, len(hist)) if hist[i]['seconds'] < hist[i - 1]['seconds']]
