@@ -311,8 +311,21 @@ class Method:
     total_steps: int = 1
 
     def setup(self, total_steps: int):
-        "Called by the Trainer before training: schedules inside a method (ramp-ups) read `total_steps`."
+        """Called by the Trainer before training (and before a checkpoint's `method_state` is loaded): schedules inside
+        a method (ramp-ups) read `total_steps`; a method with running state (`state_dict`) empties it here."""
         self.total_steps = max(1, int(total_steps))
+
+    def state_dict(self) -> dict:
+        """The method's running state outside the network (say, ARCO's memory queues, MATCH's teacher snapshots), as
+        tensors and plain data: checkpoints keep it, so that a resumed run goes on as the run not stopped. None here."""
+        return {}
+
+    def load_state_dict(self, state: dict):
+        "Take back what `state_dict` gave (after `setup`); a method without running state takes only an empty dict."
+        if state:
+            raise ValueError(
+                f"method {self.name!r} keeps no running state, but the checkpoint holds {sorted(state)} for it"
+            )
 
     def prepare(self, train_ds, labeled_idx=None):
         """Called by the Trainer before it draws patches: a method may precompute from the training set (an atlas,

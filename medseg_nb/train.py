@@ -495,6 +495,7 @@ class TrainerBase:
             ),
             method=self.method.name,
             method_config=dict(self.method.cfg),
+            method_state=self.method.state_dict(),
             best=self.best,
             teacher=self.teacher.model.state_dict() if self.teacher else None,
             scaler=self.scaler.state_dict(),
@@ -519,6 +520,7 @@ class TrainerBase:
         if st.get('scaler'):
             self.scaler.load_state_dict(st['scaler'])
         self.step, self.best, self.history = int(st['step']), float(st['best']), list(st['history'])
+        self.method.load_state_dict(st.get('method_state') or {})  # after `setup`, which empties it
         _set_rng_state(st['rng'])
 
     # --- logging --------------------------------------------------------------------------------
@@ -636,12 +638,12 @@ class Trainer(TrainerBase):
 
     def fit(self, resume: str | Path | dict | None = None, callback: Callable | None = None) -> dict:
         "Train until `cfg.steps` or `cfg.max_minutes`; returns a summary. Ctrl-C saves `last.pt` and re-raises."
+        cfg, total = self.cfg, self.cfg.steps
+        self.method.setup(total)
         if resume is not None:
             self.load_state(resume if isinstance(resume, dict) else load_checkpoint(resume, self.device))
-        cfg, total = self.cfg, self.cfg.steps
         if cfg.reuse_memory and self.device.type == 'cpu':
             reuse_freed_memory()  # freed blocks kept for the next step, not mapped afresh (see "Memory on a CPU")
-        self.method.setup(total)
         if self.out is not None and self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
         labeled = self._stream(self.train_ds, self.labeled_idx, cfg.batch_size, 0)

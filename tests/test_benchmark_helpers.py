@@ -369,16 +369,18 @@ def test_a_run_cut_short_in_a_kept_work_folder_resumes_from_its_checkpoint(tmp_p
     assert not Path(gone).exists()                                          # the default: a temporary folder
 
     out = Path(work) / 'unet_2'
-    assert resumed(out, 4)[0] is None                                     # nothing to resume
-    opts = dict(method_options=dict(width=4, depth=2), progress=False,
-                train_options=dict(val_every=2, batch_size=2, patch=(32, 32), val_items=1, metrics=('dice',)))
-    train('unet', 'phantom-vessels', out, steps=2, **opts)                  # a run "cut short" at step 2 of 4
-    assert resumed(out, 4)[0] == out / 'last.pt'
+    assert resumed(out, 6)[0] is None                                     # nothing to resume
+    # a row every step: the first row after the restart (1 step's time) comes after one at 4 steps' time (with a row
+    # every 2 steps, 2 steps' time after 2 steps' time, the restart was a coin's toss on a busy machine)
+    opts = dict(method_options=dict(width=4, depth=2), progress=False, train_options=dict(
+        val_every=2, log_every=1, batch_size=2, patch=(32, 32), val_items=1, metrics=('dice',)))
+    train('unet', 'phantom-vessels', out, steps=4, **opts)                  # a run "cut short" at step 4 of 6
+    assert resumed(out, 6)[0] == out / 'last.pt'
     with pytest.raises(ValueError, match='past this run.s 1 steps'):
         resumed(out, 1)                                                    # another budget's folder is refused
-    s = train('unet', 'phantom-vessels', out, steps=4, resume=resumed(out, 4)[0], **opts)
+    s = train('unet', 'phantom-vessels', out, steps=6, resume=resumed(out, 6)[0], **opts)
     hist = json.loads((out / 'history.json').read_text())
-    assert s['steps'] == 4 and [r['step'] for r in hist if 'val_dice_mean' in r] == [2, 4]
+    assert s['steps'] == 6 and [r['step'] for r in hist if 'val_dice_mean' in r] == [2, 4, 6]
     restarts = [i for i in range(1, len(hist)) if hist[i]['seconds'] < hist[i - 1]['seconds']]
     assert restarts and train_seconds(hist) > max(r['seconds'] for r in hist)
 

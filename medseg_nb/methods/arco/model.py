@@ -86,6 +86,22 @@ class ARCO(MeanTeacher):
             cfg.proj_dim,
         )
 
+    def setup(self, total_steps):
+        "A run starts with empty memory queues (a method object trained twice kept the first run's)."
+        super().setup(total_steps)
+        self.qfeat = self.qcls = None
+
+    def state_dict(self) -> dict:
+        "The memory queues (teacher features, their classes), for checkpoints: a resumed run contrasts against them."
+        queue = getattr(self, 'qfeat', None)
+        return {} if queue is None else dict(qfeat=queue, qcls=self.qcls)
+
+    def load_state_dict(self, state: dict):
+        unknown = sorted(set(state) - {'qfeat', 'qcls'})
+        if unknown:
+            raise ValueError(f"ARCO's state holds 'qfeat' and 'qcls'; the checkpoint gives {unknown} too")
+        self.qfeat, self.qcls = state.get('qfeat'), state.get('qcls')
+
     def _draw(self, mask):
         "Anchors of one (image, class) mask: the same count for every sampler (SG and SAG need one per stratum)."
         sampler, count = SAMPLERS[self.cfg.sampler], max(self.cfg.anchors, self.cfg.groups)
@@ -103,7 +119,7 @@ class ARCO(MeanTeacher):
         # rho_c = normalise(sum_{p: y(p) = c, confident} t(p)): each class's teacher features, all classes at once
         onehot = F.one_hot(labels, K).permute(0, 3, 1, 2).float() * valid[:, None].float()  # B K H W
         protos = F.normalize(torch.einsum('bkhw,bdhw->kd', onehot, t_feats), dim=1)
-        if not hasattr(self, 'qfeat') or self.qfeat.shape[1] != D or self.qfeat.device != dev:
+        if getattr(self, 'qfeat', None) is None or self.qfeat.shape[1] != D or self.qfeat.device != dev:
             self.qfeat = torch.zeros(0, D, device=dev)
             self.qcls = torch.zeros(0, dtype=torch.long, device=dev)
         # anchors are drawn on the CPU (small masks, many tiny operations: no device round trips), then gathered at once

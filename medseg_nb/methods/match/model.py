@@ -210,6 +210,16 @@ class Match(MeanTeacher):
         super().setup(total_steps)
         self.snaps, self._snap_model = deque(maxlen=self.cfg.snapshots), None
 
+    def state_dict(self) -> dict:
+        "The teacher snapshots taken so far (oldest first), for checkpoints: a resumed run matches against them too."
+        return dict(snapshots=list(getattr(self, 'snaps', [])))
+
+    def load_state_dict(self, state: dict):
+        unknown = sorted(set(state) - {'snapshots'})
+        if unknown:
+            raise ValueError(f"MATCH's state holds 'snapshots'; the checkpoint gives {unknown} too")
+        self.snaps = deque(state.get('snapshots', []), maxlen=self.cfg.snapshots)
+
     def topo_started(self, step: int) -> bool:
         "Whether the warm-up is over: the topological term and the snapshots start at `topo_start` of the run."
         return step >= int(self.cfg.topo_start * self.total_steps)
