@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from .core import Config, data_root, get_method, load_methods, METHODS, in_test
 from .data.datasets import get_dataset, split_labeled, acdc_labeled_split, DATASETS
 from .data.phantoms import fundus_phantom, gland_phantom, organ_phantom3d, ORGAN_CLASSES
-from .train import Trainer, TRAIN_DEFAULTS, load_checkpoint, evaluate_model, predict, val_patch, geometry
+from .train import Terminated, Trainer, TRAIN_DEFAULTS, load_checkpoint, evaluate_model, predict, val_patch, geometry
 from .viz import HTMLReport, montage, overlay, volume_figure
 
 # %% auto #0
@@ -609,13 +609,13 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
         res = _run(a)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (`Terminated`): the status of a process the signal ended
         print(
-            f"medseg-nb {a.command}: interrupted"
+            f"medseg-nb {a.command}: {'terminated' if isinstance(e, Terminated) else 'interrupted'}"
             + (f"; resume with --resume {Path(a.out) / 'last.pt'}" if a.command == 'train' else ''),
             file=sys.stderr,
         )
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
     except (FileNotFoundError, ValueError, KeyError, TypeError, RuntimeError) as e:
         print(f'medseg-nb {a.command}: error: {e}', file=sys.stderr)
         return 2

@@ -4,8 +4,8 @@
 
 # %% ../nbs/06_train.ipynb #c003
 from __future__ import annotations
-import copy, csv, ctypes, io, json, math, os, platform, random, sys, time, warnings
-from contextlib import nullcontext
+import copy, csv, ctypes, io, json, math, os, platform, random, signal, sys, threading, time, warnings
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -24,7 +24,7 @@ from .viz import atomic_write_bytes
 # %% auto #0
 __all__ = ['SCHEDULES', 'TRAIN_DEFAULTS', 'TRAIN_TYPES', 'TRAIN_RANGES', 'save_checkpoint', 'load_checkpoint', 'lr_at',
            'EMATeacher', 'sliding_window', 'predict', 'evaluate_model', 'val_patch', 'geometry', 'reuse_freed_memory',
-           'TrainerBase', 'Trainer']
+           'TrainerBase', 'Terminated', 'StopSignals', 'Trainer']
 
 # %% ../nbs/06_train.ipynb #c006
 def save_checkpoint(path: str | Path, state: dict) -> Path:
@@ -581,6 +581,51 @@ class TrainerBase:
         dist.all_gather(gathered, vec)
         return all(torch.equal(gathered[0], g) for g in gathered[1:])
 
+# %% ../nbs/06_train.ipynb #c1e7f6a
+class Terminated(KeyboardInterrupt):
+    "SIGTERM during `Trainer.fit`: handled as Ctrl-C is (`last.pt` saved, then raised)."
+
+
+class StopSignals:
+    """SIGINT and SIGTERM during `fit`: raised at once, but held inside `hold()` (a step, a save) and raised when it
+    ends, so that a checkpoint holds whole steps only. `with StopSignals():` installs it (main thread only; elsewhere,
+    and for a signal the process ignores, nothing changes) and puts the previous handlers back on leaving."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.holding, self.pending, self.previous = False, None, {}
+
+    def handler(self, signum, frame):
+        exc = Terminated(f'signal {signum} (SIGTERM)') if signum == signal.SIGTERM else KeyboardInterrupt()
+        if not self.holding:
+            raise exc
+        self.pending = self.pending or exc
+
+    @contextmanager
+    def hold(self):
+        "Within: a signal waits; on leaving, the first one that came is raised."
+        outer, self.holding = self.holding, True
+        try:
+            yield
+        finally:
+            self.holding = outer
+        if self.pending is not None and not outer:
+            exc, self.pending = self.pending, None
+            raise exc
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                if signal.getsignal(s) is not signal.SIG_IGN:
+                    self.previous[s] = signal.signal(s, self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self.previous.items():
+            signal.signal(s, h)
+        self.previous = {}
+
 # %% ../nbs/06_train.ipynb #c101
 class Trainer(TrainerBase):
     "Train `method` on `train_ds` (and `unlabeled_ds` when semi-supervised), validate on `val_ds`, write to `out`."
@@ -637,7 +682,8 @@ class Trainer(TrainerBase):
             self._validate_and_save(dict(step=self.step, seconds=round(time.time() - t0, 2)))
 
     def fit(self, resume: str | Path | dict | None = None, callback: Callable | None = None) -> dict:
-        "Train until `cfg.steps` or `cfg.max_minutes`; returns a summary. Ctrl-C saves `last.pt` and re-raises."
+        """Train until `cfg.steps` or `cfg.max_minutes`; returns a summary. Ctrl-C or SIGTERM (`StopSignals`) saves
+        `last.pt` after the step under way and re-raises."""
         cfg, total = self.cfg, self.cfg.steps
         self.method.setup(total)
         if resume is not None:
@@ -656,23 +702,26 @@ class Trainer(TrainerBase):
         show = cfg.progress and self.is_main
         bar = tqdm(total=total, initial=self.step, desc=self.method.name, disable=not show, dynamic_ncols=True)
         self.model.train()
-        try:
-            while self.step < total:
-                if cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes:
-                    stopped = 'time'
-                    break
-                for g in self.opt.param_groups:
-                    g['lr'] = self._lr(t0)
-                parts = self.train_step(*self._batches(labeled, unlabeled))
-                self.step += 1
-                bar.update(1)
-                self._record(parts, t0, bar)
-                if callback is not None:
-                    callback(self)
-        except KeyboardInterrupt:
-            self.save('last.pt')
-            bar.close()
-            raise
+        with StopSignals() as signals:  # Ctrl-C and SIGTERM wait for the step to end, then save `last.pt`
+            try:
+                while self.step < total:
+                    if cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes:
+                        stopped = 'time'
+                        break
+                    for g in self.opt.param_groups:
+                        g['lr'] = self._lr(t0)
+                    with signals.hold():  # the update and its count, together
+                        parts = self.train_step(*self._batches(labeled, unlabeled))
+                        self.step += 1
+                    bar.update(1)
+                    self._record(parts, t0, bar)
+                    if callback is not None:
+                        callback(self)
+            except KeyboardInterrupt:
+                bar.close()
+                with signals.hold():  # a second signal does not cut the save short
+                    self.save('last.pt')
+                raise
         bar.close()
         return self._summary(stopped, t0)
 

@@ -1,8 +1,10 @@
 "The helpers the benchmark grids share (benchmarks/_results.py): the grid loop, sharding the runs not yet done, table cells."
 import argparse
+import itertools
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -353,7 +355,7 @@ def test_every_grid_budget_runs_a_script_that_takes_its_flags_longer_each_time_i
         assert steps == sorted(set(steps)), (grid, steps)
 
 
-def test_a_run_cut_short_in_a_kept_work_folder_resumes_from_its_checkpoint(tmp_path):
+def test_a_run_cut_short_in_a_kept_work_folder_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     """`--work DIR` keeps each run's folder, so that a grid rerun after a session ended mid-run (a 100-minute ACDC run on
     this CPU outlasts what is left of most sessions) continues it from its last checkpoint instead of from step 0; its
     time is the sum of the stretches, read from the history, whose clock restarts where the run resumed."""
@@ -370,8 +372,9 @@ def test_a_run_cut_short_in_a_kept_work_folder_resumes_from_its_checkpoint(tmp_p
 
     out = Path(work) / 'unet_2'
     assert resumed(out, 6)[0] is None                                     # nothing to resume
-    # a row every step: the first row after the restart (1 step's time) comes after one at 4 steps' time (with a row
-    # every 2 steps, 2 steps' time after 2 steps' time, the restart was a coin's toss on a busy machine)
+    # a clock that moves 1 s each time it is read: these steps take milliseconds, and rows written to 0.01 s tied, so
+    # that the restart could not be seen (the test failed now and then on a busy machine); a row every step
+    monkeypatch.setattr(time, 'time', itertools.count(1_000_000.0).__next__)
     opts = dict(method_options=dict(width=4, depth=2), progress=False, train_options=dict(
         val_every=2, log_every=1, batch_size=2, patch=(32, 32), val_items=1, metrics=('dice',)))
     train('unet', 'phantom-vessels', out, steps=4, **opts)                  # a run "cut short" at step 4 of 6

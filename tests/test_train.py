@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 
 from medseg_nb.core import get_method, load_methods, METHODS
 from medseg_nb.data.datasets import get_dataset
-from medseg_nb.train import Trainer, load_checkpoint, save_checkpoint, predict, sliding_window
+from medseg_nb.train import StopSignals, Terminated, Trainer, load_checkpoint, save_checkpoint, predict, sliding_window
 from medseg_nb import cli
 
 load_methods()
@@ -321,6 +322,46 @@ def test_cli_train_eval_json(tmp_path):
     assert r.returncode == 0, r.stderr
     e = json.loads(r.stdout)
     assert e['items'] == 6 and set(e['per_class']) == {'dice', 'hd95', 'betti_error'} and 0 <= e['mean']['dice_mean'] <= 1
+
+
+def test_sigterm_saves_last_pt_and_the_cli_says_how_to_resume(tmp_path):
+    """SIGTERM (a scheduler's notice before it kills a job, `kill`, a session's end) ended the process at once: the
+    steps since the last validation were lost, and before the first one there was no `last.pt` at all. Now the step
+    under way ends, `last.pt` is saved at it, and the command line exits with 143 naming the checkpoint to resume."""
+    out = tmp_path / 'run'
+    proc = subprocess.Popen([sys.executable, '-m', 'medseg_nb.cli', 'train', '--dataset', 'phantom-glands', '--out',
+                             str(out), '--steps', '100000', '--val-every', '100000', '--opt', 'width=4', '--opt',
+                             'depth=2', '--patch', '32,32', '--batch-size', '2', '--no-progress'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    try:
+        deadline = time.time() + 300
+        while not (out / 'log.csv').exists():                             # the first row: step 10, no checkpoint yet
+            assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() else 'timeout'
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert f"terminated; resume with --resume {out / 'last.pt'}" in err
+    st = load_checkpoint(out / 'last.pt')
+    assert 10 <= st['step'] < 100000 and st['history'][-1]['step'] <= st['step']
+
+
+def test_a_stop_signal_waits_for_the_step_under_way():
+    "Inside `hold()` (a step: the update and its count) a signal waits for the end; between steps it is raised at once."
+    stop = StopSignals()
+    ended = False
+    with pytest.raises(Terminated):
+        with stop.hold():
+            stop.handler(signal.SIGTERM, None)                             # arrives mid-step
+            stop.handler(signal.SIGINT, None)                              # a second one changes nothing
+            ended = True                                                   # the step goes on to its end
+    assert ended and stop.pending is None
+    with pytest.raises(KeyboardInterrupt) as e:
+        stop.handler(signal.SIGINT, None)
+    assert not isinstance(e.value, Terminated)
 
 
 def test_ddp_two_processes_agree_with_one(tmp_path):
