@@ -86,9 +86,9 @@ def test_reuse_freed_memory_keeps_large_blocks_for_the_next_allocation():
     """glibc maps every block over 32 MiB afresh and unmaps it when freed, so each such tensor of a training step was
     zero-filled by the kernel page by page again (a semi-supervised step on ACDC slices spent as long in the kernel as
     in PyTorch). Five steps of two 3 x 3 convolutions on 4 x 16 x 256 x 256 maps (16 MiB each; their gradients and
-    temporaries larger) fault in tens of thousands of pages with glibc's defaults, and next to none after
-    `reuse_freed_memory`: the blocks of the warm-up steps serve the later ones. (Ten 64 MiB tensors allocated and freed
-    in turn were too simple a probe: glibc served every other one afresh either way.)"""
+    temporaries larger), after four warm-up steps, fault in tens of thousands of pages with glibc's defaults, and next
+    to none after `reuse_freed_memory`: the blocks of the warm-up steps serve the later ones. (Ten 64 MiB tensors
+    allocated and freed in turn were too simple a probe: glibc served every other one afresh either way.)"""
     code = (
         'import resource, sys, torch\n'
         'import torch.nn.functional as F\n'
@@ -97,14 +97,16 @@ def test_reuse_freed_memory_keeps_large_blocks_for_the_next_allocation():
         'torch.set_num_threads(1)\n'
         'x, w = torch.randn(4, 16, 256, 256), torch.randn(16, 16, 3, 3, requires_grad=True)\n'
         'step = lambda: F.conv2d(F.conv2d(x, w, padding=1).relu(), w, padding=1).square().mean().backward()\n'
-        'step(); step()\n'                                                   # warm-up: faulted in either way
+        'for _ in range(4): step()\n'                                        # warm-up: faulted in either way
         'r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n'
         'for _ in range(5): step()\n'
         'print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)\n')
     faults = {flag: int(subprocess.run([sys.executable, '-c', code, flag], capture_output=True, text=True,
                                        check=True).stdout.split()[-1]) for flag in '01'}
-    assert faults['0'] > 5_000, faults               # mapped afresh at every step (61-114 thousand pages measured)
-    assert faults['1'] < faults['0'] / 4, faults     # reused (0 or 4096 measured)
+    # after two warm-up steps, not four, the heap was still growing now and then (4096-12288 pages in 5 steps, where
+    # the defaults gave 16-143 thousand), and the test failed once under load (4096 against 16321)
+    assert faults['0'] > 5_000, faults               # mapped afresh at every step (28-176 thousand pages measured)
+    assert faults['1'] < faults['0'] / 4, faults     # reused (0, at times 8192, measured)
 
 
 def test_the_trainer_reuses_freed_memory_on_a_cpu_unless_told_not_to(tmp_path, monkeypatch):
