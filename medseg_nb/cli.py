@@ -57,6 +57,16 @@ def _parse_value(v: str):
     return v
 
 
+def _sizes_arg(text: str, flag: str) -> tuple[int, ...]:
+    "A comma-separated list of whole sizes from the command line ('96,96'), else an error naming the flag."
+    try:
+        return tuple(int(x) for x in text.split(','))
+    except ValueError:
+        raise ValueError(
+            f"{flag} takes whole sizes separated by commas (e.g. 96,96 or 32,64,64); got {text!r}"
+        ) from None
+
+
 def _kv(pairs) -> dict:
     out = {}
     for p in pairs or []:
@@ -507,7 +517,7 @@ def _run(a) -> dict:
             if getattr(a, k) is not None:
                 tr[k] = getattr(a, k)
         if a.patch:
-            tr['patch'] = tuple(int(x) for x in a.patch.split(','))
+            tr['patch'] = _sizes_arg(a.patch, '--patch')
         return train(
             a.method,
             a.dataset,

@@ -349,6 +349,21 @@ def reuse_freed_memory() -> bool:
     return _MEMORY_REUSED
 
 # %% ../nbs/06_train.ipynb #c023
+def _sizes(name: str, value, axes: int, what: str) -> tuple[int, ...]:
+    "`value` as `axes` whole sizes >= 1 (a training option's patch or size), else a ValueError naming `name`."
+    try:
+        sizes = tuple(value)
+    except TypeError:
+        sizes = (value,)
+    whole = all(
+        (isinstance(v, (int, np.integer)) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+        for v in sizes
+    )
+    if len(sizes) != axes or not whole or any(v < 1 for v in sizes):
+        raise ValueError(f"training option {name!r} takes {axes} whole sizes >= 1 ({what}); got {value!r}")
+    return tuple(int(v) for v in sizes)
+
+
 class TrainerBase:
     """Everything the training loop needs but the loop: the model on its device (DDP across ranks), the optimiser and
     the AMP scaler, the EMA teacher, shuffled batch streams, checkpoints and history, validation. `Trainer` adds the
@@ -385,9 +400,15 @@ class TrainerBase:
             raise ValueError(
                 f"patch {tuple(self.cfg.patch)} has {len(self.cfg.patch)} axes but the data is {self.dim}-D"
             )
+        # checked here, not at the first sample or validation: a zero or fractional size would fail (or be truncated)
+        # deep in the loop, a wrong validation tile `val_every` steps into training
+        axes = f'one per axis of the {self.dim}-D data'
+        self.cfg['patch'] = _sizes('patch', self.cfg.patch, self.dim, axes)
+        if self.cfg.val_patch is not None:
+            self.cfg['val_patch'] = _sizes('val_patch', self.cfg.val_patch, self.dim, axes)
         if self.cfg.size is not None:  # one geometry: every image resized in-plane to `size`
-            self.cfg['size'] = size = tuple(int(v) for v in self.cfg.size)
-            if len(size) != 2 or any(p > s for p, s in zip(self.cfg.patch[-2:], size)):
+            self.cfg['size'] = size = _sizes('size', self.cfg.size, 2, 'the in-plane H, W')
+            if any(p > s for p, s in zip(self.cfg.patch[-2:], size)):
                 raise ValueError(
                     f"size {size} must be an in-plane (H, W) at least as large as the patch's "
                     f"last two axes {tuple(self.cfg.patch[-2:])}"

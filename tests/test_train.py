@@ -176,6 +176,23 @@ def test_a_training_option_of_the_wrong_type_is_named():
     assert isinstance(t.cfg.lr, float) and t.cfg.device == 'cpu'
 
 
+def test_patch_and_size_are_whole_sizes_checked_before_training(tmp_path):
+    """A zero or fractional patch, or a validation tile of the wrong shape, used to be taken: `patch=(64.5, 64)` trained
+    on 64 x 64 crops without a word, `val_patch=(0, 64)` and `val_patch=(64,)` failed inside the first validation,
+    `val_every` steps into training, with torch's or the sliding window's message, and `--patch 96,x` said only
+    "invalid literal for int()"."""
+    bad = (('patch', (64.5, 64)), ('patch', (0, 32)), ('val_patch', (0, 64)), ('val_patch', (64,)), ('size', (32, -1)))
+    for key, value in bad:
+        with pytest.raises(ValueError, match=rf"training option '{key}' takes 2 whole sizes >= 1 \(.*\); got"):
+            _trainer(None, **{key: value})
+    t = _trainer(None, patch=(32.0, 32), val_patch=(48, 48), size=(40.0, 40))
+    assert (t.cfg.patch, t.cfg.val_patch, t.cfg.size) == ((32, 32), (48, 48), (40, 40))
+    assert all(type(v) is int for v in t.cfg.patch + t.cfg.size)
+    r = _cli('train', '--dataset', 'phantom-glands', '--out', str(tmp_path), '--steps', '1', '--patch', '96,x')
+    assert r.returncode == 2, r.stderr
+    assert "--patch takes whole sizes separated by commas (e.g. 96,96 or 32,64,64); got '96,x'" in r.stderr
+
+
 def test_a_schedule_or_metric_the_trainer_does_not_know_is_refused_before_training():
     """`--set schedule=linear` used to be taken and refused at the first step's learning rate, and `--set
     metrics=dice,hdd95` at the first validation, `val_every` steps (minutes to hours on a CPU) into training. Both are
