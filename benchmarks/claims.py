@@ -87,7 +87,7 @@ def sanity_rows():
         v = (f'too few seeds ({n} of 3)' if n < 3 else 'holds' if ci[0] > 0 else
              'holds on the mean, not significant' if d >= 0 else 'fails')
         rows.append(row('sanity', '-', f'mean teacher >= supervised at {p} labeled patients',
-                        f"ACDC, {p} labeled patients, {runs[0]['steps']} steps, equal steps", res, v,
+                        f"ACDC, {labeled(p)}, {runs[0]['steps']} steps, equal steps", res, v,
                         f'{n} paired seeds; mean-teacher tail change up to {max(tails):.1f} Dice points'))
     return rows
 
@@ -147,7 +147,7 @@ def nsda_rows():
         tail = max(converged(r['curve']) for r in rr if r['method'] == 'unet' and r['seed'] in both)
         res = (f"U-Net {mean_sd(u[k] for k in sorted(both))}, U-Net + NSDA {mean_sd(a[k] for k in sorted(both))}; "
                f"difference {difference(d, ci)}")
-        out.append(row('nsda', 'NSDA', claim, f"ACDC, {p} labeled patients, {rr[0]['steps']} steps, the acdc recipe, CPU",
+        out.append(row('nsda', 'NSDA', claim, f"ACDC, {labeled(p)}, {rr[0]['steps']} steps, the acdc recipe, CPU",
                        res, verdict(d, ci, n), f'U-Net tail change {tail:.1f} Dice points; cost per step: the DRIVE row '
                        '(these runs shared the machine unequally, so their times are not compared)'))
     if not out:
@@ -206,7 +206,7 @@ def arco_rows():
     if not runs:
         return [row('arco', 'ARCO', claim_var.format('stratified sampling (SG, SAG)'), 'ACDC', note=NOT_RUN),
                 *arco_mt_rows(claim_mt)]
-    setting = (f"ACDC, {runs[0]['patients']} labeled patients, ARCO trained {runs[0]['steps']} steps (SG, batch "
+    setting = (f"ACDC, {labeled(runs[0]['patients'])}, ARCO trained {runs[0]['steps']} steps (SG, batch "
                f"{runs[0]['batch']} + {runs[0]['batch']}); {runs[0]['draws']} draws per sampler on a fixed probe batch "
                'every 50 steps, CPU')
     out = []
@@ -238,6 +238,11 @@ def arco_mt_rows(claim):
                        note=f'{len(missing)} of {3 * len(samplers)} comparisons not measured yet ({what}; '
                             f'{pending_command(acdc, missing)})'))
     return out
+
+
+def labeled(p: int) -> str:
+    "'1 labeled patient', '3 labeled patients', 'all 70 labeled patients' (ACDC's whole training set)."
+    return f"{'all 70' if p == 70 else p} labeled patient{'s' * (p != 1)}"
 
 
 NOT_RUN = 'grid not re-run since issue 18 (its section of RESULTS.md is superseded)'
@@ -347,7 +352,7 @@ def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True, budg
         tail, v_tail = (max(converged(runs[k]['curve']) for k in both) for runs in (b, v))
         res = (f"{names[0]} {mean_sd(b[k]['dice'] for k in both)}, {names[1]} {mean_sd(v[k]['dice'] for k in both)}; "
                f"difference {difference(d, ci)}")
-        out.append(row(key, paper, claim, f"ACDC, {'all 70' if p == 70 else p} labeled patients, {v[both[0]]['steps']} "
+        out.append(row(key, paper, claim, f"ACDC, {labeled(p)}, {v[both[0]]['steps']} "
                        f"steps, the acdc recipe (batch 16{' + 16 unlabeled' if unlabeled else ''}), CPU", res,
                        verdict(d, ci, n, baseline_tail=tail),
                        f'tail change: {names[0]} {tail:.1f}, {names[1]} {v_tail:.1f} Dice points'

@@ -286,7 +286,7 @@ def recipe_curves(patients: int, style: dict, path: str | Path | None = None):
         first = r['seed'] == min(q['seed'] for q in runs if q['method'] == r['method'])
         ax.plot(steps, dice, ls=line, color=colour, alpha=0.8, label=name if first else None)
     ax.set(xlabel='step', ylabel='validation mean Dice (20 volumes)', ylim=(0, 1),
-           title=f'ACDC, {patients} labeled patients: one curve per run')
+           title=f"ACDC, {patients} labeled patient{'s' * (patients != 1)}: one curve per run")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
