@@ -389,7 +389,9 @@ def register_method(cls):
 
 
 def get_method(name: str, **cfg) -> Method:
-    "The registered method `name`, configured by `cfg`."
+    "The registered method `name`, configured by `cfg`; the package's own methods are loaded at the first unknown name."
+    if name not in METHODS:  # `get_method('arco')` right after `from medseg_nb.core import get_method`
+        load_methods()
     return METHODS.get(name, **cfg)
 
 

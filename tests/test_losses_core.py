@@ -56,3 +56,18 @@ def test_seed_repeatable_dropout():
     seed_everything(3); a = F.dropout(torch.ones(100), 0.5)
     seed_everything(3); b = F.dropout(torch.ones(100), 0.5)
     assert torch.equal(a, b)
+
+
+def test_get_method_finds_a_packaged_method_without_load_methods_first():
+    """`from medseg_nb.core import get_method; get_method('arco')` in a fresh session said "unknown method 'arco';
+    registered: none yet": methods register when their module is imported, and only the CLI and the tour imported them.
+    Now the first unknown name loads the package's methods; a name that is still unknown lists every registered one."""
+    import subprocess, sys
+    code = ("from medseg_nb.core import get_method\n"
+            "print(get_method('arco', sampler='ns').cfg.sampler)\n"
+            "try:\n    get_method('arcoo')\nexcept KeyError as e:\n    print(e)\n")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    first, second = r.stdout.strip().splitlines()
+    assert first == 'ns'
+    assert "unknown method 'arcoo'; registered: [" in second and "'arco'" in second and "'vqseg'" in second
