@@ -19,6 +19,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from .viz import atomic_write_bytes
+
 # %% auto #0
 __all__ = ['PLOTLY_MATHJAX', 'MAIN_GUARD', 'ASSET_FILES', 'URLS', 'DIRECTIVE', 'NAV', 'NAV_CSS', 'page_info', 'copy_assets',
            'sliced', 'SlicedClient', 'execute', 'for_readers', 'render', 'index_html', 'syllabus', 'navigation',
@@ -193,10 +195,15 @@ def _build_one(path: str, out: str, fast: bool, threads: int = 1, cell_timeout: 
                 klog.write(f'--- attempt 1 failed: {err[:300]}; a fresh kernel ---\n')
                 klog.flush()
     name = 'readme' if path.stem == 'index' else path.stem  # index.html is the site's own index
-    (Path(out) / f'{name}.html').write_text(render(for_readers(nb)))
+    _write(Path(out) / f'{name}.html', render(for_readers(nb)))
     return dict(name=name, file=f'{name}.html', seconds=round(time.time() - t, 1), **retried, **page_info(nb))
 
 # %% ../nbs/91_site.ipynb #c012
+def _write(path: Path, text: str):
+    "Write a page or the site's index through a temporary file and a rename: an interrupted build never leaves half."
+    atomic_write_bytes(path, text.encode())
+
+
 def index_html(pages: list[dict]) -> str:
     items = '\n'.join(
         f'<li><a href="{html.escape(p["file"])}">{html.escape(p["title"])}</a>'
@@ -261,7 +268,7 @@ def add_navigation(out: str | Path, pages: list[dict]):
             r'(<body[^>]*>)', lambda m: f'{m[1]}\n<!-- medseg-nav -->{top}<!-- /medseg-nav -->\n', page, count=1
         )
         page = page.replace('</body>', f'<!-- medseg-nav -->{bottom}<!-- /medseg-nav -->\n</body>', 1)
-        f.write_text(page)
+        _write(f, page)
 
 
 def build_site(
@@ -312,8 +319,8 @@ def build_site(
         ]
     pages = syllabus(pages)
     add_navigation(out, pages)
-    (out / 'index.html').write_text(index_html(pages))
-    (out / 'pages.json').write_text(json.dumps(pages, indent=1))
+    _write(out / 'index.html', index_html(pages))
+    _write(out / 'pages.json', json.dumps(pages, indent=1))
     if failed:
         raise RuntimeError(
             f"{len(failed)} of {len(paths)} notebooks failed: "
