@@ -18,7 +18,7 @@ import nbformat
 
 # %% auto #0
 __all__ = ['BEGIN', 'END', 'GRADE_RE', 'WRITTEN_RE', 'ASSIGNMENTS', 'grade_spec', 'written_spec', 'has_solution',
-           'instructor_version', 'student_version', 'build', 'grade', 'format_report', 'autograde']
+           'instructor_version', 'student_version', 'build', 'grade', 'format_report', 'autograde', 'course_notebooks']
 
 # %% ../nbs/90_assignments.ipynb #c006
 BEGIN, END = '### BEGIN SOLUTION', '### END SOLUTION'
@@ -371,3 +371,24 @@ ASSIGNMENTS = {
     '70_vector_quantization': 'VQ-Seg: the quantised perturbation sampler',
     '80_stratified_sampling': 'ARCO: proportional allocation of samples over strata',
 }
+
+
+def course_notebooks(names: list[str], nbs: str | Path = 'nbs') -> list[Path]:
+    """The notebooks `assignment build` reads: 'all' (every assignment), an assignment's name (its notebook under
+    `nbs`, as `assignment autograde` names it) or a notebook path; a name that is neither says what is expected."""
+    nbs, out = Path(nbs), []
+    for n in names:
+        if n == 'all':
+            out += [nbs / f'{a}.ipynb' for a in ASSIGNMENTS]
+        elif n in ASSIGNMENTS and not Path(n).exists():
+            out.append(nbs / f'{n}.ipynb')
+        elif Path(n).is_file():
+            out.append(Path(n))
+        else:
+            raise FileNotFoundError(
+                f"no notebook at {n}; expected a notebook path, 'all' or an assignment name: {', '.join(ASSIGNMENTS)}"
+            )
+    missing = [str(p) for p in out if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no notebook at {', '.join(missing)}; run from the project's root (nbs/ beside you)")
+    return out

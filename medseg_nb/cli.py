@@ -470,7 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     asub = p.add_subparsers(dest='action', required=True)
     q = asub.add_parser('build', help="student (release/) and instructor (source/) versions of course notebooks")
     q.add_argument(
-        'notebooks', nargs='+', help="notebooks with '### BEGIN SOLUTION' regions, or 'all' for the course in ./nbs"
+        'notebooks',
+        nargs='+',
+        help="notebooks with '### BEGIN SOLUTION' regions, assignment names (60_nsda) or 'all': the course in ./nbs",
     )
     q.add_argument('--out', required=True, help='course folder (nbgrader layout)')
     q.add_argument('--json', action='store_true')
@@ -565,10 +567,10 @@ def _run(a) -> dict:
             cell_timeout=a.cell_timeout,
         )
     if a.command == 'assignment':
-        from medseg_nb.assignments import ASSIGNMENTS, autograde, build, format_report, grade
+        from medseg_nb.assignments import autograde, build, course_notebooks, format_report, grade
 
         if a.action == 'build':
-            nbs = [Path('nbs') / f'{n}.ipynb' for n in ASSIGNMENTS] if a.notebooks == ['all'] else a.notebooks
+            nbs = course_notebooks(a.notebooks)
             rows = build(nbs, a.out)
             if not a.json:
                 print(

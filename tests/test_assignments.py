@@ -210,3 +210,21 @@ def test_grading_children_may_skip_rfc3987_syntax():
                      "print(type(sys.modules['rfc3987_syntax']).__name__, len(nb.cells))")
     r = subprocess.run([sys.executable, '-c', code], input=nbformat.writes(nb), capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.split() == ['NoneType', '1'], r.stderr[-2000:]
+
+
+def test_assignment_build_takes_assignment_names(tmp_path, monkeypatch):
+    """`medseg-nb assignment build 60_nsda` (the name `assignment autograde` takes) said "no notebook at 60_nsda",
+    and any other unknown name did not say what `build` takes. Names and 'all' resolve under nbs/; paths stay paths."""
+    from medseg_nb.assignments import course_notebooks
+    assert course_notebooks(['60_nsda'], NBS) == [NBS / '60_nsda.ipynb']
+    assert course_notebooks(['all'], NBS) == [NBS / f'{n}.ipynb' for n in ASSIGNMENTS]
+    assert course_notebooks([str(NBS / '50_lomix.ipynb')], NBS) == [NBS / '50_lomix.ipynb']
+    with pytest.raises(FileNotFoundError, match="no notebook at 60_nsdaa; expected a notebook path, 'all' or an "
+                                                "assignment name: 11_gaussian_fields, 21_graphseg"):
+        course_notebooks(['60_nsdaa'], NBS)
+    with pytest.raises(FileNotFoundError, match="run from the project's root"):
+        course_notebooks(['60_nsda'], tmp_path)
+    monkeypatch.chdir(NBS.parent)
+    r = subprocess.run([sys.executable, '-m', 'medseg_nb.cli', 'assignment', 'build', 'nsda', '--out', str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "expected a notebook path, 'all' or an assignment name: " in r.stderr, r.stderr
