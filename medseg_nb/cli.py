@@ -220,6 +220,23 @@ def per_class(reports: list[dict], metric: str) -> dict:
     return out
 
 
+def _same_data(st: dict, ds, checkpoint, what: str):
+    """Refuse data whose channels or classes differ from the checkpoint's training data (read as the Trainer reads
+    them): a 2-class model scored on 3-class labels gave numbers, not an error."""
+    trained = {k: st['data'][k] for k in ('in_channels', 'num_classes')}
+    given = dict(
+        in_channels=getattr(ds, 'in_channels', None) or ds[0]['image'].shape[0],
+        num_classes=getattr(ds, 'num_classes', 2),
+    )
+    if given != trained:
+        on = (st.get('extra') or {}).get('dataset', 'its training data')
+        raise ValueError(
+            f"checkpoint {checkpoint} was trained on {on}: {trained['in_channels']} input channels, "
+            f"{trained['num_classes']} classes; {what} has {given['in_channels']} channels, {given['num_classes']} "
+            'classes. Evaluate it on data with the same channels and classes'
+        )
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     dataset: str,
@@ -236,6 +253,7 @@ def evaluate_checkpoint(
     ds = get_dataset(
         dataset, data_root_, split, **{k: tuple(v) if isinstance(v, list) else v for k, v in dopts.items()}
     )
+    _same_data(st, ds, checkpoint, f'{dataset} ({split})')
     mean, reports = evaluate_model(model, ds, metrics=metrics, progress=progress, **geometry(st['config']))
     return dict(
         checkpoint=str(checkpoint),

@@ -625,3 +625,30 @@ def test_a_method_without_running_state_refuses_one_from_a_checkpoint():
     m.load_state_dict({})
     with pytest.raises(ValueError, match=r"'unet' keeps no running state.*\['queue'\]"):
         m.load_state_dict({'queue': torch.zeros(2)})
+
+
+def test_eval_refuses_data_with_other_classes_or_channels_than_the_checkpoint(tmp_path):
+    """`evaluate_checkpoint` scored a checkpoint on whatever dataset it was given: a 2-class phantom model on a folder of
+    3-class masks returned Dice for classes 1 and 2 as if they were comparable. Now data whose channels or classes
+    differ from the training data's (as the Trainer read them) is refused, naming both; the same data still scores."""
+    import numpy as np
+    from PIL import Image
+    cli.train('unet', 'phantom-glands', tmp_path / 'run', steps=1, method_options=dict(width=4, depth=2),
+              train_options=dict(patch=(32, 32), batch_size=2), progress=False)
+    ckpt = tmp_path / 'run' / 'last.pt'
+    rng = np.random.default_rng(0)
+    for sub in ('images', 'masks'):
+        (tmp_path / 'folder' / sub).mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / 'folder' / 'images' / f'{i}.png')
+        Image.fromarray(np.repeat(np.array([0, 128, 255], np.uint8), 14)[:40][None].repeat(40, 0)).save(
+            tmp_path / 'folder' / 'masks' / f'{i}.png')
+    with pytest.raises(ValueError, match=r"trained on phantom-glands: 3 input channels, 2 classes; folder \(all\) has 3 "
+                                         r"channels, 3 classes\. Evaluate it on data with the same channels and classes"):
+        cli.evaluate_checkpoint(ckpt, 'folder', tmp_path / 'folder', split='all', metrics=('dice',), progress=False,
+                                dataset_options=dict(values={0: 0, 128: 1, 255: 2}))
+    with pytest.raises(ValueError, match=r"phantom-organs3d \(val\) has 1 channels, 5 classes"):
+        cli.evaluate_checkpoint(ckpt, 'phantom-organs3d', split='val', metrics=('dice',), progress=False)
+    r = cli.evaluate_checkpoint(ckpt, 'folder', tmp_path / 'folder', split='all', metrics=('dice',), progress=False,
+                                dataset_options=dict(values={0: 0, 128: 1, 255: 1}))
+    assert r['items'] == 2 and set(r['per_class']['dice']) == {'1'}
