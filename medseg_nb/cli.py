@@ -289,6 +289,8 @@ def tour(
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise KeyError(f"unknown methods {unknown}; registered: {sorted(METHODS)}")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ValueError(f"tour takes a positive number of seconds per method; got {seconds!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows, figs = [], []

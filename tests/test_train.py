@@ -652,3 +652,12 @@ def test_eval_refuses_data_with_other_classes_or_channels_than_the_checkpoint(tm
     r = cli.evaluate_checkpoint(ckpt, 'folder', tmp_path / 'folder', split='all', metrics=('dice',), progress=False,
                                 dataset_options=dict(values={0: 0, 128: 1, 255: 1}))
     assert r['items'] == 2 and set(r['per_class']['dice']) == {'1'}
+
+
+def test_tour_refuses_a_time_that_is_not_positive_before_training(tmp_path):
+    """`medseg-nb tour --seconds 0` (or -1) started training the first method and then failed on the Trainer's
+    `max_minutes`, a name and a unit (-0.0167 minutes) the user never typed. Now the tour says so before it trains."""
+    for bad in (0, -1, float('nan')):
+        with pytest.raises(ValueError, match='tour takes a positive number of seconds per method; got'):
+            cli.tour(tmp_path / 'tour', seconds=bad, methods=['unet'], progress=False)
+    assert not (tmp_path / 'tour').exists()
