@@ -30,6 +30,28 @@ def timed(fn, repeat=5):
     return (time.perf_counter() - t) / repeat
 
 
+def triton_against_reference(dev):
+    """The Triton kernel's output, last state and all gradients against the sequential reference in float64 on fresh
+    random inputs: ragged shapes (channels past a block, states not a power of two, lengths past a chunk) and a long one."""
+    from medseg_nb.methods.mamba_home.selective_scan import selective_scan
+    worst = 0.0
+    for b, D, N, L in [(2, 5, 3, 37), (1, 20, 16, 70), (2, 64, 16, 1000), (1, 130, 16, 4100)]:
+        x = dict(u=torch.randn(b, D, L), delta=torch.randn(b, D, L) * 0.5, A=-torch.rand(D, N) * 2 - 0.1,
+                 B=torch.randn(b, N, L), C=torch.randn(b, N, L), D=torch.randn(D), z=torch.randn(b, D, L),
+                 delta_bias=torch.randn(D) * 0.1)
+        w = torch.cos(torch.arange(L, dtype=torch.float64, device=dev))
+        got = {}
+        for backend, dtype in (('triton', torch.float32), ('ref', torch.float64)):
+            t = {k: v.to(dev, dtype).requires_grad_() for k, v in x.items()}
+            y, last = selective_scan(**t, delta_softplus=True, return_last_state=True, backend=backend)
+            ((y * w.to(dtype)).sum() + (last ** 2).sum()).backward()
+            got[backend] = [y.detach().double(), last.detach().double()] + [t[k].grad.double() for k in x]
+        for a, r in zip(got['triton'], got['ref']):
+            e = float((a - r).abs().max() / r.abs().max().clamp_min(1e-12))
+            worst = max(worst, e if e == e else float('inf'))
+    return f'{worst:.1e} ({"OK" if worst < 1e-4 else "CHECK"})'
+
+
 def main():
     dry = '--dry-run-cpu' in sys.argv          # exercise the script on a CPU (no results are written)
     if not torch.cuda.is_available() and not dry:
@@ -67,10 +89,12 @@ def main():
     ts = timed(lambda: selective_scan_ref(**ad, delta_softplus=True), repeat=1)
     rows.append(('selective scan, sequential reference on the GPU, same input: ms', f'{1e3 * ts:.1f}'))
     from medseg_nb.methods.mamba_home.selective_scan import _triton_scan, selective_scan_triton
-    if _triton_scan() is not None:
+    if _triton_scan() is not None and not dry:          # the Triton kernel runs on CUDA tensors only
         out = selective_scan_triton(**ad, delta_softplus=True)
         tt = timed(lambda: selective_scan_triton(**ad, delta_softplus=True))
         rows.append(('selective scan, Triton kernel vs chunked: max diff / ms', f'{(out.cpu() - ref).abs().max().item():.1e} / {1e3 * tt:.1f}'))
+        rows.append(('selective scan, Triton kernel vs float64 sequential reference: largest relative difference of '
+                     'output and gradients over 4 shapes', triton_against_reference(dev)))
     try:
         out = selective_scan(**ad, delta_softplus=True, backend='kernel')
         tk = timed(lambda: selective_scan(**ad, delta_softplus=True, backend='kernel'))
@@ -90,7 +114,11 @@ def main():
     from medseg_nb.train import Trainer
     steps = 4 if dry else 30
     train_rows = []
-    for name in sorted(METHODS, key=lambda n: (n != 'unet', n)):
+    from medseg_nb.methods.mamba_home.selective_scan import scan_backend
+    runs = [(n, None) for n in sorted(METHODS, key=lambda n: (n != 'unet', n))]
+    at = runs.index(('mamba_home', None))                    # Mamba-HoME with each scan: the Triton kernel and the chunked
+    runs[at:at + 1] = [('mamba_home', 'triton'), ('mamba_home', 'chunked')] if _triton_scan() and not dry else runs[at:at + 1]
+    for name, scan in runs:
         m = get_method(name); plan = _tour_plan(m)
         tr = get_dataset(plan['dataset'], None, 'train')
         lab, unl = split_labeled(len(tr), plan['labeled'], 0) if plan['labeled'] else (None, None)
@@ -100,17 +128,19 @@ def main():
         stamps = []
         try:
             t = Trainer(m, tr, None, None, cfg, labeled_idx=lab, unlabeled_idx=unl)
-            t.fit(callback=lambda _: (_sync(), stamps.append(time.perf_counter())))
+            with scan_backend(scan or 'auto'):
+                t.fit(callback=lambda _: (_sync(), stamps.append(time.perf_counter())))
             gaps = [b - a for a, b in zip(stamps[2:], stamps[3:])]         # the first steps warm up (allocator, cudnn)
             sps = 1 / (sum(gaps) / len(gaps))
             per_step = cfg.get('batch_size', 8) + (cfg.get('unlabeled_batch_size') or cfg.get('batch_size', 8) if t.semi else 0)
             losses = [r['loss'] for r in t.history if 'loss' in r]
             ok = all(v == v and abs(v) < 1e6 for v in losses)
             mem = torch.cuda.max_memory_allocated() / 2 ** 30 if dev.type == 'cuda' else float('nan')
-            train_rows.append(f"| {name} | {plan['dataset']} | {sps:.1f} | {sps * per_step:.0f} | {mem:.2f} | "
+            label = name + (f' ({scan} scan)' if scan else '')
+            train_rows.append(f"| {label} | {plan['dataset']} | {sps:.1f} | {sps * per_step:.0f} | {mem:.2f} | "
                               f"{losses[0]:.3f} -> {losses[-1]:.3f} ({'finite' if ok else 'CHECK'}) |")
         except Exception as e:                 # one method's failure must not hide the others' numbers
-            train_rows.append(f'| {name} | {plan["dataset"]} | failed: {type(e).__name__}: {str(e)[:80]} | | | |')
+            train_rows.append(f'| {name}{f" ({scan} scan)" if scan else ""} | {plan["dataset"]} | failed: {type(e).__name__}: {str(e)[:80]} | | | |')
         print(train_rows[-1], flush=True)
     body = f"## GPU check (`benchmarks/gpu_check.py`)\n\nMachine: {machine()}.\n\n| check | result |\n|---|---|\n" + \
         '\n'.join(f'| {a} | {b} |' for a, b in rows) + \

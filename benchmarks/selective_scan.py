@@ -1,11 +1,16 @@
-"""Chunked selective scan against the sequential reference, L = 1k .. 64k (CPU; GPU too when one is at hand, with the
-Triton kernel of notebook 43 beside them).
+"""The selective scan's implementations against each other: the sequential reference, the chunked scan and (on a GPU)
+the Triton kernel of notebook 43, forward and forward+backward, at growing sequence lengths.
 
-    python benchmarks/selective_scan.py [--lengths 1024 4096 16384 65536] [--threads 1]
+    python benchmarks/selective_scan.py                         # CPU: L = 1k .. 64k, one thread
+    python benchmarks/selective_scan.py --device cuda --lengths 4096 32768 262144    # on a lent GPU
 
-Target of the Mamba-HoME issue: the chunked scan at least 5x faster than the sequential one at L = 4k on the CPU.
+Each device writes its own section of RESULTS.md (selective_scan, selective_scan_gpu). Targets of the performance
+issue: on the CPU the chunked scan at least 5x the sequential one at L = 4096; on a GPU the Triton kernel at least 20x
+the chunked scan at L = 32768.
 """
 import argparse
+import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -18,9 +23,11 @@ from _results import machine, write_section  # noqa: E402
 from medseg_nb.methods.mamba_home.selective_scan import (_triton_scan, selective_scan_chunked, selective_scan_ref,  # noqa: E402
                                                          selective_scan_triton)
 
+SCANS = dict(sequential=selective_scan_ref, chunked=selective_scan_chunked, triton=selective_scan_triton)
 
-def inputs(L, device, d=64, n=16, grad=False):
-    g = torch.Generator().manual_seed(0)
+
+def inputs(L, device, d=64, n=16, grad=False, seed=0):
+    g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g).to(device)
     a = dict(u=r(1, d, L), delta=r(1, d, L) * 0.5, A=-torch.exp(r(d, n) * 0.5), B=r(1, n, L), C=r(1, n, L), D=r(d))
     if grad:
@@ -29,58 +36,107 @@ def inputs(L, device, d=64, n=16, grad=False):
 
 
 def timed(fn, device, repeats=3):
+    "Milliseconds: on the CPU the best of `repeats`, on a GPU the median of `repeats` timed by CUDA events."
     fn()
-    if device == 'cuda': torch.cuda.synchronize()
+    if device == 'cuda':
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record(); fn(); end.record(); torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        return statistics.median(times)
     best = float('inf')
     for _ in range(repeats):
         t = time.perf_counter(); fn()
-        if device == 'cuda': torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t)
     return best * 1000
 
 
+def fwd(name, x):
+    return lambda: SCANS[name](**x, delta_softplus=True)
+
+
+def fwd_bwd(name, x):
+    def run():
+        for v in x.values(): v.grad = None
+        SCANS[name](**x, delta_softplus=True).square().sum().backward()
+    return run
+
+
+def gradients(name, L, device):
+    x = inputs(L, device, grad=True)
+    fwd_bwd(name, x)()
+    return [v.grad.detach().double() for v in x.values()]
+
+
+def cell(ms, base=None):
+    return '-' if ms is None else f'{ms:.1f}' + ('' if base is None else f' ({base / ms:.1f}x)')
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--lengths', type=int, nargs='+', default=[1024, 4096, 16384, 65536])
+    ap.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    ap.add_argument('--lengths', type=int, nargs='+', default=None, help='default: 1k .. 64k (CPU), 4k 32k 256k (GPU)')
     ap.add_argument('--threads', type=int, default=1)
-    ap.add_argument('--backward-up-to', type=int, default=16384)
+    ap.add_argument('--sequential-up-to', type=int, default=None, help='longest L the sequential scan runs forward')
+    ap.add_argument('--backward-up-to', type=int, default=None, help='longest L the sequential scan runs backward')
     a = ap.parse_args()
+    dev, gpu = a.device, a.device == 'cuda'
+    if gpu and not torch.cuda.is_available():
+        sys.exit('--device cuda: no CUDA device here')
+    lengths = a.lengths or ([4096, 32768, 262144] if gpu else [1024, 4096, 16384, 65536])
+    seq_fwd = a.sequential_up_to or (32768 if gpu else 65536)
+    seq_bwd = a.backward_up_to or (4096 if gpu else 16384)
     torch.set_num_threads(a.threads)
+    # the Triton kernel on a GPU, or on the CPU under its interpreter (TRITON_INTERPRET=1: slow, for checking the script)
+    interp = os.environ.get('TRITON_INTERPRET') == '1'
+    names = ['sequential', 'chunked'] + (['triton'] if (gpu or interp) and _triton_scan() is not None else [])
     rows = []
-    for device in ['cpu'] + (['cuda'] if torch.cuda.is_available() else []):
-        for L in a.lengths:
-            x = inputs(L, device)
-            ref = timed(lambda: selective_scan_ref(**x, delta_softplus=True), device, 1 if L > 16384 else 3)
-            ch = timed(lambda: selective_scan_chunked(**x, delta_softplus=True), device)
-            err = float((selective_scan_chunked(**x, delta_softplus=True) - selective_scan_ref(**x, delta_softplus=True)).abs().max())
-            fb = ''
-            if L <= a.backward_up_to:
-                xg = inputs(L, device, grad=True)
-                fr = timed(lambda: selective_scan_ref(**xg, delta_softplus=True).square().sum().backward(), device, 1)
-                fc = timed(lambda: selective_scan_chunked(**xg, delta_softplus=True).square().sum().backward(), device, 1)
-                fb = f'{fr:.0f} | {fc:.0f} | {fr / fc:.1f}x'
-            else:
-                fb = '- | - | -'
-            tri = '- | - | -'
-            if device == 'cuda' and _triton_scan() is not None:
-                tt = timed(lambda: selective_scan_triton(**x, delta_softplus=True), device)
-                terr = float((selective_scan_triton(**x, delta_softplus=True) - selective_scan_chunked(**x, delta_softplus=True)).abs().max())
-                xg = inputs(L, device, grad=True)
-                ttb = timed(lambda: selective_scan_triton(**xg, delta_softplus=True).square().sum().backward(), device)
-                tri = f'{tt:.1f} ({ch / tt:.0f}x chunked) | {ttb:.1f} | {terr:.1e}'
-            rows.append(f'| {device} | {L} | {ref:.1f} | {ch:.1f} | {ref / ch:.1f}x | {fb} | {err:.1e} | {tri} |')
-            print(rows[-1], flush=True)
-    body = f"""## Selective scan: chunked against sequential (`benchmarks/selective_scan.py`)
+    for L in lengths:
+        x, xg = inputs(L, dev), inputs(L, dev, grad=True)
+        reps = 10 if gpu else (1 if L > 16384 else 3)
+        f, fb = {}, {}
+        for name in names:
+            if name == 'sequential' and L > seq_fwd:
+                f[name] = fb[name] = None
+                continue
+            f[name] = timed(fwd(name, x), dev, 1 if name == 'sequential' else reps)
+            fb[name] = None if name == 'sequential' and L > seq_bwd else \
+                timed(fwd_bwd(name, xg), dev, 1 if name == 'sequential' else reps)
+        # the fastest against the one before it: Triton against chunked on a GPU, chunked against sequential on the CPU
+        new, old = names[-1], names[-2]
+        y = SCANS[new](**x, delta_softplus=True)
+        err = float((y - SCANS[old](**x, delta_softplus=True)).abs().max() / y.abs().max())
+        gerr = '-'
+        if fb[old] is not None:
+            ga, gb = gradients(new, L, dev), gradients(old, L, dev)
+            gerr = f"{max(float((p - q).abs().max() / q.abs().max()) for p, q in zip(ga, gb)):.1e}"
+        # in brackets: the speed-up over the implementation before it (sequential, chunked, Triton)
+        speed = lambda t: [cell(t[n], t[names[i - 1]] if i else None) for i, n in enumerate(names)]
+        rows.append(f"| {L} | " + ' | '.join(speed(f) + speed(fb)) +
+                    f' | {err:.1e} | {gerr} |')
+        print(rows[-1], flush=True)
+    head = ' | '.join(f'{n} fwd (ms)' for n in names) + ' | ' + ' | '.join(f'{n} fwd+bwd (ms)' for n in names)
+    what = f'{names[-1]} against {names[-2]}'
+    timing = 'median of 10 runs timed by CUDA events (1 for the sequential scan)' if gpu else \
+        f'CPU with {a.threads} thread(s); best of 3 (1 for the slowest)'
+    target = ('Target: the Triton kernel at least 20x the chunked scan at L = 32768 (forward and forward+backward).'
+              if gpu else 'Target: the chunked scan at least 5x the sequential one at L = 4096.')
+    body = f"""## Selective scan on {'a GPU' if gpu else 'the CPU'} (`benchmarks/selective_scan.py{' --device cuda' if gpu else ''}`)
 
-Machine: {machine()}; CPU with {a.threads} thread(s). One sequence, D = 64 channels, N = 16 states, softplus on delta;
-best of 3 (1 for the slowest). Forward+backward: gradient of the squared output's sum.
+Machine: {machine()}; {timing}. One sequence, D = 64 channels, N = 16 states, softplus on delta;
+forward+backward: the gradient of the squared output's sum with respect to all inputs. In brackets: the speed-up over
+the column before (sequential, chunked, Triton); '-': not run (the sequential scan forward past L = {seq_fwd}, backward past {seq_bwd}). Last two
+columns: {what}, largest difference over the largest value, of the output and of the five gradients.
 
-| device | L | sequential fwd (ms) | chunked fwd (ms) | speed-up | sequential fwd+bwd (ms) | chunked fwd+bwd (ms) | speed-up | max abs. difference | Triton fwd (ms) | Triton fwd+bwd (ms) | Triton vs chunked, max abs. difference |
-|---|---|---|---|---|---|---|---|---|---|---|---|
+| L | {head} | output difference | gradient difference |
+|---|{'---|' * (2 * len(names) + 2)}
 {chr(10).join(rows)}
 
-Targets: at least 5x at L = 4096 on the CPU; on a GPU the Triton kernel at least 20x the chunked scan at L = 32768."""
-    write_section('selective_scan', body)
+{target}"""
+    if not interp:
+        write_section('selective_scan_gpu' if gpu else 'selective_scan', body)
     print(body)
 
 

@@ -13,8 +13,8 @@ SCRIPT = textwrap.dedent('''
     import torch
     from medseg_nb.methods.mamba_home.selective_scan import selective_scan, selective_scan_ref
     torch.manual_seed(0)
-    # (b, D, N, L): D past one channel block (16), N not a power of two, L not a multiple of the chunk (64), L < chunk
-    for b, D, N, L in [(2, 5, 3, 37), (1, 20, 16, 70), (1, 3, 2, 1)]:
+    # (b, D, N, L): D past one channel block, N not a power of two, L not a multiple of the chunk, L < chunk, three chunks
+    for b, D, N, L in [(2, 5, 3, 37), (1, 20, 16, 70), (1, 3, 2, 1), (1, 3, 16, 600)]:
         x = dict(u=torch.randn(b, D, L), delta=torch.randn(b, D, L) * 0.5, A=-torch.rand(D, N) * 2 - 0.1,
                  B=torch.randn(b, N, L), C=torch.randn(b, N, L), D=torch.randn(D), z=torch.randn(b, D, L),
                  delta_bias=torch.randn(D) * 0.1)
@@ -46,3 +46,18 @@ def test_triton_backend_refuses_cpu_tensors_without_the_interpreter():
     x = dict(u=torch.randn(1, 2, 5), delta=torch.rand(1, 2, 5), A=-torch.rand(2, 3), B=torch.randn(1, 3, 5), C=torch.randn(1, 3, 5))
     with pytest.raises(RuntimeError, match='TRITON_INTERPRET'):
         selective_scan(**x, backend='triton')
+
+
+def test_scan_backend_chooses_what_auto_means_and_refuses_unknown_names():
+    import torch
+    from medseg_nb.methods.mamba_home.selective_scan import scan_backend, selective_scan, selective_scan_ref
+    if os.environ.get('TRITON_INTERPRET') == '1': pytest.skip('interpreter on: CPU tensors are allowed')
+    x = dict(u=torch.randn(1, 2, 5), delta=torch.rand(1, 2, 5), A=-torch.rand(2, 3), B=torch.randn(1, 3, 5), C=torch.randn(1, 3, 5))
+    with scan_backend('triton'):       # 'auto' now means Triton: on CPU tensors, Triton's own refusal proves the routing
+        with pytest.raises(RuntimeError, match='TRITON_INTERPRET'):
+            selective_scan(**x)
+        assert torch.equal(selective_scan(**x, backend='ref'), selective_scan_ref(**x))   # a named backend still wins
+    assert torch.allclose(selective_scan(**x), selective_scan_ref(**x), atol=1e-5)      # and 'auto' is back after the block
+    with pytest.raises(ValueError, match="unknown scan backend 'fast'; expected one of 'auto'"):
+        with scan_backend('fast'):
+            pass

@@ -7,13 +7,14 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['selective_scan_ref', 'selective_scan_chunked', 'selective_scan_triton', 'selective_scan', 'Mamba', 'scan_orders',
-           'MambaLayer3D']
+__all__ = ['BACKENDS', 'selective_scan_ref', 'selective_scan_chunked', 'selective_scan_triton', 'scan_backend', 'selective_scan',
+           'Mamba', 'scan_orders', 'MambaLayer3D']
 
 # %% ../../../nbs/40_selective_scan.ipynb #c006
 def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
@@ -172,6 +173,23 @@ def selective_scan_triton(
     return (out, last) if return_last_state else out
 
 
+BACKENDS = ('auto', 'kernel', 'triton', 'chunked', 'ref')
+_CHOSEN = []
+
+
+@contextmanager
+def scan_backend(name: str):
+    """Within the block, `selective_scan(backend='auto')` uses `name` instead: how a whole network (Mamba-HoME's
+    layers call the scan with 'auto') is trained or timed on one backend."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown scan backend {name!r}; expected one of {', '.join(map(repr, BACKENDS))}")
+    _CHOSEN.append(name)
+    try:
+        yield
+    finally:
+        _CHOSEN.pop()
+
+
 def selective_scan(
     u,
     delta,
@@ -186,7 +204,9 @@ def selective_scan(
     backend: str = 'auto',
 ):
     """The S6 scan (signature of mamba_ssm's `selective_scan_fn`); backend 'auto', 'kernel', 'triton', 'chunked' or
-    'ref'."""
+    'ref' (`scan_backend` chooses the one 'auto' stands for)."""
+    if backend == 'auto' and _CHOSEN:
+        backend = _CHOSEN[-1]
     if backend == 'ref':
         return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     if backend in ('auto', 'kernel') and u.is_cuda and _mamba_kernel():
@@ -202,7 +222,7 @@ def selective_scan(
             _TRITON_FAILED.append(e)
             warnings.warn(f"the Triton selective scan failed ({type(e).__name__}: {e}); using the chunked scan")
     if backend not in ('auto', 'chunked'):
-        raise ValueError(f"unknown scan backend {backend!r}; expected 'auto', 'kernel', 'triton', 'chunked' or 'ref'")
+        raise ValueError(f"unknown scan backend {backend!r}; expected one of {', '.join(map(repr, BACKENDS))}")
     return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
 # %% ../../../nbs/40_selective_scan.ipynb #c018
