@@ -13,8 +13,9 @@ SCRIPT = textwrap.dedent('''
     import torch
     from medseg_nb.methods.mamba_home.selective_scan import selective_scan, selective_scan_ref
     torch.manual_seed(0)
-    # (b, D, N, L): D past one channel block, N not a power of two, L not a multiple of the chunk, L < chunk, three chunks
-    for b, D, N, L in [(2, 5, 3, 37), (1, 20, 16, 70), (1, 3, 2, 1), (1, 3, 16, 600)]:
+    # (b, D, N, L): D past one channel block, N not a power of two, L not a multiple of the chunk, L < chunk,
+    # three chunks, many states (shorter chunks)
+    for b, D, N, L in [(2, 5, 3, 37), (1, 20, 16, 70), (1, 3, 2, 1), (1, 3, 16, 600), (1, 2, 64, 150)]:
         x = dict(u=torch.randn(b, D, L), delta=torch.randn(b, D, L) * 0.5, A=-torch.rand(D, N) * 2 - 0.1,
                  B=torch.randn(b, N, L), C=torch.randn(b, N, L), D=torch.randn(D), z=torch.randn(b, D, L),
                  delta_bias=torch.randn(D) * 0.1)
@@ -61,3 +62,15 @@ def test_scan_backend_chooses_what_auto_means_and_refuses_unknown_names():
     with pytest.raises(ValueError, match="unknown scan backend 'fast'; expected one of 'auto'"):
         with scan_backend('fast'):
             pass
+
+
+def test_triton_tiles_stay_within_their_size_for_any_number_of_states():
+    from medseg_nb.methods.mamba_home.triton_scan import CHUNK, TILE, _blocks
+    import triton
+    for D in (1, 3, 64, 130):
+        for N in (1, 3, 16, 64, 128, 256):
+            for L in (1, 37, 600, 32768):
+                block_d, block_n, chunk = _blocks(D, N, L)
+                assert block_n >= N and chunk <= min(CHUNK, triton.next_power_of_2(L)), (D, N, L, block_d, block_n, chunk)
+                assert block_d <= triton.next_power_of_2(D) and block_d * block_n * chunk <= max(TILE, block_n), \
+                    f'D={D} N={N} L={L}: {block_d} x {block_n} x {chunk} numbers per tensor, more than TILE = {TILE}'

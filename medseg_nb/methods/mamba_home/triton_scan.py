@@ -158,9 +158,10 @@ def _scan_bwd(
 
 
 def _blocks(D: int, N: int, L: int) -> tuple[int, int, int]:
-    "BLOCK_D (channels per program), BLOCK_N (states, a power of two), CHUNK (steps scanned at once, a power of two)."
+    """BLOCK_D (channels per program), BLOCK_N (states, a power of two), CHUNK (steps scanned at once, a power of two),
+    their product at most TILE: many states (d_state 64 or 128) scan shorter chunks rather than hold more numbers."""
     block_n = triton.next_power_of_2(N)
-    chunk = min(CHUNK, triton.next_power_of_2(L))
+    chunk = min(CHUNK, triton.next_power_of_2(L), max(1, TILE // block_n))
     block_d = max(1, min(triton.next_power_of_2(D), TILE // (block_n * chunk)))
     return block_d, block_n, chunk
 
