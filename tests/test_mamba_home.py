@@ -8,8 +8,8 @@ from hypothesis import given, settings, strategies as st
 
 from medseg_nb.core import METHODS, get_method, load_methods
 from medseg_nb.methods.mamba_home.model import MambaHoMENet
-from medseg_nb.methods.mamba_home.selective_scan import (Mamba, scan_orders, selective_scan, selective_scan_chunked,
-                                                         selective_scan_ref)
+from medseg_nb.methods.mamba_home.selective_scan import (Mamba, MambaLayer3D, scan_orders, selective_scan,
+                                                         selective_scan_chunked, selective_scan_ref)
 from medseg_nb.methods.mamba_home.soft_moe import HoME, SoftMoE
 
 load_methods()
@@ -158,3 +158,25 @@ def test_dynamic_slots_second_level_against_a_loop():
     assert home.level2 == 'released' and not hasattr(home, 'experts2')
     with pytest.raises(ValueError, match="'released' or 'pooled'"):
         HoME(8, level2='flat')
+
+
+@pytest.mark.parametrize('orders', [1, 2, 6])
+def test_layer_scans_all_orders_in_one_batch_as_a_loop_over_orders_does(orders):
+    """The layer runs Mamba once on the k orders stacked as k b sequences and maps each back by the inverse
+    permutation; the per-order loop (one Mamba call per order, scattered back in place) must give the same, values and
+    gradients, on a grid whose three sides differ (a wrong inverse or axis would mix them up)."""
+    torch.manual_seed(0)
+    layer = MambaLayer3D(8, orders).double()
+    x = torch.randn(2, 8, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    seq = x.flatten(2).transpose(1, 2)
+    loop = torch.zeros_like(seq)
+    for p in scan_orders((3, 4, 5), orders):
+        loop[:, p] += layer.mamba(seq[:, p])
+    loop = loop / orders
+    batched = layer.scan(seq, (3, 4, 5))
+    assert torch.allclose(batched, loop, atol=1e-12), float((batched - loop).abs().max())
+    w = torch.randn_like(loop)
+    g_loop = torch.autograd.grad((loop * w).sum(), [x, *layer.parameters()])
+    g_batched = torch.autograd.grad((batched * w).sum(), [x, *layer.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(g_batched, g_loop))
+    assert layer.permutations((3, 4, 5), x.device)[0] is layer.permutations((3, 4, 5), x.device)[0]   # made once per grid

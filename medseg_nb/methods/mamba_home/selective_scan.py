@@ -295,14 +295,26 @@ class MambaLayer3D(nn.Module):
         super().__init__()
         self.orders = orders
         self.mamba = Mamba(dim, d_state)
+        self._perms = {}  # (shape, device) -> the orders (k x L) and their inverses, made once per grid
+
+    def permutations(self, shape: tuple[int, int, int], device) -> tuple[torch.Tensor, torch.Tensor]:
+        "The scan orders of a grid as one k x L index tensor, and the inverse permutations (back to raster order)."
+        key = (tuple(shape), self.orders, str(device))
+        if key not in self._perms:
+            perms = torch.stack(scan_orders(tuple(shape), self.orders, device))
+            self._perms[key] = perms, torch.argsort(perms, dim=1)
+        return self._perms[key]
 
     def scan(self, seq: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
-        "The same on a token sequence b x L x c of a depth x H x W grid (L = depth H W, raster order): b x L x c."
-        out = torch.zeros_like(seq)
-        perms = scan_orders(tuple(shape), self.orders, seq.device)
-        for p in perms:
-            out[:, p] += self.mamba(seq[:, p])
-        return out / len(perms)
+        """The same on a token sequence b x L x c of a depth x H x W grid (L = depth H W, raster order): b x L x c.
+        Each order is one more sequence of the batch, so Mamba runs once for all of them (k b sequences)."""
+        b, L, c = seq.shape
+        perms, inverse = self.permutations(shape, seq.device)
+        k = len(perms)
+        y = self.mamba(seq[:, perms].transpose(0, 1).reshape(k * b, L, c)).view(k, b, L, c)
+        # back to raster order: token j of order i sits at position inverse[i, j]
+        y = y.gather(2, inverse[:, None, :, None].expand(k, b, L, c))
+        return y.mean(0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seq = x.flatten(2).transpose(1, 2)  # b x L x c
