@@ -308,12 +308,12 @@ class MambaLayer3D(nn.Module):
     def scan(self, seq: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
         """The same on a token sequence b x L x c of a depth x H x W grid (L = depth H W, raster order): b x L x c.
         Each order is one more sequence of the batch, so Mamba runs once for all of them (k b sequences)."""
-        b, L, c = seq.shape
+        b, L, channels = seq.shape
         perms, inverse = self.permutations(shape, seq.device)
-        k = len(perms)
-        y = self.mamba(seq[:, perms].transpose(0, 1).reshape(k * b, L, c)).view(k, b, L, c)
+        n_orders = len(perms)
+        y = self.mamba(seq[:, perms].transpose(0, 1).reshape(n_orders * b, L, channels)).view(n_orders, b, L, channels)
         # back to raster order: token j of order i sits at position inverse[i, j]
-        y = y.gather(2, inverse[:, None, :, None].expand(k, b, L, c))
+        y = y.gather(2, inverse[:, None, :, None].expand(n_orders, b, L, channels))
         return y.mean(0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
