@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt
 from .core import Config, data_root, get_method, load_methods, METHODS, in_test
 from .data.datasets import get_dataset, split_labeled, acdc_labeled_split, DATASETS
 from .data.phantoms import fundus_phantom, gland_phantom, organ_phantom3d, ORGAN_CLASSES
-from .train import Terminated, Trainer, TRAIN_DEFAULTS, load_checkpoint, evaluate_model, predict, val_patch, geometry
+from .train import (Terminated, Trainer, TRAIN_DEFAULTS, data_channels, load_checkpoint, evaluate_model, predict,
+                             val_patch, geometry)
 from .viz import HTMLReport, montage, overlay, volume_figure
 
 # %% auto #0
@@ -224,10 +225,7 @@ def _same_data(st: dict, ds, checkpoint, what: str):
     """Refuse data whose channels or classes differ from the checkpoint's training data (read as the Trainer reads
     them): a 2-class model scored on 3-class labels gave numbers, not an error."""
     trained = {k: st['data'][k] for k in ('in_channels', 'num_classes')}
-    given = dict(
-        in_channels=getattr(ds, 'in_channels', None) or ds[0]['image'].shape[0],
-        num_classes=getattr(ds, 'num_classes', 2),
-    )
+    given = dict(zip(('in_channels', 'num_classes'), data_channels(ds)))
     if given != trained:
         on = (st.get('extra') or {}).get('dataset', 'its training data')
         raise ValueError(

@@ -24,7 +24,7 @@ from .viz import atomic_write_bytes
 # %% auto #0
 __all__ = ['SCHEDULES', 'TRAIN_DEFAULTS', 'TRAIN_TYPES', 'TRAIN_RANGES', 'save_checkpoint', 'load_checkpoint', 'lr_at',
            'EMATeacher', 'sliding_window', 'predict', 'evaluate_model', 'val_patch', 'geometry', 'reuse_freed_memory',
-           'TrainerBase', 'Terminated', 'StopSignals', 'Trainer']
+           'data_channels', 'TrainerBase', 'Terminated', 'StopSignals', 'Trainer']
 
 # %% ../nbs/06_train.ipynb #c006
 def save_checkpoint(path: str | Path, state: dict) -> Path:
@@ -349,6 +349,12 @@ def reuse_freed_memory() -> bool:
     return _MEMORY_REUSED
 
 # %% ../nbs/06_train.ipynb #c023
+def data_channels(ds) -> tuple[int, int]:
+    """(input channels, classes) of a dataset as training reads them: its `in_channels` (else the first image's), its
+    `num_classes` (else 2). A checkpoint keeps both; evaluation refuses data where they differ."""
+    return getattr(ds, 'in_channels', None) or ds[0]['image'].shape[0], getattr(ds, 'num_classes', 2)
+
+
 def _sizes(name: str, value, axes: int, what: str) -> tuple[int, ...]:
     "`value` as `axes` whole sizes >= 1 (a training option's patch or size), else a ValueError naming `name`."
     try:
