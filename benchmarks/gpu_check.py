@@ -2,6 +2,8 @@
 
     python benchmarks/gpu_check.py            # on a CUDA machine; on a CPU-only one it says so and checks nothing
     python benchmarks/gpu_check.py --dry-run-cpu   # exercise the script on a CPU, writing nothing
+    python benchmarks/gpu_check.py --compile       # only Mamba-HoME's training step: eager, then the Trainer's
+                                                   # `compile` modes 'default' and 'reduce-overhead' (section gpu_compile)
 
 Writes its table to benchmarks/RESULTS.md (section gpu_check) with the card's name. Keep it short: a lent
 machine has minutes, not hours.
@@ -52,6 +54,62 @@ def triton_against_reference(dev):
     return f'{worst:.1e} ({"OK" if worst < 1e-4 else "CHECK"})'
 
 
+def train_row(name, scan, mode, steps, dev):
+    """One method trained `steps` steps through the Trainer under bf16 autocast on its tour phantoms (`scan`: Mamba-HoME's
+    scan backend; `mode`: the Trainer's `compile`): a table row of steps/s over the steps after the first two, images/s,
+    peak memory, the first step's seconds (compiling, where compiled) and the losses."""
+    from medseg_nb.cli import DATASET_DEFAULTS, _tour_plan
+    from medseg_nb.core import get_method
+    from medseg_nb.data.datasets import get_dataset, split_labeled
+    from medseg_nb.methods.mamba_home.selective_scan import scan_backend
+    from medseg_nb.train import Trainer
+    m = get_method(name); plan = _tour_plan(m)
+    tr = get_dataset(plan['dataset'], None, 'train')
+    lab, unl = split_labeled(len(tr), plan['labeled'], 0) if plan['labeled'] else (None, None)
+    cfg = dict(DATASET_DEFAULTS.get(plan['dataset'], {}), steps=steps, val_every=10 ** 9, log_every=1, progress=False,
+               amp=True, device=str(dev), compile=mode, **plan.get('train_options', {}))
+    if dev.type == 'cuda': torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    label = name + (f' ({scan} scan)' if scan else '') + (f', compile={mode}' if mode else '')
+    stamps = []
+    try:
+        t = Trainer(m, tr, None, None, cfg, labeled_idx=lab, unlabeled_idx=unl)
+        start = time.perf_counter()
+        with scan_backend(scan or 'auto'):
+            t.fit(callback=lambda _: (_sync(), stamps.append(time.perf_counter())))
+        gaps = [b - a for a, b in zip(stamps[2:], stamps[3:])]         # the first steps warm up (allocator, cudnn)
+        sps = 1 / (sum(gaps) / len(gaps))
+        per_step = cfg.get('batch_size', 8) + (cfg.get('unlabeled_batch_size') or cfg.get('batch_size', 8) if t.semi else 0)
+        losses = [r['loss'] for r in t.history if 'loss' in r]
+        ok = all(v == v and abs(v) < 1e6 for v in losses)
+        mem = torch.cuda.max_memory_allocated() / 2 ** 30 if dev.type == 'cuda' else float('nan')
+        row = (f"| {label} | {plan['dataset']} | {sps:.1f} | {sps * per_step:.0f} | {mem:.2f} | {stamps[0] - start:.1f} | "
+               f"{losses[0]:.3f} -> {losses[-1]:.3f} ({'finite' if ok else 'CHECK'}) |")
+    except Exception as e:                 # one method's failure must not hide the others' numbers
+        row = f'| {label} | {plan["dataset"]} | failed: {type(e).__name__}: {str(e)[:80]} | | | | |'
+    print(row, flush=True)
+    return row
+
+
+TRAIN_HEAD = '| method | data | steps/s | images/s | peak GiB | first step (s) | loss first -> last |\n|---|---|---|---|---|---|---|\n'
+
+
+def compiled_steps(dev, dry):
+    """Mamba-HoME's step eager and under the Trainer's `compile` modes (Triton scan where there is one): its step was
+    bound by launching ~3000 small kernels from Python (section selective_scan_gpu)."""
+    from medseg_nb.methods.mamba_home.selective_scan import _triton_scan
+    scan = 'triton' if _triton_scan() and not dry else None
+    steps = 4 if dry else 40
+    modes = (None,) if dry else (None, 'default', 'reduce-overhead')  # on a CPU, compiling would take minutes
+    rows = [train_row('mamba_home', scan, mode, steps, dev) for mode in modes]
+    body = (f"## Mamba-HoME's training step compiled (`benchmarks/gpu_check.py --compile`)\n\nMachine: {machine()}.\n\n"
+            f"The tour's phantom volumes (32^3, batch 2), bf16 autocast, {steps} steps through the Trainer; steps/s over the "
+            "steps after the first two; the first step includes compiling.\n\n" + TRAIN_HEAD + '\n'.join(rows))
+    if not dry:
+        write_section('gpu_compile', body)
+    print(body)
+    return 0
+
+
 def main():
     dry = '--dry-run-cpu' in sys.argv          # exercise the script on a CPU (no results are written)
     if not torch.cuda.is_available() and not dry:
@@ -63,6 +121,8 @@ def main():
     from medseg_nb.losses import DiceCELoss
     load_methods(); dev = torch.device('cpu' if dry else 'cuda')
     rows = []
+    if '--compile' in sys.argv:
+        return compiled_steps(dev, dry)
 
     # kernels against their CPU references
     x = torch.rand(2, 3, 512, 512)
@@ -108,45 +168,19 @@ def main():
     rows.append(('NSDA 2x64x256x256, window 33: GPU vs CPU max diff / ms', f'{err:.1e} / {1e3 * t:.1f}'))
 
     # training steps under autocast: every registered method, through the Trainer, on its tour phantoms
-    from medseg_nb.cli import DATASET_DEFAULTS, _tour_plan
     from medseg_nb.core import METHODS
-    from medseg_nb.data.datasets import get_dataset, split_labeled
-    from medseg_nb.train import Trainer
+    from medseg_nb.methods.mamba_home.selective_scan import _triton_scan
     steps = 4 if dry else 30
-    train_rows = []
-    from medseg_nb.methods.mamba_home.selective_scan import scan_backend
-    runs = [(n, None) for n in sorted(METHODS, key=lambda n: (n != 'unet', n))]
-    at = runs.index(('mamba_home', None))                    # Mamba-HoME with each scan: the Triton kernel and the chunked
-    runs[at:at + 1] = [('mamba_home', 'triton'), ('mamba_home', 'chunked')] if _triton_scan() and not dry else runs[at:at + 1]
-    for name, scan in runs:
-        m = get_method(name); plan = _tour_plan(m)
-        tr = get_dataset(plan['dataset'], None, 'train')
-        lab, unl = split_labeled(len(tr), plan['labeled'], 0) if plan['labeled'] else (None, None)
-        cfg = dict(DATASET_DEFAULTS.get(plan['dataset'], {}), steps=steps, val_every=10 ** 9, log_every=1, progress=False,
-                   amp=True, device=str(dev), **plan.get('train_options', {}))
-        if dev.type == 'cuda': torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
-        stamps = []
-        try:
-            t = Trainer(m, tr, None, None, cfg, labeled_idx=lab, unlabeled_idx=unl)
-            with scan_backend(scan or 'auto'):
-                t.fit(callback=lambda _: (_sync(), stamps.append(time.perf_counter())))
-            gaps = [b - a for a, b in zip(stamps[2:], stamps[3:])]         # the first steps warm up (allocator, cudnn)
-            sps = 1 / (sum(gaps) / len(gaps))
-            per_step = cfg.get('batch_size', 8) + (cfg.get('unlabeled_batch_size') or cfg.get('batch_size', 8) if t.semi else 0)
-            losses = [r['loss'] for r in t.history if 'loss' in r]
-            ok = all(v == v and abs(v) < 1e6 for v in losses)
-            mem = torch.cuda.max_memory_allocated() / 2 ** 30 if dev.type == 'cuda' else float('nan')
-            label = name + (f' ({scan} scan)' if scan else '')
-            train_rows.append(f"| {label} | {plan['dataset']} | {sps:.1f} | {sps * per_step:.0f} | {mem:.2f} | "
-                              f"{losses[0]:.3f} -> {losses[-1]:.3f} ({'finite' if ok else 'CHECK'}) |")
-        except Exception as e:                 # one method's failure must not hide the others' numbers
-            train_rows.append(f'| {name}{f" ({scan} scan)" if scan else ""} | {plan["dataset"]} | failed: {type(e).__name__}: {str(e)[:80]} | | | |')
-        print(train_rows[-1], flush=True)
+    runs = [(n, None, None) for n in sorted(METHODS, key=lambda n: (n != 'unet', n))]
+    at = runs.index(('mamba_home', None, None))              # Mamba-HoME with each scan: the Triton kernel and the chunked
+    if _triton_scan() and not dry:
+        runs[at:at + 1] = [('mamba_home', 'triton', None), ('mamba_home', 'chunked', None)]
+    train_rows = [train_row(name, scan, mode, steps, dev) for name, scan, mode in runs]
     body = f"## GPU check (`benchmarks/gpu_check.py`)\n\nMachine: {machine()}.\n\n| check | result |\n|---|---|\n" + \
         '\n'.join(f'| {a} | {b} |' for a, b in rows) + \
         f'\n\nTraining steps through the Trainer under bf16 autocast ({steps} steps per method, the tour\'s phantoms and batch sizes; ' \
-        'speed over the steps after the first two; peak memory per method):\n\n' \
-        '| method | data | steps/s | images/s | peak GiB | loss first -> last |\n|---|---|---|---|---|---|\n' + '\n'.join(train_rows)
+        'speed over the steps after the first two; peak memory per method):\n\n' + \
+        TRAIN_HEAD + '\n'.join(train_rows)
     if not dry:
         write_section('gpu_check', body)
     print(body)

@@ -22,9 +22,10 @@ from .metrics import METRICS, evaluate, mean_of
 from .viz import atomic_write_bytes
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'TRAIN_DEFAULTS', 'TRAIN_TYPES', 'TRAIN_RANGES', 'save_checkpoint', 'load_checkpoint', 'lr_at',
-           'EMATeacher', 'sliding_window', 'predict', 'evaluate_model', 'val_patch', 'geometry', 'reuse_freed_memory',
-           'data_channels', 'TrainerBase', 'Terminated', 'StopSignals', 'Trainer']
+__all__ = ['SCHEDULES', 'COMPILE_MODES', 'TRAIN_DEFAULTS', 'TRAIN_TYPES', 'TRAIN_RANGES', 'save_checkpoint', 'load_checkpoint',
+           'lr_at', 'EMATeacher', 'sliding_window', 'predict', 'evaluate_model', 'val_patch', 'geometry',
+           'reuse_freed_memory', 'data_channels', 'compile_model', 'TrainerBase', 'Terminated', 'StopSignals',
+           'Trainer']
 
 # %% ../nbs/06_train.ipynb #c006
 def save_checkpoint(path: str | Path, state: dict) -> Path:
@@ -219,6 +220,8 @@ def evaluate_model(
     return mean_of(reports), reports
 
 # %% ../nbs/06_train.ipynb #c021
+# `compile`: None (eager), or a `torch.compile` mode for the training forward (see "Compiled steps")
+COMPILE_MODES = (None, 'default', 'reduce-overhead', 'max-autotune')
 TRAIN_DEFAULTS = Config(
     steps=1000,
     max_minutes=None,
@@ -248,6 +251,7 @@ TRAIN_DEFAULTS = Config(
     device=None,
     progress=True,
     reuse_memory=True,
+    compile=None,
 )
 # what a training option takes where its default's type is not the rule (`check_options`): None or 'auto' beside a type,
 # or one of a few names
@@ -262,6 +266,7 @@ TRAIN_TYPES = dict(
     device=(str, torch.device, None),
     optimizer=('adamw', 'sgd'),
     schedule=SCHEDULES,
+    compile=COMPILE_MODES,
 )
 # where a numeric training option's value may lie (`check_interval`); say, `val_every=0` would divide by zero
 TRAIN_RANGES = dict(
@@ -370,6 +375,15 @@ def _sizes(name: str, value, axes: int, what: str) -> tuple[int, ...]:
     return tuple(int(v) for v in sizes)
 
 
+def compile_model(model: nn.Module, mode: str = 'default') -> nn.Module:
+    """`torch.compile(model, mode=mode)`: TorchDynamo captures the forward as graphs, Inductor fuses their operators
+    into fewer kernels, and mode `'reduce-overhead'` replays them as CUDA graphs. The returned module shares `model`'s
+    parameters; save and load `model` itself (the compiled one's state names gain the prefix `_orig_mod.`)."""
+    if mode not in COMPILE_MODES[1:]:
+        raise ValueError(f"compile mode must be one of {COMPILE_MODES[1:]}, got {mode!r}")
+    return torch.compile(model, mode=mode)
+
+
 class TrainerBase:
     """Everything the training loop needs but the loop: the model on its device (DDP across ranks), the optimiser and
     the AMP scaler, the EMA teacher, shuffled batch streams, checkpoints and history, validation. `Trainer` adds the
@@ -463,6 +477,8 @@ class TrainerBase:
                 find_unused_parameters=True,
                 device_ids=[self.device.index] if self.device.type == 'cuda' else None,
             )
+        if self.cfg.compile:  # the training forward compiled (after DDP, as PyTorch asks); the weights stay model's
+            self.ddp = compile_model(self.ddp, self.cfg.compile)
         self.teacher = EMATeacher(self.model, self.cfg.ema_decay) if method.semi_supervised else None
         params = [p for p in self.model.parameters() if p.requires_grad] + list(
             getattr(method, 'extra_parameters', lambda: [])()

@@ -260,7 +260,7 @@ class Mamba(nn.Module):
         x = F.silu(self.conv(x)[..., :L])  # causal: drop the look-ahead
         dbc = self.x_proj(x.transpose(1, 2))
         dt, B_sel, C_sel = dbc.split([self.dt_rank, self.d_state, self.d_state], -1)
-        dt = (dt @ self.dt_proj.weight.T).transpose(1, 2)  # bias goes in as delta_bias
+        dt = self.dt_proj.weight @ dt.transpose(1, 2)  # b x di x L; the bias goes in as delta_bias
         y = selective_scan(
             x,
             dt,
@@ -278,7 +278,7 @@ class Mamba(nn.Module):
 def scan_orders(shape: tuple[int, int, int], count: int = 2, device=None) -> list[torch.Tensor]:
     """Up to 6 token permutations of a depth x H x W grid: (d,h,w) forward and backward, then (h,w,d) and (w,d,h)
     both ways."""
-    idx = torch.arange(math.prod(shape), device=device).view(shape)
+    idx = torch.arange(math.prod(shape), device=device).reshape(shape)
     base = [idx.reshape(-1), idx.permute(1, 2, 0).reshape(-1), idx.permute(2, 0, 1).reshape(-1)]
     orders = []
     for o in base:
@@ -311,7 +311,8 @@ class MambaLayer3D(nn.Module):
         b, L, channels = seq.shape
         perms, inverse = self.permutations(shape, seq.device)
         n_orders = len(perms)
-        y = self.mamba(seq[:, perms].transpose(0, 1).reshape(n_orders * b, L, channels)).view(n_orders, b, L, channels)
+        batch = seq[:, perms].transpose(0, 1).reshape(n_orders * b, L, channels)
+        y = self.mamba(batch).reshape(n_orders, b, L, channels)
         # back to raster order: token j of order i sits at position inverse[i, j]
         y = y.gather(2, inverse[:, None, :, None].expand(n_orders, b, L, channels))
         return y.mean(0)
