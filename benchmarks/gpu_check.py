@@ -115,10 +115,9 @@ def main():
     if not torch.cuda.is_available() and not dry:
         print('no CUDA device: nothing to check here (run this on the lent GPU machine, or --dry-run-cpu)')
         return 0
-    from medseg_nb.core import get_method, load_methods, seed_everything
+    from medseg_nb.core import load_methods
     from medseg_nb.methods.gausam.contourlet import contourlet_decompose, contourlet_reconstruct
     from medseg_nb.methods.gausam.gaussian_field import init_gaussians, render, render_dense
-    from medseg_nb.losses import DiceCELoss
     load_methods(); dev = torch.device('cpu' if dry else 'cuda')
     rows = []
     if '--compile' in sys.argv:
@@ -169,7 +168,6 @@ def main():
 
     # training steps under autocast: every registered method, through the Trainer, on its tour phantoms
     from medseg_nb.core import METHODS
-    from medseg_nb.methods.mamba_home.selective_scan import _triton_scan
     steps = 4 if dry else 30
     runs = [(n, None, None) for n in sorted(METHODS, key=lambda n: (n != 'unet', n))]
     at = runs.index(('mamba_home', None, None))              # Mamba-HoME with each scan: the Triton kernel and the chunked

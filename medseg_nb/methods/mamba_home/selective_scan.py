@@ -278,7 +278,7 @@ class Mamba(nn.Module):
 def scan_orders(shape: tuple[int, int, int], count: int = 2, device=None) -> list[torch.Tensor]:
     """Up to 6 token permutations of a depth x H x W grid: (d,h,w) forward and backward, then (h,w,d) and (w,d,h)
     both ways."""
-    idx = torch.arange(math.prod(shape), device=device).reshape(shape)
+    idx = torch.arange(math.prod(shape), device=device).view(shape)
     base = [idx.reshape(-1), idx.permute(1, 2, 0).reshape(-1), idx.permute(2, 0, 1).reshape(-1)]
     orders = []
     for o in base:
@@ -299,7 +299,7 @@ class MambaLayer3D(nn.Module):
 
     def permutations(self, shape: tuple[int, int, int], device) -> tuple[torch.Tensor, torch.Tensor]:
         "The scan orders of a grid as one k x L index tensor, and the inverse permutations (back to raster order)."
-        key = (tuple(shape), self.orders, str(device))
+        key = (tuple(shape), str(device))
         if key not in self._perms:
             perms = torch.stack(scan_orders(tuple(shape), self.orders, device))
             self._perms[key] = perms, torch.argsort(perms, dim=1)
@@ -312,7 +312,7 @@ class MambaLayer3D(nn.Module):
         perms, inverse = self.permutations(shape, seq.device)
         n_orders = len(perms)
         batch = seq[:, perms].transpose(0, 1).reshape(n_orders * b, L, channels)
-        y = self.mamba(batch).reshape(n_orders, b, L, channels)
+        y = self.mamba(batch).view(n_orders, b, L, channels)
         # back to raster order: token j of order i sits at position inverse[i, j]
         y = y.gather(2, inverse[:, None, :, None].expand(n_orders, b, L, channels))
         return y.mean(0)

@@ -105,11 +105,11 @@ class DynamicSlotsMoE(nn.Module):
         real = torch.ones(B, n_tok, dtype=torch.bool, device=x.device)
         if pad:
             x_norm, real = F.pad(x_norm, (0, 0, 0, pad)), F.pad(real, (0, pad), value=False)
-        seg = x_norm.reshape(B, m, E, d)
-        seg_mask = real.reshape(B, m, E)
+        seg = x_norm.view(B, m, E, d)
+        seg_mask = real.view(B, m, E)
         # one slot per expert from each segment's mean: phi_{e,s} = RMSNorm(W mean(segment s))_e   (B x E x m x d)
         mean = seg.sum(2) / seg_mask.sum(-1, keepdim=True).clamp_min(1)
-        slots = rms_norm(self.to_slots(mean).reshape(B, m, E, d)).transpose(1, 2)
+        slots = rms_norm(self.to_slots(mean).view(B, m, E, d)).transpose(1, 2)
         # logits_{i,(e,s)} = <x_i, phi_{e,s}>   (B x n' x E x m), padding tokens excluded
         logits = torch.einsum('bnd,besd->bnes', x_norm, slots)
         logits = logits.masked_fill(~real[:, :, None, None], float('-inf'))
@@ -166,7 +166,7 @@ class HoME(nn.Module):
         mask = torch.ones(B, L, dtype=torch.bool, device=x.device) if mask is None else mask.bool()
         if pad:
             x, mask = F.pad(x, (0, 0, 0, pad)), F.pad(mask, (0, pad), value=False)
-        x_grp, mask_grp = x.reshape(B, G, self.K, d), mask.reshape(B, G, self.K)
+        x_grp, mask_grp = x.view(B, G, self.K, d), mask.view(B, G, self.K)
         if not mask_grp.any(-1).all():
             raise ValueError(
                 "HoME: a group of tokens has no real token; a mask may only mark padding at the end of the last group"
@@ -174,12 +174,12 @@ class HoME(nn.Module):
         cnt = mask_grp.sum(-1, keepdim=True).clamp_min(1)
         mean = (x_grp * mask_grp[..., None]).sum(2) / cnt  # B x G x d, padding excluded
         # level 1: per-group slots from the group's mean
-        slots = rms_norm(self.slot_proj(mean).reshape(B, G, self.E * self.S, d))
+        slots = rms_norm(self.slot_proj(mean).view(B, G, self.E * self.S, d))
         D, C = soft_route(x_grp, slots, self.scale1, mask_grp)  # B x G x K x ES
         # X~_g = D_g^T X_g within each group g (B x G x ES x d)
         s_in = D.transpose(-1, -2) @ x_grp
         # Y~_g = gamma_e f_e(X~_g), expert outputs scaled by a learned gate per expert
-        s_out = self.experts1(s_in.reshape(B, G, self.E, self.S, d)) * self.expert_gate.reshape(1, 1, -1, 1, 1)
+        s_out = self.experts1(s_in.view(B, G, self.E, self.S, d)) * self.expert_gate.view(1, 1, -1, 1, 1)
         # each group's slots weighted by g_g = clamp(sigmoid(w^T mean_g), 0.01, 1)   (B x G x 1)
         gate = torch.sigmoid(self.group_gate(mean)).clamp(0.01, 1.0)
         s_out = s_out.reshape(B, G * self.E * self.S, d) * gate.repeat_interleave(self.E * self.S, 1)
@@ -192,8 +192,8 @@ class HoME(nn.Module):
             n_slots2 = self.E2 * self.S2
             slots2 = rms_norm(F.adaptive_avg_pool1d(s_out.transpose(1, 2), n_slots2).transpose(1, 2))
             D2, C2 = soft_route(s_out, slots2, self.scale2)
-            out2 = self.experts2((D2.transpose(-1, -2) @ s_out).reshape(B, self.E2, self.S2, d)).reshape(B, n_slots2, d)
+            out2 = self.experts2((D2.transpose(-1, -2) @ s_out).view(B, self.E2, self.S2, d)).reshape(B, n_slots2, d)
             s_out = s_out + C2 @ out2
         # back to tokens with the level-1 combine weights, Y_g = C_g Y~_g; padding removed
-        y = (C @ s_out.reshape(B, G, self.E * self.S, d)).reshape(B, G * self.K, d)[:, :L]
+        y = (C @ s_out.view(B, G, self.E * self.S, d)).reshape(B, G * self.K, d)[:, :L]
         return (y, dict(dispatch=D, combine=C, dispatch2=D2, combine2=C2, mask=mask_grp)) if return_weights else y
