@@ -235,7 +235,7 @@ GRID_BUDGETS = dict(
             _longer('gausam_heads', 'gausam_heads_long', 2000)),
     match=(('match_glas', 'benchmarks/match_glas.py{options}'), _longer('match_glas', 'match_glas_long', 600),
            _longer('match_glas', 'match_glas_1200', 1200)),
-    home=(('mamba_home', 'benchmarks/mamba_home.py{options}'),),
+    home=(('mamba_home', 'benchmarks/mamba_home.py{options}'), _longer('mamba_home', 'mamba_home_long', 1200)),
     home_acdc=(('mamba_home_acdc', 'benchmarks/mamba_home.py --dataset acdc{options}'),
                _longer('mamba_home', 'mamba_home_acdc_long', 1000, ' --dataset acdc'),
                _longer('mamba_home', 'mamba_home_acdc_3000', 3000, ' --dataset acdc')))
