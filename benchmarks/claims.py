@@ -379,13 +379,14 @@ def missing_acdc(acdc, pairs, counts):
 
 
 def pending_command(acdc, missing, budget='') -> str:
-    """The `acdc_recipe.py` commands that run what `missing` lacks (methods `acdc` already holds at a count are left
-    out; counts that need the same methods share a command); `budget`: the options of another budget's grid."""
+    """The `acdc_recipe.py` commands that run what `missing` lacks (methods `acdc` already holds at a count with every
+    seed a verdict needs are left out; one with fewer stays, since a grid skips the runs it holds; counts that need the
+    same methods share a command); `budget`: the options of another budget's grid."""
     todo = {}                                    # the methods to run -> the counts that need just them
     for p in sorted({p for *_, p in missing}):
         need = [m for bm in ((b, m) for m, b, q in missing if q == p) for m in bm]   # baselines first
         methods = tuple(m for m in dict.fromkeys(need)
-                        if m != 'unet' and not any(r['method'] == m and r['patients'] == p for r in acdc))
+                        if m != 'unet' and len({r['seed'] for r in acdc if r['method'] == m and r['patients'] == p}) < 3)
         todo.setdefault(methods, []).append(str(p))
     return ' and '.join(f"`acdc_recipe.py --methods {' '.join(m)} --patients {' '.join(ps)} --compare {' '.join(ps)}"
                         f"{budget}`" for m, ps in todo.items())

@@ -242,6 +242,15 @@ def test_claims_rows_of_gausam_pair_heads_by_seed_and_point_at_a_longer_budget(m
     assert '2000 steps' in rows[3]['setting'] and rows[3]['verdict'] == 'reproduced'            # converged: no caveat
 
 
+def test_a_pending_command_keeps_a_method_until_it_has_the_seeds_a_verdict_needs():
+    """A comparison not yet measured names the methods to run: one that has run a seed at that count but not three
+    stays in the command (the grid skips the seeds it holds), one with all three does not."""
+    import claims
+    acdc = [dict(method='single', patients=70, seed=0)] + [dict(method='deep', patients=70, seed=s) for s in range(3)]
+    missing = [('lomix', 'single', 70), ('lomix', 'deep', 70)]
+    assert claims.pending_command(acdc, missing) == '`acdc_recipe.py --methods single lomix --patients 70 --compare 70`'
+
+
 def test_claims_rows_read_the_acdc_recipe_for_lomix_arco_and_vqseg(monkeypatch):
     "The ACDC rows pair a method with its own baseline per labeled-patient count; a method not yet run stays pending."
     import claims
