@@ -246,7 +246,11 @@ def difference(diff: float, ci) -> str:
     return f'{diff:+.3f}' + (f' {interval(ci)}' if ci else '')
 
 
-def verdict(diff: float, ci, n: int, higher_is_better: bool = True, min_seeds: int = 3, baseline_tail=None) -> str:
+MIN_SEEDS = 3   # the seeds a verdict needs: fewer give 'too few seeds'
+
+
+def verdict(diff: float, ci, n: int, higher_is_better: bool = True, min_seeds: int = MIN_SEEDS,
+            baseline_tail=None) -> str:
     """The claims table's verdict on a paired method - baseline difference and its 95 % interval over seeds; given the
     baseline's `baseline_tail` (`converged` of its curve, Dice points), a baseline that moved >= 1 point is named."""
     if n < min_seeds or ci is None: return f'too few seeds ({n} of {min_seeds})'

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (converged, difference, early, label_growth, log_variance_ratio, mean_sd, paired, save_json,  # noqa: E402
-                      verdict, write_section)
+from _results import (MIN_SEEDS, converged, difference, early, label_growth, log_variance_ratio,  # noqa: E402
+                      mean_sd, paired, save_json, verdict, write_section)
 
 from medseg_nb.viz import GRID_BUDGETS as BUDGETS, claims_table, grid_command as command, grid_runs  # noqa: E402
 
@@ -84,7 +84,7 @@ def sanity_rows():
         tails = [converged(r['curve']) for r in runs if r['method'] == 'mean_teacher' and r['patients'] == p]
         mt = mean_sd(t[s] for s in sorted(set(u) & set(t)))
         res = f"mean teacher {mt}; minus U-Net {difference(d, ci)}"
-        v = (f'too few seeds ({n} of 3)' if n < 3 else 'holds' if ci[0] > 0 else
+        v = (f'too few seeds ({n} of {MIN_SEEDS})' if n < MIN_SEEDS else 'holds' if ci[0] > 0 else
              'holds on the mean, not significant' if d >= 0 else 'fails')
         rows.append(row('sanity', '-', f'mean teacher >= supervised at {p} labeled patients',
                         f"ACDC, {labeled(p)}, {runs[0]['steps']} steps, equal steps", res, v,
@@ -386,7 +386,8 @@ def pending_command(acdc, missing, budget='') -> str:
     for p in sorted({p for *_, p in missing}):
         need = [m for bm in ((b, m) for m, b, q in missing if q == p) for m in bm]   # baselines first
         methods = tuple(m for m in dict.fromkeys(need)
-                        if m != 'unet' and len({r['seed'] for r in acdc if r['method'] == m and r['patients'] == p}) < 3)
+                        if m != 'unet'
+                        and len({r['seed'] for r in acdc if r['method'] == m and r['patients'] == p}) < MIN_SEEDS)
         todo.setdefault(methods, []).append(str(p))
     return ' and '.join(f"`acdc_recipe.py --methods {' '.join(m)} --patients {' '.join(ps)} --compare {' '.join(ps)}"
                         f"{budget}`" for m, ps in todo.items())
