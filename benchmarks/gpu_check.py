@@ -2,8 +2,9 @@
 
     python benchmarks/gpu_check.py            # on a CUDA machine; on a CPU-only one it says so and checks nothing
     python benchmarks/gpu_check.py --dry-run-cpu   # exercise the script on a CPU, writing nothing
-    python benchmarks/gpu_check.py --compile       # only Mamba-HoME's training step: eager, then the Trainer's
-                                                   # `compile` modes 'default' and 'reduce-overhead' (section gpu_compile)
+    python benchmarks/gpu_check.py --compile [eager default reduce-overhead] [--profile]
+        # only Mamba-HoME's training step: eager, then the Trainer's `compile` modes (section gpu_compile), the Triton
+        # kernel against its float64 reference first; --profile: kernels per eager step and the GPU's busy time
 
 Writes its table to benchmarks/RESULTS.md (section gpu_check) with the card's name. Keep it short: a lent
 machine has minutes, not hours.
@@ -93,20 +94,74 @@ def train_row(name, scan, mode, steps, dev):
 TRAIN_HEAD = '| method | data | steps/s | images/s | peak GiB | first step (s) | loss first -> last |\n|---|---|---|---|---|---|---|\n'
 
 
-def compiled_steps(dev, dry):
+def launch_profile(dev, scan, steps=8):
+    """Mamba-HoME's eager training step under torch.profiler (3 steps after 5 of warm-up): kernels launched per step,
+    the GPU's busy milliseconds per step (the kernels' summed device time) and the wall milliseconds per step, so that
+    a step bound by launching kernels from Python shows as wall >> GPU."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+    from medseg_nb.cli import DATASET_DEFAULTS, _tour_plan
+    from medseg_nb.core import get_method
+    from medseg_nb.data.datasets import get_dataset
+    from medseg_nb.methods.mamba_home.selective_scan import scan_backend
+    from medseg_nb.train import Trainer
+    m = get_method('mamba_home'); plan = _tour_plan(m)
+    cfg = dict(DATASET_DEFAULTS.get(plan['dataset'], {}), steps=steps, val_every=10 ** 9, log_every=1, progress=False,
+               amp=True, device=str(dev), **plan.get('train_options', {}))
+    active = 3
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
+    stamps = []
+    try:
+        t = Trainer(m, get_dataset(plan['dataset'], None, 'train'), None, None, cfg)
+        with scan_backend(scan or 'auto'), profile(activities=acts, schedule=schedule(wait=steps - active - 2, warmup=2, active=active)) as prof:
+            t.fit(callback=lambda _: (_sync(), stamps.append(time.perf_counter()), prof.step()))
+        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA  # the GPU's own events,
+                   and not getattr(e, 'is_user_annotation', False) and not e.name.startswith('ProfilerStep')]  # not spans
+        gpu_ms = sum(getattr(e, 'device_time', 0.0) for e in kernels) / 1e3 / active
+        wall_ms = 1e3 * (stamps[-1] - stamps[-1 - active]) / active
+        row = (f"| mamba_home ({scan or 'auto'} scan), eager, profiled | {len(kernels) / active:.0f} | {gpu_ms:.1f} | "
+               f"{wall_ms:.1f} |")
+    except Exception as e:
+        row = f'| mamba_home ({scan} scan), eager, profiled | failed: {type(e).__name__}: {str(e)[:80]} | | |'
+    print(row, flush=True)
+    return row
+
+
+def compiled_steps(dev, dry, modes):
     """Mamba-HoME's step eager and under the Trainer's `compile` modes (Triton scan where there is one): its step was
-    bound by launching ~3000 small kernels from Python (section selective_scan_gpu)."""
+    bound by launching ~3000 small kernels from Python (section selective_scan_gpu). The Triton kernel is first checked
+    against the float64 sequential reference (values and gradients, its default tile); the section is rewritten after
+    every row, so that a call cut short keeps the rows it finished."""
     from medseg_nb.methods.mamba_home.selective_scan import _triton_scan
     scan = 'triton' if _triton_scan() and not dry else None
     steps = 4 if dry else 40
-    modes = (None,) if dry else (None, 'default', 'reduce-overhead')  # on a CPU, compiling would take minutes
-    rows = [train_row('mamba_home', scan, mode, steps, dev) for mode in modes]
-    body = (f"## Mamba-HoME's training step compiled (`benchmarks/gpu_check.py --compile`)\n\nMachine: {machine()}.\n\n"
-            f"The tour's phantom volumes (32^3, batch 2), bf16 autocast, {steps} steps through the Trainer; steps/s over the "
-            "steps after the first two; the first step includes compiling.\n\n" + TRAIN_HEAD + '\n'.join(rows))
-    if not dry:
-        write_section('gpu_compile', body)
-    print(body)
+    modes = [None] if dry else [None if m == 'eager' else m for m in modes]  # on a CPU, compiling would take minutes
+    head = (f"## Mamba-HoME's training step compiled (`benchmarks/gpu_check.py --compile`)\n\nMachine: {machine()}.\n\n")
+    checks, rows, prof = [], [], []
+
+    def body():
+        text = head
+        if checks:
+            text += '| check | result |\n|---|---|\n' + '\n'.join(checks) + '\n\n'
+        text += (f"The tour's phantom volumes (32^3, batch 2), bf16 autocast, {steps} steps through the Trainer; steps/s "
+                 "over the steps after the first two; the first step includes compiling.\n\n" + TRAIN_HEAD + '\n'.join(rows))
+        if prof:
+            text += ('\n\nThe eager step under torch.profiler (3 steps after 5 of warm-up): kernels per step, the GPU busy '
+                     '(kernels\' summed time) and the wall time per step.\n\n| run | kernels per step | GPU ms per step | '
+                     'wall ms per step |\n|---|---|---|---|\n' + '\n'.join(prof))
+        return text
+
+    def save():
+        if not dry: write_section('gpu_compile', body())
+
+    if scan:
+        checks.append('| Triton kernel (default tile) against the float64 sequential reference: largest relative '
+                      f'difference of output, last state and all gradients over 4 shapes | {triton_against_reference(dev)} |')
+        print(checks[-1], flush=True); save()
+    for mode in modes:
+        rows.append(train_row('mamba_home', scan, mode, steps, dev)); save()
+        if mode is None and dev.type == 'cuda' and '--profile' in sys.argv:
+            prof.append(launch_profile(dev, scan)); save()
+    print(body())
     return 0
 
 
@@ -121,7 +176,9 @@ def main():
     load_methods(); dev = torch.device('cpu' if dry else 'cuda')
     rows = []
     if '--compile' in sys.argv:
-        return compiled_steps(dev, dry)
+        at = sys.argv.index('--compile') + 1
+        modes = [m for m in sys.argv[at:] if not m.startswith('--')] or ['eager', 'default', 'reduce-overhead']
+        return compiled_steps(dev, dry, modes)
 
     # kernels against their CPU references
     x = torch.rand(2, 3, 512, 512)

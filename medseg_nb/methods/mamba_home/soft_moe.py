@@ -163,11 +163,15 @@ class HoME(nn.Module):
         B, L, d = x.shape
         G = -(-L // self.K)
         pad = G * self.K - L
+        given = mask is not None
         mask = torch.ones(B, L, dtype=torch.bool, device=x.device) if mask is None else mask.bool()
         if pad:
             x, mask = F.pad(x, (0, 0, 0, pad)), F.pad(mask, (0, pad), value=False)
         x_grp, mask_grp = x.view(B, G, self.K, d), mask.view(B, G, self.K)
-        if not mask_grp.any(-1).all():
+        # Without a mask only the last group is padded, by fewer than K tokens, so every group holds a real token. The
+        # check reads a value back from the device (a GPU sync per layer, a graph break under torch.compile): only a
+        # given mask pays for it.
+        if given and not mask_grp.any(-1).all():
             raise ValueError(
                 "HoME: a group of tokens has no real token; a mask may only mark padding at the end of the last group"
             )
