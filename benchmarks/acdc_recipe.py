@@ -184,7 +184,8 @@ per class, refilled in about 16 steps), two (and tests and CI) for the mean teac
 for ARCO with SG at 1, two (and tests) for ARCO with NS and SAG at 1 in seeds 0 and 1, and in seed 2 (resumed at steps 202 and 177 in a later session, with the method's state kept in the checkpoint) two and a test run, two for ARCO with NS and SG at 7 in seed 0. Every run before ARCO with NS trained with glibc's default allocator; those two switched to
 `reuse_freed_memory` near step 120 and later runs use it throughout (section `cpu_memory`: ARCO's CPU time per step
 1.66x lower; no number but time changes). steps/s say where, not how fast, and are not compared across methods (NSDA's
-cost per step is measured in the `nsda_drive` and `nsda_blocks` sections).
+cost per step is measured in the `nsda_drive` and `nsda_blocks` sections). With all 70 patients at 1500 steps, LoMix seed 0 resumed at
+step 890 in a later session, its time the sum of both stretches.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | tail | seeds |
 |---|---|---|---|---|---|---|---|---|
