@@ -7,7 +7,9 @@
         # kernel against its float64 reference first; --profile: kernels per eager step and the GPU's busy time
 
 Writes its table to benchmarks/RESULTS.md (section gpu_check) with the card's name. Keep it short: a lent
-machine has minutes, not hours.
+machine has minutes, not hours. On the device, end it with `timeout -k 10 SECONDS` and copy RESULTS.md out after it: the
+Trainer takes SIGTERM as "stop after this step", which a step still compiling never reaches, so a plain `timeout` left
+the first call of 2026-12-04 running into the tool's own limit, which killed the copy too (its rows survived in the log).
 """
 import sys
 import time

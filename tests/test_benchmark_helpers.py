@@ -411,3 +411,17 @@ def test_train_seconds_adds_the_stretches_of_a_resumed_run():
             dict(step=4, seconds=1.5)]
     assert train_seconds(rows) == pytest.approx(3.5)                        # 2.0 before the restart, 1.5 after
     assert train_seconds(rows[:2]) == pytest.approx(2.0) and train_seconds([]) == 0.0
+
+
+def test_the_gpu_check_runs_on_a_cpu_before_a_device_minute_is_spent(monkeypatch, capsys):
+    """`gpu_check.py --compile` and its profile run end to end on the CPU (a dry run writes nothing): a lent GPU has 15
+    minutes, and a script that fails there spends them."""
+    import gpu_check
+    import torch
+    monkeypatch.setattr(sys, 'argv', ['gpu_check.py', '--dry-run-cpu', '--compile', 'eager'])
+    assert gpu_check.main() == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith('| mamba_home')]
+    assert rows and 'finite' in rows[0] and 'failed' not in rows[0], rows
+    row = gpu_check.launch_profile(torch.device('cpu'), None, steps=6)
+    cells = [c.strip() for c in row.strip('|').split('|')]
+    assert 'failed' not in row and cells[1] == '0' and float(cells[3]) > 0, row   # no GPU kernels on a CPU; wall time
