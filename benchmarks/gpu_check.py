@@ -57,25 +57,32 @@ def triton_against_reference(dev):
     return f'{worst:.1e} ({"OK" if worst < 1e-4 else "CHECK"})'
 
 
+def tour_setup(name, steps, dev, **options):
+    "A method's tour plan, training set, Trainer config (bf16 autocast, no validation) and labeled/unlabeled split."
+    from medseg_nb.cli import DATASET_DEFAULTS, _tour_plan
+    from medseg_nb.core import get_method
+    from medseg_nb.data.datasets import get_dataset, split_labeled
+    plan = _tour_plan(get_method(name))
+    tr = get_dataset(plan['dataset'], None, 'train')
+    lab, unl = split_labeled(len(tr), plan['labeled'], 0) if plan['labeled'] else (None, None)
+    cfg = dict(DATASET_DEFAULTS.get(plan['dataset'], {}), steps=steps, val_every=10 ** 9, log_every=1, progress=False,
+               amp=True, device=str(dev), **options, **plan.get('train_options', {}))
+    return plan, tr, cfg, lab, unl
+
+
 def train_row(name, scan, mode, steps, dev):
     """One method trained `steps` steps through the Trainer under bf16 autocast on its tour phantoms (`scan`: Mamba-HoME's
     scan backend; `mode`: the Trainer's `compile`): a table row of steps/s over the steps after the first two, images/s,
     peak memory, the first step's seconds (compiling, where compiled) and the losses."""
-    from medseg_nb.cli import DATASET_DEFAULTS, _tour_plan
     from medseg_nb.core import get_method
-    from medseg_nb.data.datasets import get_dataset, split_labeled
     from medseg_nb.methods.mamba_home.selective_scan import scan_backend
     from medseg_nb.train import Trainer
-    m = get_method(name); plan = _tour_plan(m)
-    tr = get_dataset(plan['dataset'], None, 'train')
-    lab, unl = split_labeled(len(tr), plan['labeled'], 0) if plan['labeled'] else (None, None)
-    cfg = dict(DATASET_DEFAULTS.get(plan['dataset'], {}), steps=steps, val_every=10 ** 9, log_every=1, progress=False,
-               amp=True, device=str(dev), compile=mode, **plan.get('train_options', {}))
+    plan, tr, cfg, lab, unl = tour_setup(name, steps, dev, compile=mode)
     if dev.type == 'cuda': torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
     label = name + (f' ({scan} scan)' if scan else '') + (f', compile={mode}' if mode else '')
     stamps = []
     try:
-        t = Trainer(m, tr, None, None, cfg, labeled_idx=lab, unlabeled_idx=unl)
+        t = Trainer(get_method(name), tr, None, None, cfg, labeled_idx=lab, unlabeled_idx=unl)
         start = time.perf_counter()
         with scan_backend(scan or 'auto'):
             t.fit(callback=lambda _: (_sync(), stamps.append(time.perf_counter())))
@@ -101,19 +108,15 @@ def launch_profile(dev, scan, steps=8):
     the GPU's busy milliseconds per step (the kernels' summed device time) and the wall milliseconds per step, so that
     a step bound by launching kernels from Python shows as wall >> GPU."""
     from torch.profiler import ProfilerActivity, profile, schedule
-    from medseg_nb.cli import DATASET_DEFAULTS, _tour_plan
     from medseg_nb.core import get_method
-    from medseg_nb.data.datasets import get_dataset
     from medseg_nb.methods.mamba_home.selective_scan import scan_backend
     from medseg_nb.train import Trainer
-    m = get_method('mamba_home'); plan = _tour_plan(m)
-    cfg = dict(DATASET_DEFAULTS.get(plan['dataset'], {}), steps=steps, val_every=10 ** 9, log_every=1, progress=False,
-               amp=True, device=str(dev), **plan.get('train_options', {}))
+    _, tr, cfg, _, _ = tour_setup('mamba_home', steps, dev)
     active = 3
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
     stamps = []
     try:
-        t = Trainer(m, get_dataset(plan['dataset'], None, 'train'), None, None, cfg)
+        t = Trainer(get_method('mamba_home'), tr, None, None, cfg)
         with scan_backend(scan or 'auto'), profile(activities=acts, schedule=schedule(wait=steps - active - 2, warmup=2, active=active)) as prof:
             t.fit(callback=lambda _: (_sync(), stamps.append(time.perf_counter()), prof.step()))
         kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA  # the GPU's own events,
@@ -123,7 +126,7 @@ def launch_profile(dev, scan, steps=8):
         row = (f"| mamba_home ({scan or 'auto'} scan), eager, profiled | {len(kernels) / active:.0f} | {gpu_ms:.1f} | "
                f"{wall_ms:.1f} |")
     except Exception as e:
-        row = f'| mamba_home ({scan} scan), eager, profiled | failed: {type(e).__name__}: {str(e)[:80]} | | |'
+        row = f"| mamba_home ({scan or 'auto'} scan), eager, profiled | failed: {type(e).__name__}: {str(e)[:80]} | | |"
     print(row, flush=True)
     return row
 
