@@ -169,6 +169,7 @@ def train(
         ),
     )
     summary = t.fit(resume=resume)
+    t.close()  # under torchrun: the process group ends here, after the last collective (only when the run ended well)
     summary.update(out=str(out), dataset=dataset, labeled_items=len(lab_idx) if lab_idx is not None else len(tr))
     return summary
 

@@ -459,7 +459,8 @@ class TrainerBase:
         # distributed: torchrun sets WORLD_SIZE, RANK, LOCAL_RANK
         self.world = int(os.environ.get('WORLD_SIZE', 1))
         self.rank = int(os.environ.get('RANK', 0))
-        if self.world > 1 and not dist.is_initialized():
+        self._owns_group = self.world > 1 and not dist.is_initialized()  # `close()` ends only a group made here
+        if self._owns_group:
             dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
         if self.world > 1 and torch.cuda.is_available():
             self.device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
@@ -623,6 +624,15 @@ class TrainerBase:
         gathered = [torch.zeros_like(vec) for _ in range(self.world)]
         dist.all_gather(gathered, vec)
         return all(torch.equal(gathered[0], g) for g in gathered[1:])
+
+    def close(self):
+        """End the process group this Trainer started (under torchrun), on every rank, once training is over. A
+        process that exits with the group still open can abort in teardown (gloo's threads are destroyed unjoined:
+        'terminate called without an active exception', SIGABRT) after its run had finished well. A group the
+        caller started is the caller's to end; without one, nothing happens."""
+        if getattr(self, '_owns_group', False) and dist.is_initialized():
+            dist.destroy_process_group()
+        self._owns_group = False
 
 # %% ../nbs/06_train.ipynb #c1e7f6a
 class Terminated(KeyboardInterrupt):

@@ -415,8 +415,15 @@ def test_ddp_two_processes_agree_with_one(tmp_path):
     common = ['--method', 'unet', '--dataset', 'phantom-glands', '--steps', '4', '--opt', 'width=4', '--opt', 'depth=2',
               '--patch', '32,32', '--val-every', '1000', '--json', '--seed', '3', '--set', 'optimizer=sgd', '--lr', '0.05']
     one_thread = {'OMP_NUM_THREADS': '1'}
+    # each rank runs the CLI's main, then says whether it left the process group open: a process that exits with it
+    # open can abort in teardown (gloo: 'terminate called without an active exception', SIGABRT) after a good run
+    rank_main = tmp_path / 'rank_main.py'
+    rank_main.write_text('import sys\nimport torch.distributed as dist\nfrom medseg_nb.cli import main\n'
+                         'rc = main(sys.argv[1:])\n'
+                         "print('process group left open' if dist.is_initialized() else 'process group closed', file=sys.stderr)\n"
+                         'sys.exit(rc)\n')
     proc = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
-                             '-m', 'medseg_nb.cli', 'train', '--out', str(tmp_path / 'ddp'), '--batch-size', '2', *common],
+                             str(rank_main), 'train', '--out', str(tmp_path / 'ddp'), '--batch-size', '2', *common],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, **one_thread})
     try:
@@ -425,6 +432,7 @@ def test_ddp_two_processes_agree_with_one(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)          # the ranks too, not only the launcher
         pytest.fail('two-process DDP run did not finish in 300 s (a rank waiting at a barrier?)')
     assert proc.returncode == 0, err[-3000:]
+    assert err.count('process group closed') == 2, 'a rank left its process group open: ' + err[-3000:]
     s = json.loads([l for l in out.splitlines() if l.startswith('{')][-1])
     assert s['ranks_agree'] is True and s['steps'] == 4
     for name, batch in (('one', '4'), ('half', '2')):
