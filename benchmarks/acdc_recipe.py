@@ -99,20 +99,29 @@ def plot(runs, path: Path):
     counts = sorted({r['patients'] for r in runs})
     methods = ['unet'] + sorted({r['method'] for r in runs} - {'unet'})
     colour = dict(unet='k') | {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods[1:])}
-    fig, axes = plt.subplots(1, len(counts), figsize=(3.6 * len(counts), 4.2), sharey=True, squeeze=False)
-    for ax, p in zip(axes[0], counts):
+    # top row: the whole curves; bottom row: the last fifth, where the table's differences (a few Dice points) and
+    # the tail rule are read, each on its own scale
+    fig, axes = plt.subplots(2, len(counts), figsize=(3.6 * len(counts), 7.2), squeeze=False,
+                             gridspec_kw=dict(height_ratios=(3, 2)))
+    for ax, zoom, p in zip(axes[0], axes[1], counts):
         here = [r for r in runs if r['patients'] == p]
         for r in sorted(here, key=lambda r: (methods.index(r['method']), r['seed'])):
             x, y = zip(*r['curve'])
             first = r['seed'] == min(q['seed'] for q in here if q['method'] == r['method'])
-            ax.plot(x, y, color=colour[r['method']], lw=1.6 if r['method'] == 'unet' else 1.1, alpha=0.85,
-                    label=r['method'] if first else None)
+            style = dict(color=colour[r['method']], lw=1.6 if r['method'] == 'unet' else 1.1, alpha=0.85)
+            ax.plot(x, y, label=r['method'] if first else None, **style)
+            last = max(x)
+            zoom.plot(*zip(*[(s, d) for s, d in r['curve'] if s >= 0.8 * last]), **style)
         ax.set(xlabel='step', ylim=(0, 1),
                title=f"{'all 70' if p == ALL else p} labeled patient{'s' if p != 1 else ''}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc='lower right')
+        ax.legend(fontsize=7, loc='lower right', ncol=2 if len({r['method'] for r in here}) > 4 else 1)
+        zoom.set(xlabel='step', title='the last fifth')
+        zoom.grid(alpha=0.3)
     axes[0][0].set_ylabel('validation mean Dice (20 volumes)')
-    fig.suptitle('ACDC recipe: one line per run (seed), one colour per method', fontsize=10)
+    axes[1][0].set_ylabel('validation mean Dice')
+    fig.suptitle('ACDC recipe: one line per run (seed),' + (' ' if len(counts) > 1 else '\n') + 'one colour per method',
+                 fontsize=10)
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
 
 
@@ -185,7 +194,8 @@ for ARCO with SG at 1, two (and tests) for ARCO with NS and SAG at 1 in seeds 0 
 `reuse_freed_memory` near step 120 and later runs use it throughout (section `cpu_memory`: ARCO's CPU time per step
 1.66x lower; no number but time changes). steps/s say where, not how fast, and are not compared across methods (NSDA's
 cost per step is measured in the `nsda_drive` and `nsda_blocks` sections). With all 70 patients at 1500 steps, LoMix seed 0 resumed at
-step 890 in a later session, its time the sum of both stretches.
+step 890 in a later session, LoMix seed 2 and deep supervision seed 2 at steps 443 and 983 (beside CI for part of
+it), their time the sum of both stretches.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | tail | seeds |
 |---|---|---|---|---|---|---|---|---|
