@@ -332,6 +332,16 @@ def test_the_claims_sanity_row_names_the_counts_still_moving(monkeypatch):
     assert claims.sanity_rows()[0]['verdict'].startswith('fails')
     acdc[3]['dice'] = acdc[5]['dice'] = 0.65; acdc[4]['dice'] = 0.9        # seed 1: 3 patients above 70: the mean still rises
     assert claims.sanity_rows()[0]['verdict'].startswith('holds on the mean, not in seed 1,')
+    assert 'acdc_long' not in labels['note']                                  # no longer grid yet: no word on it
+    long = [dict(method='unet', patients=70, seed=s, steps=1500, dice=0.86 + 0.01 * s, curve=c)
+            for s, c in ((0, flat), (1, rising))] + [dict(method='lomix', patients=70, seed=0, steps=1500, dice=0.9,
+                                                          curve=flat)]
+    monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_recipe=acdc, acdc_long=long).get(name, []))
+    note = claims.sanity_rows()[0]['note']
+    assert note.endswith('at 1500 steps (the acdc_long grid) all 70: 0.865 ± 0.007 (2 seeds), largest change over the '
+                         'last fifth 5.00 Dice points')                       # the moving seed decides; LoMix not read
+    long[1]['curve'] = flat
+    assert claims.sanity_rows()[0]['note'].endswith('0.50 Dice points (converged)')
 
 
 def test_a_second_budget_draws_its_own_picture_and_shows_it(tmp_path, monkeypatch):
