@@ -350,10 +350,12 @@ def mamba_home_rows():
     return out
 
 
-def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True, budget=''):
+def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True, budget='', reference=None):
     """`method` against `base` in the ACDC recipe's runs (`acdc_recipe.py --methods ...`), one row per labeled-patient
     count both ran, paired by seed on mean Dice; `names` = (baseline, method) as the result names them; `budget`: the
-    options of the grid that holds `acdc` when not the recipe's own (for the command of seeds not yet run)."""
+    options of the grid that holds `acdc` when not the recipe's own (for the command of seeds not yet run).
+    `reference`: a method of the same grid that stands for the baseline (LoMix's single-output loss against the U-Net's
+    own): where `base` has not converged, the note says whether the reference did and how `base` compares with it."""
     out = []
     for p in sorted({r['patients'] for r in acdc if r['method'] == method}):
         v = {r['seed']: r for r in acdc if r['patients'] == p and r['method'] == method}
@@ -369,8 +371,27 @@ def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True, budg
                        f"steps, the acdc recipe (batch 16{' + 16 unlabeled' if unlabeled else ''}), CPU", res,
                        verdict(d, ci, n, baseline_tail=tail),
                        f'tail change: {names[0]} {tail:.1f}, {names[1]} {v_tail:.1f} Dice points'
+                       + (reference_note(acdc, reference, base, p, names[0]) if tail >= 1 else '')
                        + other_seeds({base: b, method: v}, p, budget)))
     return out
+
+
+def reference_note(acdc, reference, base, patients, name) -> str:
+    """A note on a baseline that has not converged: how it compares, paired by seed, with `reference` (a method of the
+    same grid at the same labeled patients) when every seed of the reference converged; '' otherwise."""
+    if reference is None:
+        return ''
+    r = {x['seed']: x for x in acdc if x['method'] == reference and x['patients'] == patients}
+    b = {x['seed']: x['dice'] for x in acdc if x['method'] == base and x['patients'] == patients}
+    both = sorted(set(r) & set(b))
+    if len(both) < MIN_SEEDS or max(converged(r[k]['curve']) for k in both) >= 1:
+        return ''
+    d, ci, _ = paired({k: r[k]['dice'] for k in both}, {k: b[k] for k in both})
+    return (f"; {REFERENCE_NAMES.get(reference, reference)} converged at this budget ({mean_sd(r[k]['dice'] for k in both)}"
+            f", tail up to {max(converged(r[k]['curve']) for k in both):.2f}): {name} minus it {difference(d, ci)}")
+
+
+REFERENCE_NAMES = {'unet': 'the U-Net with its own loss weights'}
 
 
 def other_seeds(runs: dict, patients: int, budget='', seeds=(0, 1, 2)) -> str:
@@ -481,7 +502,7 @@ def lomix_rows():
         for base, claim in LOMIX_CLAIM.items():
             for variant, name in variants:
                 out += acdc_rows('lomix', 'LoMix', f'{claim}; LoMix with {name}', variant, base, (base, 'LoMix'), runs,
-                                 unlabeled=False, budget=budget)
+                                 unlabeled=False, budget=budget, reference='unet' if base == 'single' else None)
     # every comparison the experiments issue asks for: each weighting against each baseline, 3 and all 70 patients
     # (a pair is measured when one budget ran both: a 600-step baseline does not pair with a 1500-step LoMix)
     pairs = [(v, b) for b in LOMIX_CLAIM for v, _ in variants]

@@ -242,6 +242,27 @@ def test_claims_rows_of_gausam_pair_heads_by_seed_and_point_at_a_longer_budget(m
     assert '2000 steps' in rows[3]['setting'] and rows[3]['verdict'] == 'reproduced'            # converged: no caveat
 
 
+def test_a_baseline_still_moving_is_read_against_a_converged_reference_of_its_grid(monkeypatch):
+    "LoMix's single-output baseline, not converged, is compared by seed with the grid's U-Net when that converged."
+    import claims
+    flat, rising = [(100, 0.5), (1200, 0.860), (1500, 0.862)], [(100, 0.5), (1200, 0.84), (1500, 0.86)]
+    long = [dict(method=m, patients=70, seed=s, steps=1500, curve=c, dice=d + 0.01 * s)
+            for m, d, c in (('single', 0.86, rising), ('unet', 0.85, flat), ('lomix', 0.88, flat)) for s in (0, 1, 2)]
+    monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_long=long).get(name, []))
+    note = lambda: [r for r in claims.lomix_rows() if 'single' in r['claim'] and 'normalised' in r['claim']][0]['note']
+    assert ('tail change: single 2.0, LoMix 0.2 Dice points; the U-Net with its own loss weights converged at this '
+            'budget (0.860 ± 0.010, tail up to 0.20): single minus it +0.010 [+0.010, +0.010]') in note()
+    long[3]['curve'] = rising                                                 # one seed of the U-Net still moving
+    assert 'its own loss weights' not in note()
+    long[3]['curve'] = flat
+    for r in long[:3]:                                                        # the baseline converged: nothing to add
+        r['curve'] = flat
+    assert 'its own loss weights' not in note()
+    assert claims.reference_note(long, 'unet', 'single', 70, 'single').startswith('; the U-Net')
+    assert claims.reference_note(long[:5] + long[6:], 'unet', 'single', 70, 'single') == ''   # 2 seeds: too few
+    assert claims.reference_note(long, None, 'single', 70, 'single') == ''
+
+
 def test_a_pending_command_keeps_a_method_until_it_has_the_seeds_a_verdict_needs():
     """A comparison not yet measured names the methods to run: one that has run a seed at that count but not three
     stays in the command (the grid skips the seeds it holds), one with all three does not."""
