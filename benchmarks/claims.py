@@ -355,7 +355,8 @@ def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True, budg
     count both ran, paired by seed on mean Dice; `names` = (baseline, method) as the result names them; `budget`: the
     options of the grid that holds `acdc` when not the recipe's own (for the command of seeds not yet run).
     `reference`: a method of the same grid that stands for the baseline (LoMix's single-output loss against the U-Net's
-    own): where `base` has not converged, the note says whether the reference did and how `base` compares with it."""
+    own): where `base` has not converged and every seed of the reference paired with it has, the note says so and how
+    `base` compares with it."""
     out = []
     for p in sorted({r['patients'] for r in acdc if r['method'] == method}):
         v = {r['seed']: r for r in acdc if r['patients'] == p and r['method'] == method}
@@ -378,17 +379,19 @@ def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True, budg
 
 def reference_note(acdc, reference, base, patients, name) -> str:
     """A note on a baseline that has not converged: how it compares, paired by seed, with `reference` (a method of the
-    same grid at the same labeled patients) when every seed of the reference converged; '' otherwise."""
+    same grid at the same labeled patients) when the reference converged in every seed paired with the baseline (at
+    least `MIN_SEEDS`); '' otherwise."""
     if reference is None:
         return ''
     r = {x['seed']: x for x in acdc if x['method'] == reference and x['patients'] == patients}
     b = {x['seed']: x['dice'] for x in acdc if x['method'] == base and x['patients'] == patients}
     both = sorted(set(r) & set(b))
-    if len(both) < MIN_SEEDS or max(converged(r[k]['curve']) for k in both) >= 1:
+    tail = max((converged(r[k]['curve']) for k in both), default=float('inf'))
+    if len(both) < MIN_SEEDS or tail >= 1:
         return ''
     d, ci, _ = paired({k: r[k]['dice'] for k in both}, {k: b[k] for k in both})
     return (f"; {REFERENCE_NAMES.get(reference, reference)} converged at this budget ({mean_sd(r[k]['dice'] for k in both)}"
-            f", tail up to {max(converged(r[k]['curve']) for k in both):.2f}): {name} minus it {difference(d, ci)}")
+            f", tail up to {tail:.2f}): {name} minus it {difference(d, ci)}")
 
 
 REFERENCE_NAMES = {'unet': 'the U-Net with its own loss weights'}
