@@ -65,8 +65,9 @@ def grid_args(ap, default_json: Path):
 
 
 def work_args(ap):
-    """Add --work to a grid whose runs resume from their checkpoints (`resumed`; acdc_recipe.py and mamba_home.py,
-    whose runs last an hour or more on a CPU): a grid that would ignore it does not take it."""
+    """Add --work to a grid whose runs resume from their checkpoints (`resumed`: acdc_recipe.py and mamba_home.py;
+    gausam_heads.py through `train_head(checkpoint=)`), whose runs last up to an hour or more on a CPU: a grid that
+    would ignore it does not take it."""
     ap.add_argument('--work', type=Path, default=None,
                     help="each run's folder (checkpoints, history) goes here and is kept: a run cut short (a session's end, "
                          "Ctrl-C) resumes from its last checkpoint when the grid is rerun; default: a temporary folder")

@@ -7,12 +7,12 @@ uniform placement of the Gaussians, by their validation curves.
 Each run trains one head with `medseg_nb.methods.gausam.model.train_head` (AdamW 1e-3, batch 4, Dice + CE, batches
 drawn at random from the training set, images resized to --size), validates at 1x every --val-every steps, and scores
 the final model at each output resolution against labels resampled from their original resolution. Runs are appended
-to benchmarks/gausam_heads.json as they finish (an interrupted grid resumes where it stopped); the table goes to the
+to benchmarks/gausam_heads.json as they finish (an interrupted grid resumes where it stopped, and with `--work DIR` a run
+cut short continues from its last checkpoint, saved every 100 steps and on Ctrl-C or SIGTERM); the table goes to the
 `gausam_heads` section of RESULTS.md and the curves to benchmarks/gausam_heads.png.
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import (converged, early, finite_mean, grid_args, interval, listed, machine, machines, mean_sd, paired,  # noqa: E402
-                      plot_file, run_grid, write_section)
+                      plot_file, run_grid, work_args, work_dir, write_section)
 
 from medseg_nb.core import data_root  # noqa: E402
 from medseg_nb.data.phantoms import PhantomDataset  # noqa: E402
@@ -104,6 +104,7 @@ def main():
     ap.add_argument('--datasets', nargs='+', default=['kvasir'], choices=['kvasir', 'phantom'])
     ap.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     grid_args(ap, OUT)
+    work_args(ap)
     a = ap.parse_args()
     root = data_root()
     if 'kvasir' in a.datasets and root is None and not a.table_only:
@@ -115,11 +116,14 @@ def main():
             data[ds] = items(ds, root)
         head, placement = VARIANTS[v]
         print(f'[gausam_heads] {ds} {v} seed {s}, {steps} steps', flush=True)
-        t0 = time.time()
+        ckpt = Path(work) / f'{v}_{ds}_{s}_{steps}_{a.size}.pt'
+        if ckpt.is_file():
+            print(f'[gausam_heads] continuing from {ckpt}', flush=True)
         out = train_head(*data[ds], head=head, placement=placement, steps=steps, size=a.size, seed=s, scales=SCALES,
-                         val_every=a.val_every or max(steps // 10, 1), progress=sys.stderr.isatty())
-        r = dict(variant=v, dataset=ds, seed=s, steps=steps, size=a.size, seconds=round(time.time() - t0, 1),
-                 rows=out['rows'], curve=out['curve'], machine=machine(), threads=torch.get_num_threads())
+                         val_every=a.val_every or max(steps // 10, 1), progress=sys.stderr.isatty(), checkpoint=ckpt)
+        r = dict(variant=v, dataset=ds, seed=s, steps=steps, size=a.size, seconds=round(out['seconds'], 1),
+                 rows=out['rows'], curve=out['curve'], machine=machine(), threads=torch.get_num_threads(),
+                 **({'resumed_at': out['resumed_at']} if 'resumed_at' in out else {}))
         scores = ' '.join(f"{x['scale']:g}x {x['dice']:.3f}" for x in r['rows'])
         print(f"  Dice {scores}, {r['seconds']:.0f} s", flush=True)
         return r
@@ -129,7 +133,8 @@ def main():
         write_section(a.section, body(state['runs'], a))
 
     jobs = [(v, ds, s, a.steps) for s in a.seeds for ds in a.datasets for v in a.variants]      # seed-major
-    state = run_grid(a, jobs, lambda r: (r['variant'], r['dataset'], r['seed'], r['steps']), run_job, report)
+    with work_dir(a) as work:
+        state = run_grid(a, jobs, lambda r: (r['variant'], r['dataset'], r['seed'], r['steps']), run_job, report)
     if state['runs']:
         print(body(state['runs'], a))
 

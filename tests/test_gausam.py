@@ -133,3 +133,41 @@ def test_gaussian_scales_are_bounded():
         small = net(torch.rand(1, 3, 64, 64)).features['gaussians'].log_s
     base = torch.log(torch.tensor(0.5 / 4.0))
     assert (big <= base + 2.5 + 1e-4).all() and (small >= base - 2.5 - 1e-4).all()
+
+
+def test_a_head_run_stopped_by_sigterm_resumes_to_the_result_of_a_run_never_stopped(tmp_path, monkeypatch):
+    """`train_head` (the GauSAM grid's runs, up to an hour each on a CPU) lost a run cut short by a session's end: it
+    kept nothing until it returned. With `checkpoint=` a SIGTERM arriving mid-step lets the step end, saves it, and
+    raises; the rerun continues from there to the same curve, scores and weights as a run never stopped."""
+    import os
+    import signal
+
+    from medseg_nb.data.phantoms import PhantomDataset
+    from medseg_nb.methods.gausam import model
+    from medseg_nb.train import Terminated
+
+    glands = PhantomDataset('glands', n=6, size=64, seed=0)
+    items = [glands[i] for i in range(4)], [glands[4], glands[5]]
+    opts = dict(steps=6, size=64, val_every=2, scales=(1,), n_gaussians=16, save_every=100)
+    whole = model.train_head(*items, **opts, checkpoint=tmp_path / 'whole.pt')
+    real, calls = model.score_head, []
+
+    def signalled(*a, **k):                 # the second validation (step 4) brings SIGTERM, as a session's end would
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*a, **k)
+
+    monkeypatch.setattr(model, 'score_head', signalled)
+    with pytest.raises(Terminated):
+        model.train_head(*items, **opts, checkpoint=tmp_path / 'cut.pt')
+    cut = torch.load(tmp_path / 'cut.pt', weights_only=True)
+    assert cut['step'] == 4 and [s for s, _ in cut['curve']] == [2, 4]     # the step under way ended and was kept
+    monkeypatch.setattr(model, 'score_head', real)
+    resumed = model.train_head(*items, **opts, checkpoint=tmp_path / 'cut.pt')
+    assert resumed['resumed_at'] == 4
+    assert resumed['curve'] == whole['curve'] and resumed['rows'] == whole['rows']
+    a, b = (torch.load(tmp_path / f, weights_only=True)['model'] for f in ('whole.pt', 'cut.pt'))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match='holds another run'):
+        model.train_head(*items, **opts | dict(steps=8), checkpoint=tmp_path / 'cut.pt')

@@ -529,34 +529,76 @@ def train_head(
     scales=(0.5, 1, 2),
     val_every: int = 0,
     progress: bool = False,
+    checkpoint: str | Path | None = None,
+    save_every: int = 100,
 ) -> dict:
     """Train one head (box prompts, Dice + CE, AdamW, batches drawn at random), then score it at each output scale.
 
-    Returns `rows` (one per scale) and, when `val_every` > 0, `curve`: (step, validation Dice at 1x) pairs."""
+    Returns `rows` (one per scale), `seconds` (training and scoring, over every stretch of the run) and, when
+    `val_every` > 0, `curve`: (step, validation Dice at 1x) pairs. With `checkpoint` (a file), the run is written there
+    every `save_every` steps, at its end, and when Ctrl-C or SIGTERM stops it (after the step under way: whole steps
+    only); a call that finds the file continues from it (`resumed_at`: its step) to the result of a run never stopped.
+    A checkpoint of another run (head, placement, steps, size, batch, seed, ...) is refused."""
+    import time
+
     from tqdm.auto import tqdm
 
     from medseg_nb.core import seed_everything
     from medseg_nb.losses import DiceCELoss
+    from medseg_nb.train import StopSignals, save_checkpoint
 
+    started = time.perf_counter()
     train_set, val_set = _prep_items(train_items, size), _prep_items(val_items, size)
     seed_everything(seed)
     net = GauSAM(2, 'tiny', n_gaussians=n_gaussians, head=head, placement=placement)
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr)
     gen = torch.Generator().manual_seed(seed)
     loss_fn, curve = DiceCELoss(), []
-    for step in tqdm(range(1, steps + 1), desc=f'{head} ({placement})', disable=not progress, leave=False):
-        idx = torch.randint(len(train_set), (batch,), generator=gen).tolist()
-        images = torch.stack([train_set[i]['image'] for i in idx])
-        labels = torch.stack([train_set[i]['small'] for i in idx])
-        boxes = torch.stack([train_set[i]['box'] for i in idx])
-        loss = loss_fn(net(images, boxes=boxes).logits, labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if val_every and (step % val_every == 0 or step == steps):
-            curve.append((step, score_head(net, val_set, size, full=False)['dice']))
+    run = dict(head=head, placement=placement, steps=steps, size=size, batch=batch, seed=seed,
+               n_gaussians=n_gaussians, lr=lr, val_every=val_every, n_train=len(train_set), n_val=len(val_set))
+    start, earlier = 0, 0.0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        saved = torch.load(checkpoint, map_location='cpu', weights_only=True)
+        if saved.get('run') != run:
+            raise ValueError(f"checkpoint {checkpoint} holds another run ({saved.get('run')}), not this one ({run}): "
+                             'give another path or remove it')
+        net.load_state_dict(saved['model'])
+        opt.load_state_dict(saved['opt'])
+        gen.set_state(saved['gen'])
+        torch.set_rng_state(saved['rng'])
+        curve, start, earlier = [tuple(c) for c in saved['curve']], int(saved['step']), float(saved['seconds'])
+
+    def save(step):
+        save_checkpoint(checkpoint, dict(run=run, step=step, model=net.state_dict(), opt=opt.state_dict(),
+                                         gen=gen.get_state(), rng=torch.get_rng_state(), curve=curve,
+                                         seconds=earlier + time.perf_counter() - started))
+
+    done = start
+    try:
+        with StopSignals() as stop:
+            for step in tqdm(range(start + 1, steps + 1), initial=start, total=steps, desc=f'{head} ({placement})',
+                             disable=not progress, leave=False):
+                with stop.hold():                              # a signal waits for the step (and its save) to end
+                    idx = torch.randint(len(train_set), (batch,), generator=gen).tolist()
+                    images = torch.stack([train_set[i]['image'] for i in idx])
+                    labels = torch.stack([train_set[i]['small'] for i in idx])
+                    boxes = torch.stack([train_set[i]['box'] for i in idx])
+                    loss = loss_fn(net(images, boxes=boxes).logits, labels)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    if val_every and (step % val_every == 0 or step == steps):
+                        curve.append((step, score_head(net, val_set, size, full=False)['dice']))
+                    done = step
+                    if checkpoint is not None and (step % save_every == 0 or step == steps):
+                        save(step)
+    except KeyboardInterrupt:                                  # Ctrl-C or SIGTERM: keep the steps done
+        if checkpoint is not None:
+            save(done)
+        raise
     rows = [dict(head=head, placement=placement, steps=steps, **score_head(net, val_set, size, r)) for r in scales]
-    return dict(rows=rows, curve=curve)
+    out = dict(rows=rows, curve=curve, seconds=earlier + time.perf_counter() - started)
+    return out | (dict(resumed_at=start) if start else {})
 
 
 def compare_heads(train_items, val_items, **options) -> list[dict]:
