@@ -14,7 +14,7 @@ from torch import nn
 # %% auto #0
 __all__ = ['SAM_CONFIGS', 'LOG_SCALE_RANGE', 'build_sam', 'load_sam_weights', 'letterbox', 'to_frame', 'from_frame',
            'encode_image', 'prompt_boxes', 'decode', 'boxes_from_labels', 'GauSAM', 'GauSAMMethod', 'SAMDecoderMethod',
-           'score_head', 'train_head', 'compare_heads']
+           'score_head', 'train_head', 'compare_heads', 'placement_stats']
 
 # %% ../../../nbs/12_gausam.ipynb #c006
 SAM_CONFIGS = {
@@ -605,3 +605,33 @@ def compare_heads(train_items, val_items, **options) -> list[dict]:
     """Train GauSAM and the SAM-head baseline alike (box prompts), then score both at several output resolutions;
     `options` are `train_head`'s (steps, size, batch, seed, ...), the same for both heads."""
     return [row for head in ('gaussian', 'sam') for row in train_head(train_items, val_items, head, **options)['rows']]
+
+# %% ../../../nbs/12_gausam.ipynb #c113
+def placement_stats(anchors: torch.Tensor, boxes: torch.Tensor, masks: torch.Tensor) -> dict:
+    """Where K anchors (B x K x 2, normalised x, y) fall against box prompts (B x 4: x0, y0, x1, y1 in pixels) and
+    masks (B x H x W, object > 0), per image: `in_box` and `in_mask`, the share of the anchors inside each, and `gap`,
+    the mean distance in pixels from an object pixel (its centre) to its nearest anchor; NaN for an empty mask."""
+    if anchors.ndim != 3 or anchors.shape[-1] != 2:
+        raise ValueError(f'anchors must be B x K x 2 (normalised x, y), got shape {tuple(anchors.shape)}')
+    n_img = anchors.shape[0]
+    if tuple(boxes.shape) != (n_img, 4) or masks.ndim != 3 or masks.shape[0] != n_img:
+        raise ValueError(f'expected boxes {n_img} x 4 and masks {n_img} x H x W for {n_img} images of anchors, got '
+                         f'boxes {tuple(boxes.shape)} and masks {tuple(masks.shape)}')
+    height, width = masks.shape[1:]
+    pix = anchors.float() * anchors.new_tensor([width, height]).float()          # anchors in pixels
+    anchor_x, anchor_y = pix.unbind(-1)
+    boxes = boxes.to(pix)
+    x0, y0, x1, y1 = boxes[:, None].unbind(-1)
+    in_box = (anchor_x >= x0) & (anchor_x <= x1) & (anchor_y >= y0) & (anchor_y <= y1)
+    obj = masks > 0
+    col, row = anchor_x.long().clamp(0, width - 1), anchor_y.long().clamp(0, height - 1)
+    in_mask = obj[torch.arange(n_img, device=obj.device)[:, None], row, col]
+    ys, xs = torch.meshgrid(torch.arange(height, device=pix.device) + 0.5, torch.arange(width, device=pix.device) + 0.5,
+                            indexing='ij')
+    centres = torch.stack([xs, ys], -1).reshape(-1, 2).to(pix)
+    # one image at a time: H W x K distances, never B x H W x K
+    nearest = torch.stack([torch.cdist(centres, p).min(-1).values for p in pix]).view(n_img, height, width)
+    count = obj.sum((1, 2))
+    gap = (nearest * obj).sum((1, 2)) / count.clamp_min(1)
+    return dict(in_box=in_box.float().mean(1), in_mask=in_mask.float().mean(1),
+                gap=torch.where(count > 0, gap, torch.full_like(gap, float('nan'))))
