@@ -209,6 +209,18 @@ def gausam_file_rows(file):
                        f"at 1x: uniform {final['uniform']}, contour {final['gaussian']}"))
     else:
         out.append(row('gausam', 'GauSAM', place_claim, setting, note='uniform placement not run yet'))
+    box = by('box', lambda r: early(r['curve']))
+    if uni and box:       # our ablation: contour placement on a lattice over the box, no anchor starting outside it
+        d, ci, n = paired(uni, box)
+        res = (f"mean validation Dice over the first half of training: uniform {mean_sd(uni.values())}, contour in the "
+               f"box {mean_sd(box.values())}; difference {difference(d, ci)}")
+        final = mean_sd(at(r, 1) for r in runs if r['variant'] == 'box')
+        d_con, ci_con, _ = paired(con, box)
+        out.append(row('gausam', 'GauSAM', place_claim + ', with the contour anchors kept in the box (our ablation)',
+                       setting, res, verdict(d, ci, n),
+                       f"contour placement on a lattice over the box (`placement='contour_box'`) rather than over the "
+                       f"image; final Dice at 1x {final}; minus contour placement over the image, early Dice "
+                       f"{difference(d_con, ci_con)}"))
     return out
 
 

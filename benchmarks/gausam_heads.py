@@ -1,6 +1,7 @@
 """GauSAM's two claims, over seeds: the Gaussian-field head against SAM's own mask head (same tiny SAM, adapter, box
 prompts, steps, batch and seed), at output resolutions 0.5x, 1x and 2x of the base size; and contour-guided against
-uniform placement of the Gaussians, by their validation curves.
+uniform placement of the Gaussians, by their validation curves; and our ablation, contour placement on a lattice over
+the box (`placement='contour_box'`), which starts no Gaussian outside the box.
 
     [MEDSEG_DATA=../shared/data] python benchmarks/gausam_heads.py [--steps 1000] [--seeds 0 1 2] [--datasets kvasir]
 
@@ -27,8 +28,10 @@ from medseg_nb.data.phantoms import PhantomDataset  # noqa: E402
 from medseg_nb.methods.gausam.model import train_head  # noqa: E402
 
 OUT = Path(__file__).with_name('gausam_heads.json')
-VARIANTS = {'sam': ('sam', 'contour'), 'gaussian': ('gaussian', 'contour'), 'uniform': ('gaussian', 'uniform')}
-LABEL = {'sam': "SAM's mask head", 'gaussian': 'GauSAM, contour placement', 'uniform': 'GauSAM, uniform placement'}
+VARIANTS = {'sam': ('sam', 'contour'), 'gaussian': ('gaussian', 'contour'), 'uniform': ('gaussian', 'uniform'),
+            'box': ('gaussian', 'contour_box')}
+LABEL = {'sam': "SAM's mask head", 'gaussian': 'GauSAM, contour placement', 'uniform': 'GauSAM, uniform placement',
+         'box': 'GauSAM, contour placement in the box (our ablation)'}
 SCALES = (0.5, 1, 2)
 
 
@@ -48,7 +51,7 @@ def plot(runs, path: Path):
     import matplotlib.pyplot as plt
     sets = sorted({r['dataset'] for r in runs})
     fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 3.8), squeeze=False)
-    colours = {'sam': 'tab:blue', 'gaussian': 'tab:orange', 'uniform': 'tab:green'}
+    colours = {'sam': 'tab:blue', 'gaussian': 'tab:orange', 'uniform': 'tab:green', 'box': 'tab:red'}
     for ax, ds in zip(axes[0], sets):
         for v in VARIANTS:
             for k, r in enumerate(q for q in runs if q['dataset'] == ds and q['variant'] == v):
@@ -89,6 +92,10 @@ def table(runs) -> str:
                         f"{interval(ci)} | {n} |")
         d, ci, n = paired(by('uniform', lambda r: early(r['curve'])), by('gaussian', lambda r: early(r['curve'])))
         comp.append(f"| contour - uniform placement, early Dice | {d:+.3f} | {interval(ci)} | {n} |")
+        for other, name in (('uniform', 'uniform placement'), ('gaussian', 'contour placement')):
+            d, ci, n = paired(by(other, lambda r: early(r['curve'])), by('box', lambda r: early(r['curve'])))
+            if n:
+                comp.append(f"| contour in the box - {name}, early Dice | {d:+.3f} | {interval(ci)} | {n} |")
         parts.append(f"**{ds}** ({listed(r['steps'] for r in rr)} steps):\n\n" + '\n'.join(lines)
                      + '\n\nPaired by seed (95 % t-interval over seeds):\n\n| difference | mean | 95 % interval | seeds |\n'
                      '|---|---|---|---|\n' + '\n'.join(comp))

@@ -240,6 +240,16 @@ def test_claims_rows_of_gausam_pair_heads_by_seed_and_point_at_a_longer_budget(m
     rows = claims.gausam_rows()
     assert len(rows) == 6 and 'a longer budget' not in rows[0]['note'] and 'a longer budget' not in rows[3]['note']
     assert '2000 steps' in rows[3]['setting'] and rows[3]['verdict'] == 'reproduced'            # converged: no caveat
+    # the ablation (contour anchors kept in the box) gets its own row against uniform placement, where it has run
+    for r in files['gausam_heads_long']:
+        r['curve'] = fast(r['seed']) if r['variant'] == 'uniform' else r['curve']
+    files['gausam_heads_long'] += [dict(variant='box', dataset='kvasir', seed=s, steps=2000, curve=fast(s + 2),
+                                        rows=[dict(scale=1, dice=0.79), dict(scale=2, dice=0.79)]) for s in (0, 1, 2)]
+    rows = claims.gausam_rows()
+    assert len(rows) == 7 and len(claims.gausam_file_rows('gausam_heads')) == 3
+    assert rows[-1]['claim'].endswith('kept in the box (our ablation)') and rows[-1]['verdict'] == 'reproduced'
+    assert 'uniform 0.710 ± 0.010, contour in the box 0.730 ± 0.010; difference +0.020 [+0.020, +0.020]' in rows[-1]['result']
+    assert 'minus contour placement over the image, early Dice +0.130 [+0.105, +0.155]' in rows[-1]['note']
 
 
 def test_a_baseline_still_moving_is_read_against_a_converged_reference_of_its_grid(monkeypatch):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['SAM_CONFIGS', 'LOG_SCALE_RANGE', 'build_sam', 'load_sam_weights', 'letterbox', 'to_frame', 'from_frame',
+__all__ = ['SAM_CONFIGS', 'LOG_SCALE_RANGE', 'PLACEMENTS', 'build_sam', 'load_sam_weights', 'letterbox', 'to_frame', 'from_frame',
            'encode_image', 'prompt_boxes', 'decode', 'boxes_from_labels', 'GauSAM', 'GauSAMMethod', 'SAMDecoderMethod',
            'score_head', 'train_head', 'compare_heads', 'placement_stats']
 
@@ -251,6 +251,9 @@ def boxes_from_labels(
 
 
 LOG_SCALE_RANGE = 2.5  # a primitive's scale stays within e^-2.5 .. e^2.5 times 0.5 / sqrt(K) of the image
+# where the K Gaussians start: the strongest prior cells of a lattice over the image (those in the box first), of a
+# lattice over the box, or a uniform lattice over the box
+PLACEMENTS = ('contour', 'contour_box', 'uniform')
 
 
 class GauSAM(nn.Module):
@@ -272,8 +275,8 @@ class GauSAM(nn.Module):
         super().__init__()
         if head not in ('gaussian', 'sam'):
             raise ValueError(f"head must be 'gaussian' or 'sam', got {head!r}")
-        if placement not in ('contour', 'uniform'):
-            raise ValueError(f"placement must be 'contour' or 'uniform', got {placement!r}")
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {', '.join(map(repr, PLACEMENTS))}, got {placement!r}")
         self.placement = placement
         if head == 'sam' and num_classes > 5:
             raise ValueError(
@@ -354,6 +357,29 @@ class GauSAM(nn.Module):
         idx = score.flatten(1).topk(self.K, dim=1).indices
         return torch.stack([cx.flatten()[idx], cy.flatten()[idx]], -1)
 
+    def box_anchors(self, prior: torch.Tensor, boxes: torch.Tensor | None, size, sub: int = 4) -> torch.Tensor:
+        """Contour placement kept in the box (`placement='contour_box'`): the `grid` x `grid` lattice laid over the
+        box, as `uniform_anchors` lays its own, and its K strongest cells by their mean prior, each mean taken over
+        `sub` x `sub` bilinear samples of the prior (a box may be smaller than a pixel per cell); without a box, the
+        lattice over the image. B x K x 2, normalised x, y."""
+        batch, (height, width), side = prior.shape[0], size, self.grid
+        if boxes is None:
+            box = prior.new_tensor([0.0, 0.0, 1.0, 1.0]).expand(batch, 4)
+        else:
+            box = boxes.to(prior) / prior.new_tensor([width, height, width, height])
+        corner, extent = box[:, None, None, :2], box[:, None, None, 2:] - box[:, None, None, :2]
+        ticks = (torch.arange(side * sub, device=prior.device, dtype=prior.dtype) + 0.5) / (side * sub)
+        tick_y, tick_x = torch.meshgrid(ticks, ticks, indexing='ij')
+        points = corner + extent * torch.stack([tick_x, tick_y], -1)  # B x side sub x side sub x 2, in the image
+        samples = F.grid_sample(prior, 2 * points - 1, mode='bilinear', align_corners=False)
+        cell = F.avg_pool2d(samples, sub)[:, 0]  # B x side x side: each box cell's mean prior
+        centres = (torch.arange(side, device=prior.device, dtype=prior.dtype) + 0.5) / side
+        cy, cx = torch.meshgrid(centres, centres, indexing='ij')
+        score = cell + 1e-4 * (1 - ((cx - 0.5) ** 2 + (cy - 0.5) ** 2))  # ties: prefer the centre, as `anchors`
+        idx = score.flatten(1).topk(self.K, dim=1).indices
+        local = torch.stack([cx.flatten()[idx], cy.flatten()[idx]], -1)  # B x K x 2, in box units
+        return box[:, None, :2] + (box[:, None, 2:] - box[:, None, :2]) * local
+
     def uniform_anchors(self, boxes: torch.Tensor | None, size, batch: int, like: torch.Tensor) -> torch.Tensor:
         "The placement the contour prior replaces: K anchors on an n x n lattice (n = ceil(sqrt K)) spanning the box."
         side = math.ceil(math.sqrt(self.K))
@@ -387,6 +413,8 @@ class GauSAM(nn.Module):
             return SegOutput(torch.cat([torch.zeros_like(fore[:, :1]), fore], 1), [], feats)
         if self.placement == 'contour':
             pos = self.anchors(prior, boxes, (H, W))  # B x K x 2
+        elif self.placement == 'contour_box':
+            pos = self.box_anchors(prior, boxes, (H, W))
         else:
             pos = self.uniform_anchors(boxes, (H, W), B, prior)
         h_f, w_f = letterbox(H, W, S)
