@@ -43,12 +43,13 @@ FIRST = {order[0][0] for order in BUDGETS.values()}
 
 
 def longer(file: str, tail: float, setting=lambda run: True, options: str = '') -> str:
-    """A note's pointer to the next budget's grid (`NEXT`) while the baseline still moves (`tail`, its largest change
-    over the last fifth, >= 1 Dice point) and that grid has no run of this row's `setting` (a predicate on its runs; any
-    run by default). `options` narrow the command to the row."""
+    """A note's pointer to the next budget's grid (`NEXT`: more steps, or a decaying learning rate) while the baseline
+    still moves (`tail`, its largest change over the last fifth, >= 1 Dice point) and that grid has no run of this
+    row's `setting` (a predicate on its runs; any run by default). `options` narrow the command to the row."""
     if tail < 1 or file not in NEXT or any(setting(r) for r in load(NEXT[file][0])):
         return ''
-    return f'; a longer budget: `{command(NEXT[file][0], options)}`'
+    line = command(NEXT[file][0], options)
+    return f"; {'a decaying learning rate' if '--schedule' in line else 'a longer budget'}: `{line}`"
 
 
 def seeds(n: int) -> str:
@@ -185,8 +186,9 @@ def gausam_file_rows(file):
             row('gausam', 'GauSAM', place_claim, 'Kvasir-SEG', note=NOT_RUN)]
     at = lambda r, s: next(x['dice'] for x in r['rows'] if x['scale'] == s)
     by = lambda v, f: {r['seed']: f(r) for r in runs if r['variant'] == v}
+    cosine = ', learning rate decayed (cosine)' if runs[0].get('schedule') == 'cosine' else ''
     setting = (f"Kvasir-SEG, 160 training and 40 validation images at 128 px, tiny SAM from scratch, box prompts, "
-               f"{runs[0]['steps']} steps, batch 4, CPU")
+               f"{runs[0]['steps']} steps{cosine}, batch 4, CPU")
     sam_tail = max((converged(r['curve']) for r in runs if r['variant'] == 'sam'), default=float('nan'))
     out = []
     for scale in (1, 2):

@@ -110,6 +110,8 @@ def main():
     ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--datasets', nargs='+', default=['kvasir'], choices=['kvasir', 'phantom'])
     ap.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument('--schedule', default='constant', choices=['constant', 'cosine'],
+                    help="the learning rate: constant, or a cosine decay from 1e-3 to near 0 (the runs' own file)")
     grid_args(ap, OUT)
     work_args(ap)
     a = ap.parse_args()
@@ -123,13 +125,15 @@ def main():
             data[ds] = items(ds, root)
         head, placement = VARIANTS[v]
         print(f'[gausam_heads] {ds} {v} seed {s}, {steps} steps', flush=True)
-        ckpt = Path(work) / f'{v}_{ds}_{s}_{steps}_{a.size}.pt'
+        ckpt = Path(work) / f"{v}_{ds}_{s}_{steps}_{a.size}{'_' + a.schedule if a.schedule != 'constant' else ''}.pt"
         if ckpt.is_file():
             print(f'[gausam_heads] continuing from {ckpt}', flush=True)
         out = train_head(*data[ds], head=head, placement=placement, steps=steps, size=a.size, seed=s, scales=SCALES,
-                         val_every=a.val_every or max(steps // 10, 1), progress=sys.stderr.isatty(), checkpoint=ckpt)
+                         val_every=a.val_every or max(steps // 10, 1), progress=sys.stderr.isatty(), checkpoint=ckpt,
+                         schedule=a.schedule)
         r = dict(variant=v, dataset=ds, seed=s, steps=steps, size=a.size, seconds=round(out['seconds'], 1),
                  rows=out['rows'], curve=out['curve'], machine=machine(), threads=torch.get_num_threads(),
+                 **({'schedule': a.schedule} if a.schedule != 'constant' else {}),
                  **({'resumed_at': out['resumed_at']} if 'resumed_at' in out else {}))
         scores = ' '.join(f"{x['scale']:g}x {x['dice']:.3f}" for x in r['rows'])
         print(f"  Dice {scores}, {r['seconds']:.0f} s", flush=True)
@@ -146,12 +150,18 @@ def main():
         print(body(state['runs'], a))
 
 
+def schedules(runs) -> str:
+    "The learning-rate schedules of the runs, in words."
+    names = {'constant': 'constant', 'cosine': 'cosine decay to near 0'}
+    return ', '.join(names[k] for k in sorted({r.get('schedule', 'constant') for r in runs}))
+
+
 def body(runs, a) -> str:
     return f"""## GauSAM: Gaussian-field head against SAM's mask head (`benchmarks/gausam_heads.py`)
 
 Machine: {machines(runs)}. Tiny SAM (2 ViT blocks, 64 channels, 256 px input) trained from scratch (no official
-weights offline), contour-prior adapter, box prompts from the masks; AdamW 1e-3, batch 4, Dice + CE, images resized to
-{a.size} px; the same seeds for every head. Final models, scored on the validation images at 0.5x, 1x and 2x the base
+weights offline), contour-prior adapter, box prompts from the masks; AdamW 1e-3 ({schedules(runs)}), batch 4,
+Dice + CE, images resized to {a.size} px; the same seeds for every head. Final models, scored on the validation images at 0.5x, 1x and 2x the base
 size against labels resampled (nearest) from their original resolution; HD95 in base pixels, boundary F at two base
 pixels. "early Dice" is the mean validation Dice over the first half of training (how fast a curve rises); "tail" is
 the largest change of validation Dice over the last fifth (Dice points; < 1 = converged by the experiments issue's

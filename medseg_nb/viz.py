@@ -232,7 +232,8 @@ def _longer(script: str, file: str, steps: int, options: str = '') -> tuple[str,
 # Each grid's budgets in order, (runs file, command); `{options}` in a command takes a row's own options.
 GRID_BUDGETS = dict(
     gausam=(('gausam_heads', 'benchmarks/gausam_heads.py{options}'),
-            _longer('gausam_heads', 'gausam_heads_long', 2000)),
+            _longer('gausam_heads', 'gausam_heads_long', 2000),
+            _longer('gausam_heads', 'gausam_heads_cosine', 2000, ' --schedule cosine')),
     match=(('match_glas', 'benchmarks/match_glas.py{options}'), _longer('match_glas', 'match_glas_long', 600),
            _longer('match_glas', 'match_glas_1200', 1200)),
     home=(('mamba_home', 'benchmarks/mamba_home.py{options}'), _longer('mamba_home', 'mamba_home_long', 1200)),

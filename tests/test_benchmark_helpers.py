@@ -230,7 +230,7 @@ def test_claims_rows_of_gausam_pair_heads_by_seed_and_point_at_a_longer_budget(m
                  rows=[dict(scale=1, dice=dice[v] + 0.01 * s), dict(scale=2, dice=dice[v] - 0.05 + 0.01 * s * s)])
             for v in dice for s in (0, 1, 2)]
     files = dict(gausam_heads=runs, gausam_heads_long=[])
-    monkeypatch.setattr(claims, 'load', lambda name: files[name])
+    monkeypatch.setattr(claims, 'load', lambda name: files.get(name, []))
     at1, at2, placement = claims.gausam_rows()
     assert at1['verdict'] == 'reproduced, baseline not converged' and 'difference +0.020' in at1['result']
     assert at1['note'].startswith('SAM-head tail change 5.0 Dice points')
@@ -240,6 +240,16 @@ def test_claims_rows_of_gausam_pair_heads_by_seed_and_point_at_a_longer_budget(m
     rows = claims.gausam_rows()
     assert len(rows) == 6 and 'a longer budget' not in rows[0]['note'] and 'a longer budget' not in rows[3]['note']
     assert '2000 steps' in rows[3]['setting'] and rows[3]['verdict'] == 'reproduced'            # converged: no caveat
+    # a SAM head still moving at 2000 steps names the grid after it: the same budget, the learning rate decayed
+    files['gausam_heads_cosine'] = []
+    files['gausam_heads_long'] = [dict(r, curve=rising) if r['variant'] == 'sam' else r for r in files['gausam_heads_long']]
+    assert ('a decaying learning rate: `benchmarks/gausam_heads.py --schedule cosine --steps 2000 --json '
+            'benchmarks/gausam_heads_cosine.json') in claims.gausam_rows()[3]['note']
+    files['gausam_heads_cosine'] = [dict(r, schedule='cosine', curve=flat) for r in files['gausam_heads_long']]
+    rows = claims.gausam_rows()
+    assert 'decaying' not in rows[3]['note'] and rows[6]['setting'].endswith('2000 steps, learning rate decayed (cosine), batch 4, CPU')
+    files['gausam_heads_long'] = [dict(r, curve=flat) for r in files['gausam_heads_long']]
+    del files['gausam_heads_cosine']
     # the ablation (contour anchors kept in the box) gets its own row against uniform placement, where it has run
     for r in files['gausam_heads_long']:
         r['curve'] = fast(r['seed']) if r['variant'] == 'uniform' else r['curve']
@@ -395,13 +405,13 @@ def test_a_second_budget_draws_its_own_picture_and_shows_it(tmp_path, monkeypatc
 def test_every_grid_budget_runs_a_script_that_takes_its_flags_longer_each_time_into_files_of_its_own():
     """The budgets that claims.py and notebooks 12, 31 and 42 read (`medseg_nb.viz.GRID_BUDGETS`): each command runs
     a script that exists and defines every flag given; each later budget has more steps than the one before and writes
-    its own runs file and RESULTS.md section."""
+    its own runs file and RESULTS.md section (or has as many steps with the learning rate decayed)."""
     import re
     from medseg_nb.viz import GRID_BUDGETS, grid_command
     root = Path(__file__).parents[1]
     shared = (root / 'benchmarks' / '_results.py').read_text()           # --json, --section, --shard, --merge
     for grid, order in GRID_BUDGETS.items():
-        steps = []
+        steps, decayed = [], []
         for k, (file, _) in enumerate(order):
             script, *args = grid_command(file, ' --seeds 0').split()
             source = (root / script).read_text()
@@ -411,7 +421,10 @@ def test_every_grid_budget_runs_a_script_that_takes_its_flags_longer_each_time_i
             steps.append(int(args[args.index('--steps') + 1]) if '--steps' in args else default)
             if k:
                 assert args[-4:] == ['--json', f'benchmarks/{file}.json', '--section', file], file
-        assert steps == sorted(set(steps)), (grid, steps)
+            decayed.append('--schedule' in args)
+        # more steps each time, or the same steps with the learning rate decayed where the one before kept it constant
+        assert all(b > a or (b == a and d and not c) for a, b, c, d in zip(steps, steps[1:], decayed, decayed[1:])), \
+            (grid, steps, decayed)
 
 
 def test_a_run_cut_short_in_a_kept_work_folder_resumes_from_its_checkpoint(tmp_path, monkeypatch):

@@ -559,6 +559,7 @@ def train_head(
     progress: bool = False,
     checkpoint: str | Path | None = None,
     save_every: int = 100,
+    schedule: str = 'constant',
 ) -> dict:
     """Train one head (box prompts, Dice + CE, AdamW, batches drawn at random), then score it at each output scale.
 
@@ -566,7 +567,8 @@ def train_head(
     `val_every` > 0, `curve`: (step, validation Dice at 1x) pairs. With `checkpoint` (a file), the run is written there
     every `save_every` steps, at its end, and when Ctrl-C or SIGTERM stops it (after the step under way: whole steps
     only); a call that finds the file continues from it (`resumed_at`: its step) to the result of a run never stopped.
-    A checkpoint of another run (head, placement, steps, size, batch, seed, ...) is refused."""
+    A checkpoint of another run (head, placement, steps, size, batch, seed, ...) is refused. `schedule`: the learning
+    rate, `'constant'` or `'cosine'` (lr (1 + cos(pi (t - 1) / steps)) / 2 at step t, from lr down to near 0)."""
     import time
 
     from tqdm.auto import tqdm
@@ -575,6 +577,8 @@ def train_head(
     from medseg_nb.losses import DiceCELoss
     from medseg_nb.train import StopSignals, save_checkpoint
 
+    if schedule not in ('constant', 'cosine'):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
     started = time.perf_counter()
     train_set, val_set = _prep_items(train_items, size), _prep_items(val_items, size)
     seed_everything(seed)
@@ -584,6 +588,8 @@ def train_head(
     loss_fn, curve = DiceCELoss(), []
     run = dict(head=head, placement=placement, steps=steps, size=size, batch=batch, seed=seed,
                n_gaussians=n_gaussians, lr=lr, val_every=val_every, n_train=len(train_set), n_val=len(val_set))
+    if schedule != 'constant':   # so that checkpoints of constant-rate runs still match their run
+        run['schedule'] = schedule
     start, earlier = 0, 0.0
     if checkpoint is not None and Path(checkpoint).is_file():
         saved = torch.load(checkpoint, map_location='cpu', weights_only=True)
@@ -612,6 +618,9 @@ def train_head(
                     labels = torch.stack([train_set[i]['small'] for i in idx])
                     boxes = torch.stack([train_set[i]['box'] for i in idx])
                     loss = loss_fn(net(images, boxes=boxes).logits, labels)
+                    if schedule == 'cosine':
+                        for group in opt.param_groups:
+                            group['lr'] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
