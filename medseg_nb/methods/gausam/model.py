@@ -335,27 +335,37 @@ class GauSAM(nn.Module):
             for p in m.parameters():
                 p.requires_grad_(False)
 
-    def anchors(self, prior: torch.Tensor, boxes: torch.Tensor | None, size) -> torch.Tensor:
-        "K anchor positions (B x K x 2, normalised x, y): the strongest prior cells inside the (enlarged) box."
-        B = prior.shape[0]
-        grid = self.grid
-        H, W = size
-        cell = F.adaptive_avg_pool2d(prior, grid)[:, 0]  # B x grid x grid
-        centres = (torch.arange(grid, device=prior.device, dtype=prior.dtype) + 0.5) / grid
-        cy, cx = torch.meshgrid(centres, centres, indexing='ij')
+    def _lattice(self, like: torch.Tensor):
+        "The centres (cy, cx) of the `grid` x `grid` lattice's cells, each grid x grid, in lattice units (0 to 1)."
+        centres = (torch.arange(self.grid, device=like.device, dtype=like.dtype) + 0.5) / self.grid
+        return torch.meshgrid(centres, centres, indexing='ij')
+
+    def _strongest(self, cell: torch.Tensor, bonus: torch.Tensor | None = None) -> torch.Tensor:
+        """The centres (B x K x 2, x, y in lattice units) of the K strongest cells of `cell` (B x grid x grid, plus
+        `bonus` where given); ties go to the cells nearest the centre."""
+        cy, cx = self._lattice(cell)
         score = cell + 1e-4 * (1 - ((cx - 0.5) ** 2 + (cy - 0.5) ** 2))  # ties: prefer the centre
-        if boxes is not None:
-            box = boxes / boxes.new_tensor([W, H, W, H])
-            margin = 0.5 / grid
-            inside = (
-                (cx >= box[:, 0, None, None] - margin)
-                & (cx <= box[:, 2, None, None] + margin)
-                & (cy >= box[:, 1, None, None] - margin)
-                & (cy <= box[:, 3, None, None] + margin)
-            )
-            score = score + 10.0 * inside
+        if bonus is not None:
+            score = score + bonus
         idx = score.flatten(1).topk(self.K, dim=1).indices
         return torch.stack([cx.flatten()[idx], cy.flatten()[idx]], -1)
+
+    def anchors(self, prior: torch.Tensor, boxes: torch.Tensor | None, size) -> torch.Tensor:
+        "K anchor positions (B x K x 2, normalised x, y): the strongest prior cells inside the (enlarged) box."
+        H, W = size
+        cell = F.adaptive_avg_pool2d(prior, self.grid)[:, 0]  # B x grid x grid
+        if boxes is None:
+            return self._strongest(cell)
+        cy, cx = self._lattice(prior)
+        box = boxes / boxes.new_tensor([W, H, W, H])
+        margin = 0.5 / self.grid
+        inside = (
+            (cx >= box[:, 0, None, None] - margin)
+            & (cx <= box[:, 2, None, None] + margin)
+            & (cy >= box[:, 1, None, None] - margin)
+            & (cy <= box[:, 3, None, None] + margin)
+        )
+        return self._strongest(cell, 10.0 * inside)
 
     def box_anchors(self, prior: torch.Tensor, boxes: torch.Tensor | None, size, sub: int = 4) -> torch.Tensor:
         """Contour placement kept in the box (`placement='contour_box'`): the `grid` x `grid` lattice laid over the
@@ -372,12 +382,7 @@ class GauSAM(nn.Module):
         tick_y, tick_x = torch.meshgrid(ticks, ticks, indexing='ij')
         points = corner + extent * torch.stack([tick_x, tick_y], -1)  # B x side sub x side sub x 2, in the image
         samples = F.grid_sample(prior, 2 * points - 1, mode='bilinear', align_corners=False)
-        cell = F.avg_pool2d(samples, sub)[:, 0]  # B x side x side: each box cell's mean prior
-        centres = (torch.arange(side, device=prior.device, dtype=prior.dtype) + 0.5) / side
-        cy, cx = torch.meshgrid(centres, centres, indexing='ij')
-        score = cell + 1e-4 * (1 - ((cx - 0.5) ** 2 + (cy - 0.5) ** 2))  # ties: prefer the centre, as `anchors`
-        idx = score.flatten(1).topk(self.K, dim=1).indices
-        local = torch.stack([cx.flatten()[idx], cy.flatten()[idx]], -1)  # B x K x 2, in box units
+        local = self._strongest(F.avg_pool2d(samples, sub)[:, 0])  # each box cell's mean prior; B x K x 2 in the box
         return box[:, None, :2] + (box[:, None, 2:] - box[:, None, :2]) * local
 
     def uniform_anchors(self, boxes: torch.Tensor | None, size, batch: int, like: torch.Tensor) -> torch.Tensor:
