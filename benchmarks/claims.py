@@ -75,7 +75,8 @@ def sanity_rows():
                         f"ACDC, {', '.join(name(p) for p in ps)} labeled patients, {runs[0]['steps']} steps, 128 px, CPU",
                         '; '.join(f"{'all' if p == 70 else p}: {mean_sd(unet[p])} ({seeds(len(unet[p]))})" for p in ps),
                         ('holds' if g['rising'] else 'fails') + (f' on the mean, not in seed {fell}' if fell else '') +
-                        (f", baseline not converged at {', '.join(moving)} patients" if moving else ''),
+                        (f", baseline not converged at {', '.join(moving)} patients" if moving else '')
+                        + converged_later(load('acdc_long'), [p for p in ps if tails[p] >= 1]),
                         'largest change over the last fifth of training, by labeled patients: '
                         + ', '.join(f'{name(p)}: {tails[p]:.2f}' for p in ps) + ' Dice points (converged: < 1)'
                         + longer_unet(load('acdc_long'))))
@@ -95,15 +96,30 @@ def sanity_rows():
 
 
 def longer_unet(long) -> str:
-    """The sanity row's word on the U-Net at all 70 patients at the longer budget (the `acdc_long` grid, where the
-    LoMix rows at 70 patients train), which the recipe's budget leaves moving: its Dice over seeds and its tail."""
-    runs = [r for r in long if r['method'] == 'unet' and r['patients'] == 70]
-    if not runs:
+    """The sanity row's word on the U-Net at the longer budget (the `acdc_long` grid, where the LoMix rows at 70
+    patients train), for each labeled-patient count the recipe's budget left moving and that grid has run: its Dice
+    over seeds and its tail."""
+    ps = sorted({r['patients'] for r in long if r['method'] == 'unet'})
+    if not ps:
         return ''
-    tail = max(converged(r['curve']) for r in runs)
-    return (f"; at {runs[0]['steps']} steps (the acdc_long grid) all 70: {mean_sd(r['dice'] for r in runs)} "
-            f"({seeds(len(runs))}), largest change over the last fifth {tail:.2f} Dice points"
-            f"{' (converged)' if tail < 1 else ''}")
+    parts = []
+    for p in ps:
+        runs = [r for r in long if r['method'] == 'unet' and r['patients'] == p]
+        tail = max(converged(r['curve']) for r in runs)
+        parts.append(f"{'all 70' if p == 70 else p}: {mean_sd(r['dice'] for r in runs)} ({seeds(len(runs))}), largest "
+                     f"change over the last fifth {tail:.2f} Dice points{' (converged)' if tail < 1 else ''}")
+    return f"; at {long[0]['steps']} steps (the acdc_long grid) " + '; '.join(parts)
+
+
+def converged_later(long, moving: list) -> str:
+    """Of the labeled-patient counts whose U-Net still moved at the recipe's budget, those whose runs at the longer
+    budget (>= 3 seeds) have converged: ' (converged at 1500 steps: 1, all 70)', or nothing."""
+    done = []
+    for p in moving:
+        runs = [r for r in long if r['method'] == 'unet' and r['patients'] == p]
+        if len(runs) >= MIN_SEEDS and max(converged(r['curve']) for r in runs) < 1:
+            done.append('all 70' if p == 70 else str(p))
+    return f" (converged at {long[0]['steps']} steps: {', '.join(done)})" if done else ''
 
 
 def graphseg_rows():

