@@ -376,7 +376,7 @@ def mamba_home_rows():
                            'every network, CPU', res,
                            verdict(d, ci, n, baseline_tail=tail),
                            f'tail change: {label} {tail:.1f}, Mamba-HoME {home_tail:.1f} Dice points{caveat}'
-                           + longer(name, tail)))
+                           + (f'; the other seeds: `{command(name)}`' if n < MIN_SEEDS else '') + longer(name, tail)))
     return out
 
 

@@ -190,6 +190,7 @@ def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lowe
     assert mlp['verdict'] == 'not measured' and 'mamba_home.py`' in mlp['note']
     assert acdc_unet['setting'].startswith('ACDC volumes, 400 steps, batch 2 patches of 8 x 96 x 96')
     assert acdc_unet['verdict'] == 'too few seeds (1 of 3)'
+    assert '; the other seeds: `benchmarks/mamba_home.py --dataset acdc`' in acdc_unet['note']   # the grid resumes
     assert acdc_mlp['verdict'] == 'not measured' and 'mamba_home.py --dataset acdc' in acdc_mlp['note']
     # the 400-step ACDC U-Net moved 15 points over its last fifth: its row names the longer budget, which has no rows
     # of its own until it has run; once it has, they stand beside the 400-step ones with their own steps
