@@ -422,16 +422,25 @@ def test_ddp_two_processes_agree_with_one(tmp_path):
                          'rc = main(sys.argv[1:])\n'
                          "print('process group left open' if dist.is_initialized() else 'process group closed', file=sys.stderr)\n"
                          'sys.exit(rc)\n')
-    proc = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
-                             str(rank_main), 'train', '--out', str(tmp_path / 'ddp'), '--batch-size', '2', *common],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, **one_thread})
-    try:
-        out, err = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)          # the ranks too, not only the launcher
-        pytest.fail('two-process DDP run did not finish in 300 s (a rank waiting at a barrier?)')
-    assert proc.returncode == 0, err[-3000:]
+    def launch():
+        proc = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+                                 str(rank_main), 'train', '--out', str(tmp_path / 'ddp'), '--batch-size', '2', *common],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                env={**os.environ, **one_thread})
+        try:
+            out, err = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)          # the ranks too, not only the launcher
+            pytest.fail('two-process DDP run did not finish in 300 s (a rank waiting at a barrier?)')
+        return proc.returncode, out, err
+
+    rc, out, err = launch()
+    # gloo can still abort a rank in interpreter teardown after both ranks closed their group (seen once in 45
+    # launches before `Trainer.close()` dropped the DDP wrapper first, none in 45 since): that signature alone, never
+    # a failure during training, gets one more launch; a second abort fails the test
+    if rc != 0 and err.count('process group closed') == 2 and 'terminate called without an active exception' in err:
+        rc, out, err = launch()
+    assert rc == 0, err[-3000:]
     assert err.count('process group closed') == 2, 'a rank left its process group open: ' + err[-3000:]
     s = json.loads([l for l in out.splitlines() if l.startswith('{')][-1])
     assert s['ranks_agree'] is True and s['steps'] == 4
