@@ -71,15 +71,15 @@ def sanity_rows():
         tails = {p: max(converged(r['curve']) for r in runs if r['method'] == 'unet' and r['patients'] == p) for p in ps}
         moving = [name(p) for p in ps if tails[p] >= 1]
         fell = ', '.join(str(s) for s in g['fell'])
+        later, longer_note = longer_unet(load('acdc_long'), [p for p in ps if tails[p] >= 1], name)
         rows.append(row('sanity', '-', 'supervised U-Net: more labeled patients, higher Dice',
                         f"ACDC, {', '.join(name(p) for p in ps)} labeled patients, {runs[0]['steps']} steps, 128 px, CPU",
                         '; '.join(f"{'all' if p == 70 else p}: {mean_sd(unet[p])} ({seeds(len(unet[p]))})" for p in ps),
                         ('holds' if g['rising'] else 'fails') + (f' on the mean, not in seed {fell}' if fell else '') +
-                        (f", baseline not converged at {', '.join(moving)} patients" if moving else '')
-                        + converged_later(load('acdc_long'), [p for p in ps if tails[p] >= 1]),
+                        (f", baseline not converged at {', '.join(moving)} patients" if moving else '') + later,
                         'largest change over the last fifth of training, by labeled patients: '
                         + ', '.join(f'{name(p)}: {tails[p]:.2f}' for p in ps) + ' Dice points (converged: < 1)'
-                        + longer_unet(load('acdc_long'))))
+                        + longer_note))
     for p in sorted({r['patients'] for r in runs if r['method'] == 'mean_teacher'}):
         u = {r['seed']: r['dice'] for r in runs if r['method'] == 'unet' and r['patients'] == p}
         t = {r['seed']: r['dice'] for r in runs if r['method'] == 'mean_teacher' and r['patients'] == p}
@@ -95,31 +95,24 @@ def sanity_rows():
     return rows
 
 
-def longer_unet(long) -> str:
+def longer_unet(long, moving: list, name) -> tuple[str, str]:
     """The sanity row's word on the U-Net at the longer budget (the `acdc_long` grid, where the LoMix rows at 70
-    patients train), for each labeled-patient count the recipe's budget left moving and that grid has run: its Dice
-    over seeds and its tail."""
-    ps = sorted({r['patients'] for r in long if r['method'] == 'unet'})
-    if not ps:
-        return ''
-    parts = []
-    for p in ps:
-        runs = [r for r in long if r['method'] == 'unet' and r['patients'] == p]
-        tail = max(converged(r['curve']) for r in runs)
-        parts.append(f"{'all 70' if p == 70 else p}: {mean_sd(r['dice'] for r in runs)} ({seeds(len(runs))}), largest "
-                     f"change over the last fifth {tail:.2f} Dice points{' (converged)' if tail < 1 else ''}")
-    return f"; at {long[0]['steps']} steps (the acdc_long grid) " + '; '.join(parts)
-
-
-def converged_later(long, moving: list) -> str:
-    """Of the labeled-patient counts whose U-Net still moved at the recipe's budget, those whose runs at the longer
-    budget (>= 3 seeds) have converged: ' (converged at 1500 steps: 1, all 70)', or nothing."""
-    done = []
-    for p in moving:
-        runs = [r for r in long if r['method'] == 'unet' and r['patients'] == p]
-        if len(runs) >= MIN_SEEDS and max(converged(r['curve']) for r in runs) < 1:
-            done.append('all 70' if p == 70 else str(p))
-    return f" (converged at {long[0]['steps']} steps: {', '.join(done)})" if done else ''
+    patients train): for the verdict, which of the counts still `moving` at the recipe's budget converged there (>= 3
+    seeds): ' (converged at 1500 steps: all 70)'; for the note, each count that grid ran, its Dice over seeds and its
+    tail. ('', '') before that grid has run."""
+    by_count = {}
+    for r in long:
+        if r['method'] == 'unet':
+            by_count.setdefault(r['patients'], []).append(r)
+    if not by_count:
+        return '', ''
+    steps = long[0]['steps']
+    tails = {p: max(converged(r['curve']) for r in rr) for p, rr in by_count.items()}
+    done = [name(p) for p in moving if len(by_count.get(p, ())) >= MIN_SEEDS and tails[p] < 1]
+    parts = [f"{name(p)}: {mean_sd(r['dice'] for r in rr)} ({seeds(len(rr))}), largest change over the last fifth "
+             f"{tails[p]:.2f} Dice points{' (converged)' if tails[p] < 1 else ''}" for p, rr in sorted(by_count.items())]
+    return (f" (converged at {steps} steps: {', '.join(done)})" if done else '',
+            f"; at {steps} steps (the acdc_long grid) " + '; '.join(parts))
 
 
 def graphseg_rows():
