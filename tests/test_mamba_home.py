@@ -47,6 +47,29 @@ def test_gradients_equal_float32(shape):
         assert torch.allclose(y, x, rtol=1e-4, atol=1e-4 * x.abs().max().item()), k
 
 
+def graph_nodes(out) -> dict:
+    "How many nodes of each kind the autograd graph behind `out` holds."
+    seen, stack, kinds = set(), [out.grad_fn], {}
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        kinds[type(node).__name__] = kinds.get(type(node).__name__, 0) + 1
+        stack += [nxt for nxt, _ in node.next_functions]
+    return kinds
+
+
+def test_chunked_scan_indexes_no_step_whose_backward_writes_the_whole_tensor():
+    """Each step's slice comes from one unbind: an index per step (x[t]) would add a SelectBackward per step, each
+    writing a zero tensor of all T x K chunks in the backward pass (2.4x the time at L = 9216 on the CPU)."""
+    a = inputs(2, 4, 3, 200, seed=0, dtype=torch.float32)
+    for v in a.values(): v.requires_grad_(True)
+    kinds = graph_nodes(selective_scan_chunked(**a, delta_softplus=True, chunk=10))
+    assert kinds.get('SelectBackward0', 0) == 0, kinds
+    assert kinds.get('UnbindBackward0', 0) >= 4, kinds  # the split is there, not some other per-step index
+
+
 def test_scan_errors_and_dispatch():
     a = inputs(1, 2, 3, 5, 0, torch.float32)
     with pytest.raises(ValueError, match='b x d x L'):

@@ -92,38 +92,42 @@ def selective_scan_chunked(
     to_chunks = (
         lambda seq: seq.reshape(seq.shape[0], seq.shape[1], K, T).permute(3, 2, 0, 1).contiguous()
     )  # T x K x b x (d or N)
-    dtT, duT, B_T, C_T = (
-        to_chunks(dtp),
-        to_chunks(dtp * u_pad),
-        to_chunks(B_pad)[:, :, :, None, :],
-        to_chunks(C_pad)[:, :, :, None, :],
+    dtT = to_chunks(dtp)
+    # one tensor per step, split once: indexing dtT[t] in the loops would give each step a backward that writes a
+    # zero tensor of the whole T x K x b x d, T times over (measured: 2.4x slower at b=4, d=32, L=9216 on the CPU)
+    steps_dt, steps_du, steps_B, steps_C = (
+        seq.unbind(0)
+        for seq in (dtT, to_chunks(dtp * u_pad), to_chunks(B_pad)[:, :, :, None, :], to_chunks(C_pad)[:, :, :, None, :])
     )
+    # A_bar_t = exp(Delta_t A) for every step of every chunk (K x b x d x N each), used in (1) and (3)
+    decays = [torch.exp(step_dt[..., None] * A_) for step_dt in steps_dt]
     # (1) within every chunk, from a zero state: the read-out of h, and each chunk's final h
     h, y_within = None, []
     for t in range(T):
         # h_t = exp(Delta_t A) h_{t-1} + Delta_t B_t u_t, all K chunks at once (K x b x d x N)
-        w = duT[t][..., None] * B_T[t]
-        h = w if h is None else torch.exp(dtT[t][..., None] * A_) * h + w
-        y_within.append((h * C_T[t]).sum(-1))
+        w = steps_du[t][..., None] * steps_B[t]
+        h = w if h is None else decays[t] * h + w
+        y_within.append((h * steps_C[t]).sum(-1))
     # (2) across chunks: the true state at every chunk's start
     # whole-chunk decay P_k = prod_t exp(Delta_t A) = exp(sum_t Delta_t A)
-    decay = torch.exp(dtT.sum(0)[..., None] * A_)
-    carry, starts = torch.zeros_like(h[0]), []
+    chunk_decay = torch.exp(dtT.sum(0)[..., None] * A_).unbind(0)
+    chunk_end = h.unbind(0)
+    carry, starts = torch.zeros_like(chunk_end[0]), []
     for k in range(K):
         starts.append(carry)
         # H_{k+1} = P_k H_k + h_k(T): the state entering chunk k + 1
-        carry = decay[k] * carry + h[k]
+        carry = chunk_decay[k] * carry + chunk_end[k]
     carry_in = torch.stack(starts)
     # (3) the start states decayed to each step and read out by C
     P, y_carry = None, []
     for t in range(T):
         # y_t += C_t (prod_{s <= t} exp(Delta_s A)) H_k: the start state's share of step t
-        dA = torch.exp(dtT[t][..., None] * A_)
-        P = dA if P is None else P * dA
-        y_carry.append((P * carry_in * C_T[t]).sum(-1))
+        P = decays[t] if P is None else P * decays[t]
+        y_carry.append((P * carry_in * steps_C[t]).sum(-1))
     y = (torch.stack(y_within) + torch.stack(y_carry)).permute(2, 3, 1, 0).reshape(b, d, K * T)[..., :L]
     out = _finish(y, u_, D, z, u.dtype)
     return (out, carry) if return_last_state else out
+
 
 # %% ../../../nbs/40_selective_scan.ipynb #c014
 _KERNEL = None
