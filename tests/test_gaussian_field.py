@@ -36,6 +36,27 @@ def test_gradients_match_with_checkpointing():
         assert torch.allclose(getattr(a, k).grad, getattr(b, k).grad, atol=1e-10), k
 
 
+def test_render_saves_no_subnormal_number_for_backward():
+    """Far pixels (m^2 between ~175 and ~207 give exp(-m^2/2) below float32's smallest normal number) must not reach
+    exp: subnormal results saved for backward are slow to multiply on the CPU, and exp's own slow path with them."""
+    gs = _random(1, 64, 1, 0.02, seed=3)
+    for v in (gs.mu, gs.log_s, gs.theta, gs.alpha): v.requires_grad_(True)
+    tiny = torch.finfo(torch.float32).tiny
+    subnormal = []
+
+    def pack(saved):
+        if saved.is_floating_point():
+            size = saved.detach().abs()
+            subnormal.append(int(((size > 0) & (size < tiny)).sum()))
+        return saved
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda saved: saved):
+        out = render_dense(gs, 96, 96)
+    out.sum().backward()
+    assert subnormal and sum(subnormal) == 0, f'{sum(subnormal)} subnormal numbers saved for backward'
+    assert torch.isfinite(gs.mu.grad).all()
+
+
 def test_prior_init_follows_prior():
     prior = torch.zeros(50, 40); prior[10:15, 30:35] = 1
     gs = init_gaussians(200, prior, seed=0)
