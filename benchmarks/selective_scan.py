@@ -74,6 +74,48 @@ def cell(ms, base=None):
     return '-' if ms is None else f'{ms:.1f}' + ('' if base is None else f' ({base / ms:.1f}x)')
 
 
+def network_rows(threads):
+    """Mamba-HoME as it trains on ACDC patches (batch 2 of 8 x 96 x 96, the acdc-3d defaults) on the CPU: each Mamba
+    layer's scan at the shape the network gives it, forward+backward, then the network's forward+backward, with the
+    Trainer's allocator setting (`reuse_freed_memory`). Rows of the second table."""
+    import medseg_nb.methods.mamba_home.selective_scan as scan_module
+    from medseg_nb.methods.mamba_home.model import MambaHoMENet
+    from medseg_nb.train import reuse_freed_memory
+    reuse_freed_memory()
+    torch.manual_seed(0)
+    net = MambaHoMENet(1, 4, 'small', 'home')
+    patch = torch.randn(2, 1, 8, 96, 96)
+    shapes, chunked = [], scan_module.selective_scan_chunked
+
+    def record(u, delta, A, *args, **kw):
+        shapes.append((*u.shape, A.shape[1]))  # b x d x L, and N from A: d x N
+        return chunked(u, delta, A, *args, **kw)
+
+    scan_module.selective_scan_chunked = record
+    try:
+        with torch.no_grad():
+            net(patch)
+    finally:
+        scan_module.selective_scan_chunked = chunked
+    rows = []
+    for b, d, L, n in shapes:
+        x = inputs(L, 'cpu', d=d, n=n, grad=True)
+        x = {k: (v.expand(b, *v.shape[1:]).detach().clone().requires_grad_(True) if v.ndim == 3 else v)
+             for k, v in x.items()}
+        ms = timed(lambda: (chunked(**x, delta_softplus=True).square().sum().backward()), 'cpu')
+        rows.append(f'| scan b={b}, d={d}, N={n}, L={L} | {ms:.1f} |')
+        print(rows[-1], flush=True)
+
+    def step():
+        net.zero_grad(set_to_none=True)
+        out = net(patch)
+        (out.logits.square().mean() + sum(a.square().mean() for a in out.aux)).backward()
+
+    rows.append(f'| the network, forward+backward | {timed(step, "cpu"):.1f} |')
+    print(rows[-1], flush=True)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
@@ -81,6 +123,7 @@ def main():
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--sequential-up-to', type=int, default=None, help='longest L the sequential scan runs forward')
     ap.add_argument('--backward-up-to', type=int, default=None, help='longest L the sequential scan runs backward')
+    ap.add_argument('--no-network', action='store_true', help="CPU: skip Mamba-HoME's scans and step at ACDC shapes")
     a = ap.parse_args()
     dev, gpu = a.device, a.device == 'cuda'
     if gpu and not torch.cuda.is_available():
@@ -135,6 +178,16 @@ columns: {what}, largest difference over the largest value, of the output and of
 {chr(10).join(rows)}
 
 {target}"""
+    if not gpu and not a.no_network:
+        body += f"""
+
+Mamba-HoME at its ACDC training shapes (`acdc-3d`: batch 2 of 8 x 96 x 96 patches, size 'small', 2 scan orders, so
+b = 4 sequences per scan), chunked scan, CPU with {a.threads} thread(s), best of 3, glibc's allocator set as the
+Trainer sets it (`reuse_freed_memory`, after the table above ran):
+
+| what | fwd+bwd (ms) |
+|---|---|
+{chr(10).join(network_rows(a.threads))}"""
     if not interp:
         write_section('selective_scan_gpu' if gpu else 'selective_scan', body)
     print(body)
