@@ -74,7 +74,7 @@ def cell(ms, base=None):
     return '-' if ms is None else f'{ms:.1f}' + ('' if base is None else f' ({base / ms:.1f}x)')
 
 
-def network_rows(threads):
+def network_rows():
     """Mamba-HoME as it trains on ACDC patches (batch 2 of 8 x 96 x 96, the acdc-3d defaults) on the CPU: each Mamba
     layer's scan at the shape the network gives it, forward+backward, then the network's forward+backward, with the
     Trainer's allocator setting (`reuse_freed_memory`). Rows of the second table."""
@@ -187,7 +187,7 @@ Trainer sets it (`reuse_freed_memory`, after the table above ran):
 
 | what | fwd+bwd (ms) |
 |---|---|
-{chr(10).join(network_rows(a.threads))}"""
+{chr(10).join(network_rows())}"""
     if not interp:
         write_section('selective_scan_gpu' if gpu else 'selective_scan', body)
     print(body)
