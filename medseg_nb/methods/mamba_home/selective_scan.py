@@ -94,7 +94,7 @@ def selective_scan_chunked(
     )  # T x K x b x (d or N)
     dtT = to_chunks(dtp)
     # one tensor per step, split once: indexing dtT[t] in the loops would give each step a backward that writes a
-    # zero tensor of the whole T x K x b x d, T times over (on the CPU, one thread, b=4, d=32, N=8, L=9216: 1.35x
+    # zero tensor of the whole T x K x b x d, T times over (on the CPU, one thread, b=4, d=32, N=8, L=9216: 1.35-1.5x
     # slower forward+backward with the Trainer's allocator setting, 1.6x without; notebook 40 says more)
     steps_dt, steps_du, steps_B, steps_C = (
         seq.unbind(0)
