@@ -69,9 +69,10 @@ def sanity_rows():
         unet = {p: list(g['dice'][p].values()) for p in ps}
         name = lambda p: 'all 70' if p == 70 else str(p)
         tails = {p: max(converged(r['curve']) for r in runs if r['method'] == 'unet' and r['patients'] == p) for p in ps}
-        moving = [name(p) for p in ps if tails[p] >= 1]
+        still = [p for p in ps if tails[p] >= 1]
+        moving = [name(p) for p in still]
         fell = ', '.join(str(s) for s in g['fell'])
-        later, longer_note = longer_unet(load('acdc_long'), [p for p in ps if tails[p] >= 1], name)
+        later, longer_note = longer_unet(load('acdc_long'), still, name)
         rows.append(row('sanity', '-', 'supervised U-Net: more labeled patients, higher Dice',
                         f"ACDC, {', '.join(name(p) for p in ps)} labeled patients, {runs[0]['steps']} steps, 128 px, CPU",
                         '; '.join(f"{'all' if p == 70 else p}: {mean_sd(unet[p])} ({seeds(len(unet[p]))})" for p in ps),
