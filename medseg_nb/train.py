@@ -384,6 +384,11 @@ def compile_model(model: nn.Module, mode: str = 'default') -> nn.Module:
     return torch.compile(model, mode=mode)
 
 
+def _terms(parts: dict) -> dict:
+    "A step's loss terms as plain floats (tensors or numbers in; one sync per tensor on a GPU)."
+    return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in parts.items()}
+
+
 class TrainerBase:
     """Everything the training loop needs but the loop: the model on its device (DDP across ranks), the optimiser and
     the AMP scaler, the EMA teacher, shuffled batch streams, checkpoints and history, validation. `Trainer` adds the
@@ -500,6 +505,9 @@ class TrainerBase:
         )
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp_dtype == torch.float16)
         self.step, self.best, self.history, self.started, self._saved_at = 0, -float('inf'), [], None, None
+        # the loss terms of the step whose row is not yet written (a stop signal can come between the two), and the
+        # StopSignals of a running `fit`
+        self._pending, self._signals = None, None
 
     @property
     def is_main(self):
@@ -545,6 +553,7 @@ class TrainerBase:
             scaler=self.scaler.state_dict(),
             rng=_rng_state(),
             history=self.history,
+            pending=_terms(self._pending) if self._pending is not None else None,
             data=dict(in_channels=self.in_channels, num_classes=self.num_classes, dim=self.dim),
             extra=self.extra,
         )
@@ -564,12 +573,14 @@ class TrainerBase:
         if st.get('scaler'):
             self.scaler.load_state_dict(st['scaler'])
         self.step, self.best, self.history = int(st['step']), float(st['best']), list(st['history'])
+        self._pending = st.get('pending')  # stopped after a step, before its row: `fit` writes the row first
         self.method.load_state_dict(st.get('method_state') or {})  # after `setup`, which empties it
         _set_rng_state(st['rng'])
 
     # --- logging --------------------------------------------------------------------------------
     def _log(self, row: dict):
         self.history.append(row)
+        self._pending = None  # this step's row is written
         if self.out is None or not self.is_main:
             return
         cols = list(dict.fromkeys(k for r in self.history for k in r))
@@ -612,9 +623,10 @@ class TrainerBase:
                 self.best, better = (score if score == score else self.best), True
         self._log(row)
         if self.is_main:
-            if better:
-                self.save('best.pt')
-            self.save('last.pt')
+            with self._signals.hold() if self._signals else nullcontext():  # a stop signal waits for both files
+                if better:
+                    self.save('best.pt')
+                self.save('last.pt')
         if self.world > 1:
             dist.barrier()
         return row
@@ -732,8 +744,8 @@ class Trainer(TrainerBase):
         cfg, total = self.cfg, self.cfg.steps
         at_end = self.step == total
         if self.step % cfg.log_every == 0 or at_end:
-            terms = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in parts.items()}
-            row = dict(step=self.step, seconds=round(time.time() - t0, 2), lr=self.opt.param_groups[0]['lr'], **terms)
+            lr = self.opt.param_groups[0]['lr']
+            row = dict(step=self.step, seconds=round(time.time() - t0, 2), lr=lr, **_terms(parts))
             if self.step % cfg.val_every == 0 or at_end:
                 self._validate_and_save(row)  # logs the row too
             else:
@@ -741,6 +753,7 @@ class Trainer(TrainerBase):
             bar.set_postfix({k: f'{v:.3f}' for k, v in row.items() if k in ('loss', 'val_dice_mean')})
         elif self.step % cfg.val_every == 0:
             self._validate_and_save(dict(step=self.step, seconds=round(time.time() - t0, 2)))
+        self._pending = None  # this step is recorded (or had nothing due)
 
     def fit(self, resume: str | Path | dict | None = None, callback: Callable | None = None) -> dict:
         """Train until `cfg.steps` or `cfg.max_minutes`; returns a summary. Ctrl-C or SIGTERM (`StopSignals`) saves
@@ -764,25 +777,30 @@ class Trainer(TrainerBase):
         bar = tqdm(total=total, initial=self.step, desc=self.method.name, disable=not show, dynamic_ncols=True)
         self.model.train()
         with StopSignals() as signals:  # Ctrl-C and SIGTERM wait for the step to end, then save `last.pt`
+            self._signals = signals
             try:
+                if self._pending is not None:  # resumed from a stop between a step and its row: the row (and the
+                    self._record(self._pending, t0, bar)  # validation due there) comes first, on the same weights
                 while self.step < total:
                     if cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes:
                         stopped = 'time'
                         break
                     for g in self.opt.param_groups:
                         g['lr'] = self._lr(t0)
-                    with signals.hold():  # the update and its count, together
-                        parts = self.train_step(*self._batches(labeled, unlabeled))
+                    with signals.hold():  # the update, its count and its loss terms, together
+                        self._pending = self.train_step(*self._batches(labeled, unlabeled))
                         self.step += 1
                     bar.update(1)
-                    self._record(parts, t0, bar)
+                    self._record(self._pending, t0, bar)
                     if callback is not None:
                         callback(self)
             except KeyboardInterrupt:
                 bar.close()
                 with signals.hold():  # a second signal does not cut the save short
-                    self.save('last.pt')
+                    self.save('last.pt')  # with the loss terms of a step whose row was not yet written
                 raise
+            finally:
+                self._signals = None
         bar.close()
         return self._summary(stopped, t0)
 

@@ -52,20 +52,21 @@ def test_resume_gives_same_weights(tmp_path, method):
             assert torch.equal(p, q)
 
 
+def _validating_trainer(out):
+    "8 steps of a small U-Net, a row every step, a validation every 4 (the tests of stopped and resumed curves)."
+    tr = get_dataset('phantom-glands', split='train', n=4, size=48)
+    val = get_dataset('phantom-glands', split='val', n=1, size=48)
+    return Trainer(get_method('unet', width=4, depth=2), tr, val, out, dict(SMALL, steps=8, val_every=4, log_every=1))
+
+
 def test_a_run_killed_after_a_validation_resumes_with_that_validation_in_its_history(tmp_path):
     """The checkpoint written at a validation used to be saved before that validation's row was logged, so a run killed
     after it (a session's end, not Ctrl-C, which saves again) resumed with a history that lacked the row: its curve lost
     the point, and the clock of that stretch was lost with it. Now the row is logged first; the resumed run's history
     is the uninterrupted run's, step for step."""
-    tr = get_dataset('phantom-glands', split='train', n=4, size=48)
-    val = get_dataset('phantom-glands', split='val', n=1, size=48)
-
-    def trainer(out):
-        return Trainer(get_method('unet', width=4, depth=2), tr, val, out, dict(SMALL, steps=8, val_every=4, log_every=1))
-
-    a = trainer(tmp_path / 'a')
+    a = _validating_trainer(tmp_path / 'a')
     a.fit()
-    b = trainer(tmp_path / 'b')
+    b = _validating_trainer(tmp_path / 'b')
 
     def killed(t):
         if t.step == 6:
@@ -74,11 +75,52 @@ def test_a_run_killed_after_a_validation_resumes_with_that_validation_in_its_his
         b.fit(callback=killed)
     st = load_checkpoint(tmp_path / 'b' / 'last.pt')
     assert st['step'] == 4 and [r['step'] for r in st['history'] if 'val_dice_mean' in r] == [4]
-    c = trainer(tmp_path / 'b')
+    c = _validating_trainer(tmp_path / 'b')
     c.fit(resume=tmp_path / 'b' / 'last.pt')
     assert [r['step'] for r in c.history] == [r['step'] for r in a.history] == list(range(1, 9))
     assert [r['val_dice_mean'] for r in c.history if 'val_dice_mean' in r] == pytest.approx(
         [r['val_dice_mean'] for r in a.history if 'val_dice_mean' in r])
+
+
+@pytest.mark.parametrize('signalled_in', ['step', 'validation'])
+def test_a_run_stopped_between_a_step_and_its_row_resumes_with_that_row_and_its_validation(tmp_path, signalled_in):
+    """A stop signal is held while a step runs and raised when it ends, but the step's row (its loss terms, and the
+    validation due at it) was written after that: a SIGTERM during a validation step, or during its validation, saved
+    `last.pt` at the step without its row, and the resumed run went on to the next step, so the curve lost the point for
+    good (a 3000-step ACDC run stopped at step 2400 had no validation there). Now the checkpoint keeps the step's loss
+    terms and the resumed run writes the row, validating on the same weights, before it trains on: its history is the
+    uninterrupted run's, step for step, losses and scores alike."""
+    a = _validating_trainer(tmp_path / 'a')
+    a.fit()
+    b = _validating_trainer(tmp_path / 'b')
+    if signalled_in == 'step':                   # mid-step 4: the step ends, then the signal is raised
+        real_step = b.train_step
+
+        def step(*args):
+            if b.step == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real_step(*args)
+        b.train_step = step
+    else:                                        # during step 4's validation, which is not held
+        real_validate = b.validate
+
+        def validate():
+            if b.step == 4:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real_validate()
+        b.validate = validate
+    with pytest.raises(Terminated):
+        b.fit()
+    st = load_checkpoint(tmp_path / 'b' / 'last.pt')
+    assert st['step'] == 4 and [r['step'] for r in st['history']] == [1, 2, 3]
+    c = _validating_trainer(tmp_path / 'b')
+    c.fit(resume=tmp_path / 'b' / 'last.pt')
+    assert [r['step'] for r in c.history] == [r['step'] for r in a.history] == list(range(1, 9))
+    for r, q in zip(a.history, c.history):
+        assert set(r) == set(q)
+        assert [r[k] for k in r if k not in ('seconds',)] == pytest.approx([q[k] for k in r if k not in ('seconds',)])
+    assert [r['step'] for r in c.history if 'val_dice_mean' in r] == [4, 8]
+    assert load_checkpoint(tmp_path / 'b' / 'last.pt')['pending'] is None
 
 
 @pytest.mark.skipif(sys.platform != 'linux' or __import__('platform').libc_ver()[0] != 'glibc', reason='glibc only')
