@@ -239,7 +239,8 @@ GRID_BUDGETS = dict(
     home=(('mamba_home', 'benchmarks/mamba_home.py{options}'), _longer('mamba_home', 'mamba_home_long', 1200)),
     home_acdc=(('mamba_home_acdc', 'benchmarks/mamba_home.py --dataset acdc{options}'),
                _longer('mamba_home', 'mamba_home_acdc_long', 1000, ' --dataset acdc'),
-               _longer('mamba_home', 'mamba_home_acdc_3000', 3000, ' --dataset acdc')))
+               _longer('mamba_home', 'mamba_home_acdc_3000', 3000, ' --dataset acdc'),
+               _longer('mamba_home', 'mamba_home_acdc_6000', 6000, ' --dataset acdc')))
 REAL_DATA_GRIDS = ('gausam', 'match', 'home_acdc')  # these read MEDSEG_DATA; the others train on built-in phantoms
 BENCHMARKS_DIR = CLAIMS_JSON.parent if CLAIMS_JSON is not None else None
 

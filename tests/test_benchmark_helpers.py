@@ -153,7 +153,8 @@ def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lowe
     acdc_runs = [dict(r, dataset='acdc', curve=[(100, 0.3), (320, 0.4), (400, 0.45)])      # one pair, still rising
                  for r in home_runs if r['variant'] == 'unet' or r['seed'] < 1]
     files = dict(match_glas=match_runs, mamba_home=home_runs, mamba_home_acdc=acdc_runs, mamba_home_acdc_long=[],
-                 mamba_home_acdc_3000=[], match_glas_long=[], match_glas_1200=[], mamba_home_long=[])
+                 mamba_home_acdc_3000=[], mamba_home_acdc_6000=[], match_glas_long=[], match_glas_1200=[],
+                 mamba_home_long=[])
     monkeypatch.setattr(claims, 'load', lambda name: files[name])
     betti, f1, pending = claims.match_rows()
     assert pending['verdict'] == 'not measured' and '--labeled 0.2' in pending['note']           # the paper's 20 %
@@ -210,6 +211,12 @@ def test_claims_rows_of_match_and_mamba_home_pair_by_seed_and_read_betti_as_lowe
     rows = claims.mamba_home_rows()
     assert len(rows) == 8 and 'a longer budget' not in rows[4]['note']
     assert rows[6]['setting'].startswith('ACDC volumes, 3000 steps') and rows[6]['verdict'] == 'reproduced'
+    # a U-Net still moving at 3000 steps names the fourth budget (6000 steps), until that grid has run
+    assert 'a longer budget' not in rows[6]['note']
+    files['mamba_home_acdc_3000'] = [dict(r, curve=acdc_runs[0]['curve']) for r in files['mamba_home_acdc_3000']]
+    assert ('a longer budget: `benchmarks/mamba_home.py --dataset acdc --steps 6000 --json '
+            'benchmarks/mamba_home_acdc_6000.json --section mamba_home_acdc_6000`') in claims.mamba_home_rows()[6]['note']
+    files['mamba_home_acdc_3000'] = [dict(r, steps=3000) for r in home_runs]
     # the phantom grid has a longer budget of its own: named while its U-Net still moves, rows of its own once run
     assert 'a longer budget' not in rows[0]['note']                          # the 400-step phantom U-Net converged
     for r in home_runs:
