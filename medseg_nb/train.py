@@ -714,7 +714,7 @@ class Trainer(TrainerBase):
             )
         loss = parts['loss']
         if not torch.isfinite(loss):
-            terms = {k: round(float(v.detach() if isinstance(v, torch.Tensor) else v), 4) for k, v in parts.items()}
+            terms = {k: round(v, 4) for k, v in _terms(parts).items()}
             raise FloatingPointError(
                 f"loss is {loss.item()} at step {self.step} ({terms}); "
                 f"lower the learning rate (now {self.opt.param_groups[0]['lr']:.2e})"
