@@ -196,7 +196,10 @@ for ARCO with SG at 1, two (and tests) for ARCO with NS and SAG at 1 in seeds 0 
 cost per step is measured in the `nsda_drive` and `nsda_blocks` sections). With all 70 patients at 1500 steps, LoMix seed 0 resumed at
 step 890 in a later session, LoMix seed 2 and deep supervision seed 2 at steps 443 and 983 (beside CI for part of
 it), their time the sum of both stretches. The U-Net at 1 labeled patient at 1500 steps: three or four runs (two of them
-3-D Mamba-HoME runs) on the two cores; at 3 labeled patients: two runs (and, for a few minutes, tests).
+3-D Mamba-HoME runs) on the two cores; at 3 labeled patients, the U-Net in seeds 0 and 1: two runs (and, for a
+few minutes, tests); the mean teacher in seeds 0 and 1: two runs (and tests and CI), resumed at steps 895 and 891
+in a later session, their time the sum of both stretches; seed 2: the U-Net beside the mean teacher, then the mean
+teacher beside VQ-Seg.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | tail | seeds |
 |---|---|---|---|---|---|---|---|---|

@@ -498,3 +498,24 @@ def test_the_gpu_check_runs_on_a_cpu_before_a_device_minute_is_spent(monkeypatch
     row = gpu_check.launch_profile(torch.device('cpu'), None, steps=6)
     cells = [c.strip() for c in row.strip('|').split('|')]
     assert 'failed' not in row and cells[1] == '0' and float(cells[3]) > 0, row   # no GPU kernels on a CPU; wall time
+
+
+def test_the_mean_teacher_sanity_row_reads_each_budget_and_names_what_moved(monkeypatch):
+    "One mean-teacher row per grid that ran it (600 and 1500 steps), paired by seed; a curve still moving is named."
+    import claims
+    flat, rising = [(100, 0.5), (480, 0.600), (600, 0.605)], [(100, 0.5), (480, 0.70), (600, 0.75)]
+    acdc = [dict(method=m, patients=3, seed=s, steps=600, dice=d + 0.01 * s, curve=c)
+            for m, d, c in (('unet', 0.60, flat), ('mean_teacher', 0.62, rising)) for s in (0, 1, 2)]
+    long = [dict(r, steps=1500, curve=flat, dice=r['dice'] + (0.04 if r['method'] == 'unet' else 0.0)) for r in acdc]
+    long = [r for r in long if not (r['method'] == 'mean_teacher' and r['seed'] == 2)]  # one seed still to run
+    monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_recipe=acdc, acdc_long=long).get(name, []))
+    short, longer = [r for r in claims.sanity_rows() if r['claim'].startswith('mean teacher')]
+    assert (short['setting'], longer['setting']) == ('ACDC, 3 labeled patients, 600 steps, equal steps',
+                                                    'ACDC, 3 labeled patients, 1500 steps, equal steps')
+    assert short['verdict'] == 'holds; not converged: mean teacher'          # +0.02 in every seed, but still rising
+    assert short['note'] == ('3 paired seeds; largest change over the last fifth: U-Net 0.50, mean teacher 5.00 Dice '
+                             'points (converged: < 1)')
+    assert longer['verdict'] == 'too few seeds (2 of 3)'                     # seed 2's U-Net has no partner yet
+    assert longer['result'].startswith('mean teacher 0.625 ± 0.007; minus U-Net -0.020')
+    long.append(dict(acdc[5], steps=1500, curve=flat))
+    assert [r for r in claims.sanity_rows() if '1500' in r['setting']][0]['verdict'] == 'fails'
