@@ -275,10 +275,11 @@ def arco_mt_rows(claim):
     acdc = load('acdc_recipe')
     out = []
     samplers = [f'arco:sampler={s}' for s in ('ns', 'sg', 'sag')]
-    for sampler in samplers:
-        name = sampler.split('=')[1].upper()
-        out += acdc_rows('arco', 'ARCO', f'{claim} ({name})', sampler, 'mean_teacher', ('mean teacher', f'ARCO-{name}'),
-                         acdc)
+    for runs, budget in ((acdc, ''), (load('acdc_long'), ACDC_LONG)):       # the recipe's 600 steps, then 1500
+        for sampler in samplers:
+            name = sampler.split('=')[1].upper()
+            out += acdc_rows('arco', 'ARCO', f'{claim} ({name})', sampler, 'mean_teacher',
+                             ('mean teacher', f'ARCO-{name}'), runs, budget=budget)
     # the issue asks for every sampler against the mean teacher at 1, 3 and 7 labeled patients (equal anchors)
     missing = missing_acdc(acdc, [(s, 'mean_teacher') for s in samplers], (1, 3, 7))
     if missing:
@@ -478,8 +479,10 @@ def vqseg_rows():
     out = []
     bases = (('unet', 'supervised U-Net'), ('mean_teacher', 'mean teacher (no dropout)'),
              (VQ_DROPOUT, 'mean teacher + dropout (0.5 at the bottleneck)'))
-    for base, name in bases:
-        out += acdc_rows('vqseg', 'VQ-Seg', claim.format(name), 'vqseg', base, (name.split(' (')[0], 'VQ-Seg'), acdc)
+    for runs, budget in ((acdc, ''), (load('acdc_long'), ACDC_LONG)):       # the recipe's 600 steps, then 1500
+        for base, name in bases:
+            out += acdc_rows('vqseg', 'VQ-Seg', claim.format(name), 'vqseg', base, (name.split(' (')[0], 'VQ-Seg'), runs,
+                             budget=budget)
     # the issue's baselines at 3 and 7 labeled patients, the dropout one among them, each pending until it has run
     missing = missing_acdc(acdc, [('vqseg', b) for b, _ in bases], (3, 7))
     if missing:

@@ -519,3 +519,22 @@ def test_the_mean_teacher_sanity_row_reads_each_budget_and_names_what_moved(monk
     assert longer['result'].startswith('mean teacher 0.625 ± 0.007; minus U-Net -0.020')
     long.append(dict(acdc[5], steps=1500, curve=flat))
     assert [r for r in claims.sanity_rows() if '1500' in r['setting']][0]['verdict'] == 'fails'
+
+
+def test_semi_supervised_rows_read_the_longer_budget_too(monkeypatch):
+    "VQ-Seg and ARCO meet the U-Net and the mean teacher in the 1500-step grid as well; one seed there is not a verdict."
+    import claims
+    flat = [(100, 0.5), (1200, 0.63), (1500, 0.635)]
+    long = [dict(method=m, patients=3, seed=s, steps=1500, dice=0.63, curve=flat, per_class={})
+            for m in ('unet', 'mean_teacher') for s in (0, 1, 2)]
+    long += [dict(method='vqseg', patients=3, seed=0, steps=1500, dice=0.5, curve=flat, per_class={}),
+             dict(method='arco:sampler=sg', patients=3, seed=0, steps=1500, dice=0.6, curve=flat, per_class={})]
+    monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_long=long).get(name, []))
+    vq = [r for r in claims.vqseg_rows() if '1500 steps' in r['setting']]
+    assert [r['claim'] for r in vq] == ['VQ-Seg > supervised U-Net (no number in the abstract)',
+                                        'VQ-Seg > mean teacher (no dropout) (no number in the abstract)']
+    assert {r['verdict'] for r in vq} == {'too few seeds (1 of 3)'}
+    assert vq[0]['note'].endswith('the other seeds: `acdc_recipe.py --methods vqseg --patients 3 --compare 3 --steps 1500 '
+                                  '--json benchmarks/acdc_long.json --section acdc_long`')
+    arco = [r for r in claims.arco_rows() if '1500 steps' in r['setting']]
+    assert [r['claim'] for r in arco] == ['ARCO beats the mean teacher at few labels (SG)']
