@@ -60,6 +60,15 @@ def row(method, paper, claim, setting, result='', verdict_='not measured', note=
     return dict(method=method, paper=paper, claim=claim, setting=setting, result=result, verdict=verdict_, note=note)
 
 
+ACDC_LONG = ' --steps 1500 --json benchmarks/acdc_long.json --section acdc_long'   # the recipe's longer budget
+
+
+def acdc_grids() -> list:
+    """The ACDC recipe's grids, each with the options that name it in a command: its own 600 steps (''), then the
+    longer `acdc_long` budget, where the U-Net converges with 3 and with all 70 labeled patients."""
+    return [(load('acdc_recipe'), ''), (load('acdc_long'), ACDC_LONG)]
+
+
 def sanity_rows():
     runs = load('acdc_recipe')
     rows = []
@@ -81,7 +90,7 @@ def sanity_rows():
                         'largest change over the last fifth of training, by labeled patients: '
                         + ', '.join(f'{name(p)}: {tails[p]:.2f}' for p in ps) + ' Dice points (converged: < 1)'
                         + longer_note))
-    rows += teacher_rows(runs) + teacher_rows(load('acdc_long'))
+    rows += [r for grid, _ in acdc_grids() for r in teacher_rows(grid)]
     return rows
 
 
@@ -275,7 +284,7 @@ def arco_mt_rows(claim):
     acdc = load('acdc_recipe')
     out = []
     samplers = [f'arco:sampler={s}' for s in ('ns', 'sg', 'sag')]
-    for runs, budget in ((acdc, ''), (load('acdc_long'), ACDC_LONG)):       # the recipe's 600 steps, then 1500
+    for runs, budget in acdc_grids():
         for sampler in samplers:
             name = sampler.split('=')[1].upper()
             out += acdc_rows('arco', 'ARCO', f'{claim} ({name})', sampler, 'mean_teacher',
@@ -479,7 +488,7 @@ def vqseg_rows():
     out = []
     bases = (('unet', 'supervised U-Net'), ('mean_teacher', 'mean teacher (no dropout)'),
              (VQ_DROPOUT, 'mean teacher + dropout (0.5 at the bottleneck)'))
-    for runs, budget in ((acdc, ''), (load('acdc_long'), ACDC_LONG)):       # the recipe's 600 steps, then 1500
+    for runs, budget in acdc_grids():
         for base, name in bases:
             out += acdc_rows('vqseg', 'VQ-Seg', claim.format(name), 'vqseg', base, (name.split(' (')[0], 'VQ-Seg'), runs,
                              budget=budget)
@@ -511,7 +520,6 @@ def vqseg_rows():
     return out
 
 
-ACDC_LONG = ' --steps 1500 --json benchmarks/acdc_long.json --section acdc_long'   # the 70-patient budget
 LOMIX_CLAIM = {'single': '+4.2 % Dice over single-output supervision (Synapse)',
                'deep': '+2.2 % Dice over deep supervision (Synapse)',
                'additive': '+1.5 % Dice over additive fusion (Synapse)'}
@@ -542,7 +550,7 @@ def lomix_rows():
     # the full-label comparisons belong there (600-step ones, where they ran, keep their own rows)
     acdc, long = load('acdc_recipe'), load('acdc_long')
     variants = (('lomix', 'normalised weights'), ('lomix:weighting=raw', "the paper's raw softplus weights"))
-    for runs, budget in ((acdc, ''), (long, ACDC_LONG)):
+    for runs, budget in acdc_grids():
         for base, claim in LOMIX_CLAIM.items():
             for variant, name in variants:
                 out += acdc_rows('lomix', 'LoMix', f'{claim}; LoMix with {name}', variant, base, (base, 'LoMix'), runs,
