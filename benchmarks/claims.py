@@ -114,7 +114,7 @@ def teacher_rows(runs) -> list:
         rows.append(row('sanity', '-', f'mean teacher >= supervised at {p} labeled patients',
                         f"ACDC, {labeled(p)}, {t[both[0]]['steps']} steps, equal steps", res,
                         v + (f"; not converged: {', '.join(moving)}" if moving else ''),
-                        f"{n} paired seeds; largest change over the last fifth: "
+                        f"{n} paired seed{'s' if n != 1 else ''}; largest change over the last fifth: "
                         + ', '.join(f'{who} {tail:.2f}' for who, tail in tails.items()) + ' Dice points (converged: < 1)'))
     return rows
 
