@@ -538,3 +538,26 @@ def test_semi_supervised_rows_read_the_longer_budget_too(monkeypatch):
                                   '--json benchmarks/acdc_long.json --section acdc_long`')
     arco = [r for r in claims.arco_rows() if '1500 steps' in r['setting']]
     assert [r['claim'] for r in arco] == ['ARCO beats the mean teacher at few labels (SG)']
+
+
+def test_nsda_rows_read_each_acdc_budget_and_name_a_baseline_still_moving(monkeypatch):
+    "NSDA meets the U-Net in the recipe's 600-step grid and in the 1500-step one; one seed there is not a verdict."
+    import claims
+    flat, moving = [(100, 0.5), (480, 0.680), (600, 0.684)], [(100, 0.5), (1200, 0.70), (1500, 0.74)]
+    short = [dict(method=m, patients=7, seed=s, steps=600, dice=d + 0.01 * s, curve=flat)
+             for m, d in (('unet', 0.68), ('nsda', 0.63)) for s in (0, 1, 2)]
+    long = [dict(method='unet', patients=7, seed=s, steps=1500, dice=0.73, curve=moving) for s in (0, 1, 2)]
+    long.append(dict(method='nsda', patients=7, seed=0, steps=1500, dice=0.75, curve=flat))
+    monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_recipe=short, acdc_long=long).get(name, []))
+    rows = claims.nsda_rows()
+    assert [r['setting'] for r in rows] == ['ACDC, 7 labeled patients, 600 steps, the acdc recipe, CPU',
+                                            'ACDC, 7 labeled patients, 1500 steps, the acdc recipe, CPU']
+    assert rows[0]['verdict'] == 'contradicted' and rows[0]['result'].endswith('difference -0.050 [-0.050, -0.050]')
+    assert '`' not in rows[0]['note']                                       # every seed has run: no command
+    assert rows[1]['verdict'] == 'too few seeds (1 of 3)'
+    assert rows[1]['result'] == 'U-Net 0.730, U-Net + NSDA 0.750; difference +0.020'
+    assert rows[1]['note'].startswith('U-Net tail change 4.0 Dice points')
+    assert rows[1]['note'].endswith('the other seeds: `acdc_recipe.py --methods nsda --patients 7 --compare 7 --steps 1500 '
+                                    '--json benchmarks/acdc_long.json --section acdc_long`')
+    long += [dict(method='nsda', patients=7, seed=s, steps=1500, dice=0.75, curve=flat) for s in (1, 2)]
+    assert claims.nsda_rows()[1]['verdict'] == 'reproduced, baseline not converged'
