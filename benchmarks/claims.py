@@ -185,21 +185,11 @@ def nsda_rows():
                + f"; seconds per step (validation included) {cost['nsda'] / cost['unet']:.2f}x the U-Net's")
         out.append(row('nsda', 'NSDA', claim, f"DRIVE, 16 training images, {runs[0]['steps']} steps, batch 8, 96 px "
                        'patches, CPU', res, verdict(d, ci, n), f'U-Net tail change {tail:.1f} Dice points'))
+    timing = ('cost per step: the DRIVE row (these runs shared the machine unequally, so their times are not '
+              'compared)')
     for acdc, budget in acdc_grids():                # the recipe's 600 steps, then 1500 (where it has run)
-        for p in sorted({r['patients'] for r in acdc if r['method'] == 'nsda'}):
-            rr = [r for r in acdc if r['patients'] == p and r['method'] in ('unet', 'nsda')]
-            by = {m: {r['seed']: r for r in rr if r['method'] == m} for m in ('unet', 'nsda')}
-            both = sorted(set(by['unet']) & set(by['nsda']))
-            if not both:
-                continue
-            u, a = ({k: by[m][k]['dice'] for k in both} for m in ('unet', 'nsda'))
-            d, ci, n = paired(u, a)
-            tail = max(converged(by['unet'][k]['curve']) for k in both)
-            res = f"U-Net {mean_sd(u.values())}, U-Net + NSDA {mean_sd(a.values())}; difference {difference(d, ci)}"
-            out.append(row('nsda', 'NSDA', claim, f"ACDC, {labeled(p)}, {rr[0]['steps']} steps, the acdc recipe, CPU",
-                           res, verdict(d, ci, n, baseline_tail=tail), f'U-Net tail change {tail:.1f} Dice points; cost '
-                           'per step: the DRIVE row (these runs shared the machine unequally, so their times are not '
-                           'compared)' + other_seeds(by, p, budget)))
+        out += acdc_rows('nsda', 'NSDA', claim, 'nsda', 'unet', ('U-Net', 'U-Net + NSDA'), acdc, unlabeled=False,
+                         budget=budget, extra=timing)
     if not out:
         return [row('nsda', 'NSDA', claim, 'ACDC and DRIVE', note='grid not re-run since issue 18')]
     if not any('ACDC' in r['setting'] for r in out):
@@ -401,13 +391,13 @@ def mamba_home_rows():
     return out
 
 
-def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True, budget='', reference=None):
+def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True, budget='', reference=None, extra=''):
     """`method` against `base` in the ACDC recipe's runs (`acdc_recipe.py --methods ...`), one row per labeled-patient
     count both ran, paired by seed on mean Dice; `names` = (baseline, method) as the result names them; `budget`: the
     options of the grid that holds `acdc` when not the recipe's own (for the command of seeds not yet run).
     `reference`: a method of the same grid that stands for the baseline (LoMix's single-output loss against the U-Net's
     own): where `base` has not converged and every seed of the reference paired with it has, the note says so and how
-    `base` compares with it."""
+    `base` compares with it. `extra`: a sentence every row's note carries (before the command for seeds not yet run)."""
     out = []
     for p in sorted({r['patients'] for r in acdc if r['method'] == method}):
         v = {r['seed']: r for r in acdc if r['patients'] == p and r['method'] == method}
@@ -424,7 +414,7 @@ def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True, budg
                        verdict(d, ci, n, baseline_tail=tail),
                        f'tail change: {names[0]} {tail:.1f}, {names[1]} {v_tail:.1f} Dice points'
                        + (reference_note(acdc, reference, base, p, names[0]) if tail >= 1 else '')
-                       + other_seeds({base: b, method: v}, p, budget)))
+                       + (f'; {extra}' if extra else '') + other_seeds({base: b, method: v}, p, budget)))
     return out
 
 

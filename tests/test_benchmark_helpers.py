@@ -554,13 +554,13 @@ def test_nsda_rows_read_each_acdc_budget_and_name_a_baseline_still_moving(monkey
     long.append(dict(method='nsda', patients=7, seed=0, steps=1500, dice=0.75, curve=flat))
     monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_recipe=short, acdc_long=long).get(name, []))
     rows = claims.nsda_rows()
-    assert [r['setting'] for r in rows] == ['ACDC, 7 labeled patients, 600 steps, the acdc recipe, CPU',
-                                            'ACDC, 7 labeled patients, 1500 steps, the acdc recipe, CPU']
+    assert [r['setting'] for r in rows] == ['ACDC, 7 labeled patients, 600 steps, the acdc recipe (batch 16), CPU',
+                                            'ACDC, 7 labeled patients, 1500 steps, the acdc recipe (batch 16), CPU']
     assert rows[0]['verdict'] == 'contradicted' and rows[0]['result'].endswith('difference -0.050 [-0.050, -0.050]')
     assert '`' not in rows[0]['note']                                       # every seed has run: no command
     assert rows[1]['verdict'] == 'too few seeds (1 of 3)'
     assert rows[1]['result'] == 'U-Net 0.730, U-Net + NSDA 0.750; difference +0.020'
-    assert rows[1]['note'].startswith('U-Net tail change 4.0 Dice points')
+    assert rows[1]['note'].startswith('tail change: U-Net 4.0, U-Net + NSDA 0.4 Dice points; cost per step: the DRIVE')
     assert rows[1]['note'].endswith('the other seeds: `acdc_recipe.py --methods nsda --patients 7 --compare 7 --steps 1500 '
                                     '--json benchmarks/acdc_long.json --section acdc_long`')
     long += [dict(method='nsda', patients=7, seed=s, steps=1500, dice=0.75, curve=flat) for s in (1, 2)]
