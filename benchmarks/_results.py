@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +99,47 @@ def resumed(out: Path, steps: int):
         raise ValueError(f'{path} is at step {done}, past this run\'s {steps} steps: another budget\'s run; '
                          'give another --work folder or remove it')
     return path, done, train_seconds(st['history'])
+
+
+@contextlib.contextmanager
+def machine_use(folder, every: float = 30.0):
+    """How much of the machine a run had, kept beside its checkpoints: while the block runs, a thread reads every
+    `every` seconds the 1-minute load average (processes running or waiting for a core, this one included) and the
+    process's CPU time, and writes their totals to `folder/usage.json` (atomically), so that a run cut short keeps what
+    it measured and its resumed stretch adds to it. Gives a dict that holds, once the block ends, `load` (the mean load
+    average; on 2 cores, 2 means the run had a neighbour) and `cpu_share` (CPU seconds per wall second: below 1, the run
+    waited for a core). Where the system has no load average (Windows), `load` is None."""
+    path = Path(folder) / 'usage.json'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    before = json.loads(path.read_text()) if path.is_file() else dict(wall=0.0, cpu=0.0, load_sum=0.0, samples=0)
+    total, t0, c0 = dict(before), time.monotonic(), time.process_time()
+    stop = threading.Event()
+
+    def sample():
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            load = None
+        total.update(wall=before['wall'] + time.monotonic() - t0, cpu=before['cpu'] + time.process_time() - c0)
+        if load is not None:
+            total.update(load_sum=total['load_sum'] + load, samples=total['samples'] + 1)
+        save_json(path, total)
+
+    def loop():
+        while not stop.wait(every):
+            sample()
+
+    reader = threading.Thread(target=loop, daemon=True)
+    reader.start()
+    out = {}
+    try:
+        yield out
+    finally:
+        stop.set()
+        reader.join()
+        sample()
+        out.update(load=round(total['load_sum'] / total['samples'], 2) if total['samples'] else None,
+                   cpu_share=round(total['cpu'] / max(total['wall'], 1e-9), 2))
 
 
 def train_seconds(history) -> float:

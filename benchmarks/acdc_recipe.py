@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (converged, grid_args, interval, label_growth, listed, machine, machines, mean_sd, paired,  # noqa: E402
-                      plot_file, resumed, run_grid, work_args, work_dir, write_section)
+from _results import (converged, grid_args, interval, label_growth, listed, machine, machine_use, machines, mean_sd,  # noqa: E402
+                      paired, plot_file, resumed, run_grid, work_args, work_dir, write_section)
 
 from medseg_nb.cli import DATASET_DEFAULTS, model_from_checkpoint, per_class, train  # noqa: E402
 from medseg_nb.core import data_root  # noqa: E402
@@ -74,8 +74,10 @@ def run_one(method, patients, seed, steps, val_every, root, tmp) -> dict:
     resume, at, earlier = resumed(out, steps)         # earlier: the time of the stretches before this one
     if resume:
         print(f'[acdc_recipe] resumed from {resume} at step {at}', flush=True)
-    s = train(name, 'acdc', out, root, steps=steps, seed=seed, progress=False, method_options=options, resume=resume,
-              labeled_patients=None if patients == ALL else patients, train_options=dict(val_every=val_every))
+    with machine_use(out) as use:                     # the machine's load while it trained, kept beside its checkpoints
+        s = train(name, 'acdc', out, root, steps=steps, seed=seed, progress=False, method_options=options,
+                  resume=resume, labeled_patients=None if patients == ALL else patients,
+                  train_options=dict(val_every=val_every))
     hist = json.loads((out / 'history.json').read_text())
     curve = [(r['step'], r['val_dice_mean']) for r in hist if 'val_dice_mean' in r]
     # semi-supervised methods with a confidence threshold log the share of unlabeled pixels the teacher passes
@@ -86,7 +88,7 @@ def run_one(method, patients, seed, steps, val_every, root, tmp) -> dict:
     per = {name: per_class(reps, 'dice').get(str(k + 1)) for k, name in enumerate(STRUCT)}
     return dict(method=method, patients=patients, seed=seed, steps=s['steps'], seconds=round(secs, 1),
                 steps_per_s=round(s['steps'] / max(s['seconds'] + earlier, 1e-9), 3), dice=s['val_dice_mean'],
-                hd95=s.get('val_hd95_mean'), per_class=per, curve=curve, machine=machine(),
+                hd95=s.get('val_hd95_mean'), per_class=per, curve=curve, machine=machine(), **use,
                 **(dict(confident=confident) if confident else {}), **(dict(resumed_at=at) if resume else {}))
 
 
@@ -140,6 +142,13 @@ def growth(runs) -> str:
     return line + '.'
 
 
+def spread(values) -> str:
+    "A column's range over seeds: '1.9', '1.9-2.4', or '–' where no run recorded it."
+    if not values: return '–'
+    lo, hi = f'{min(values):.1f}', f'{max(values):.1f}'
+    return lo if lo == hi else f'{lo}-{hi}'
+
+
 def table(state, a) -> str:
     runs = state['runs']
     rows = []
@@ -150,8 +159,10 @@ def table(state, a) -> str:
             per = ' | '.join(f"{np.mean(v):.3f}" if (v := [r['per_class'][k] for r in rr if r['per_class'].get(k) is not None])
                              else '–' for k in STRUCT)
             conv = max(converged(r['curve']) for r in rr)
+            loads = [r['load'] for r in rr if r.get('load') is not None]
             rows.append(f"| {p if p != ALL else 'all 70'} | {m} | {mean_sd(r['dice'] for r in rr)} | {per} | "
-                        f"{np.mean([r['steps_per_s'] for r in rr]):.2f} | {conv:.1f} | {len(rr)} |")
+                        f"{np.mean([r['steps_per_s'] for r in rr]):.2f} | {spread(loads)} | "
+                        f"{conv:.1f} | {len(rr)} |")
     comp = []
     for m in sorted({r['method'] for r in runs} - {'unet'}):
         for p in sorted({r['patients'] for r in runs if r['method'] == m}):
@@ -181,7 +192,10 @@ them and their 11 sums.
 prototype contrastive loss (weight 0.01) on 32 anchors per image and class drawn by stratified sampling (SG, 16 strata);
 `arco:sampler=ns` draws them uniformly, `arco:sampler=sag` in antithetic pairs within the strata.
 "tail" is the largest change of validation Dice over the last fifth of training (Dice points; < 1 = converged by the
-experiments issue's rule), the largest over seeds. steps/s were taken with other runs (one thread each) sharing the two
+experiments issue's rule), the largest over seeds. "load" is the machine's 1-minute load average over a run (processes
+running or waiting for a core, the run included: on these two cores about 1 alone, 2 beside another run), its range over
+seeds, recorded by the runs that started after ARCO with SAG's seeds 1 and 2 at 3 labeled patients ("–" for the runs
+before). For those, in words: steps/s were taken with other runs (one thread each) sharing the two
 cores, two for the U-Net and mean-teacher runs, up to nine for the NSDA runs, three (and test runs) for VQ-Seg at 3
 patients and two at 7, two or three for single and LoMix, two for deep, additive and the raw weights, two for ARCO with
 SG, two or three (beside short probes) for the mean teacher with dropout, VQ-Seg at keep 0.7 and VQ-Seg without its
@@ -211,8 +225,8 @@ minutes, tests and CI); seed 1, in a later session, beside ARCO with NS in seed 
 mean teacher, then beside CI for 17 minutes, then alone (143 minutes). ARCO with NS, seed 2, in a session as slow as the last:
 beside U-Net + NSDA at 7 labeled patients, whose seeds ran one after another (and, for 20 minutes, CI); 135 minutes.
 
-| labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | tail | seeds |
-|---|---|---|---|---|---|---|---|---|
+| labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
+|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 Each method minus the U-Net (paired by seed, 95 % t-interval over seeds):

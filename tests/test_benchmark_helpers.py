@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / 'benchmarks'))
-from _results import (difference, finite_mean, grid_args, interval, listed, mean_sd, resumed, run_grid, shard,  # noqa: E402
-                      train_seconds, work_args, work_dir)
+from _results import (difference, finite_mean, grid_args, interval, listed, machine_use, mean_sd, resumed, run_grid,  # noqa: E402
+                      shard, train_seconds, work_args, work_dir)
 
 
 def test_shards_split_the_grid_once_each_whenever_each_starts():
@@ -484,6 +484,33 @@ def test_train_seconds_adds_the_stretches_of_a_resumed_run():
             dict(step=4, seconds=1.5)]
     assert train_seconds(rows) == pytest.approx(3.5)                        # 2.0 before the restart, 1.5 after
     assert train_seconds(rows[:2]) == pytest.approx(2.0) and train_seconds([]) == 0.0
+
+
+def test_a_run_records_the_load_it_had_and_a_resumed_stretch_adds_to_it(tmp_path, monkeypatch):
+    """The ACDC table's "load" column: each run keeps the machine's load average and its CPU share in `usage.json`
+    beside its checkpoints, written while it trains (a run cut short keeps them), and a resumed stretch adds to the
+    stretches before it; the table shows the range over seeds, and "–" for runs from before it was recorded."""
+    import os
+    loads = iter([1.0, 3.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+    monkeypatch.setattr(os, 'getloadavg', lambda: (next(loads), 0.0, 0.0))
+    with machine_use(tmp_path / 'run', every=0.05) as use:
+        end = time.monotonic() + 0.13
+        while time.monotonic() < end:                    # busy: CPU time close to the wall time
+            pass
+        kept = json.loads((tmp_path / 'run' / 'usage.json').read_text())
+    assert kept['samples'] >= 1 and kept['wall'] > 0                       # written while the block still ran
+    first = json.loads((tmp_path / 'run' / 'usage.json').read_text())
+    assert first['samples'] >= 2 and use['load'] == pytest.approx(first['load_sum'] / first['samples'], abs=0.01)
+    assert 1.0 <= use['load'] <= 3.0 and 0.3 < use['cpu_share'] <= 1.5
+    with machine_use(tmp_path / 'run', every=10.0) as again:               # the resumed stretch: one read, at its end
+        time.sleep(0.05)                                                   # idle: waiting, not computing
+    second = json.loads((tmp_path / 'run' / 'usage.json').read_text())
+    assert second['samples'] == first['samples'] + 1 and second['wall'] > first['wall'] + 0.04
+    assert second['cpu'] - first['cpu'] < second['wall'] - first['wall']   # the sleep took wall time, little CPU
+    assert again['cpu_share'] < use['cpu_share']
+
+    import acdc_recipe
+    assert [acdc_recipe.spread(v) for v in ([], [1.96], [2.04, 1.96], [1.0, 2.44])] == ['–', '2.0', '2.0', '1.0-2.4']
 
 
 def test_the_gpu_check_runs_on_a_cpu_before_a_device_minute_is_spent(monkeypatch, capsys):
