@@ -224,6 +224,8 @@ minutes, tests and CI); seed 1, in a later session, beside ARCO with NS in seed 
 2: both runs of that session were slower than their counterparts of earlier ones). ARCO with NS, seed 1: beside that
 mean teacher, then beside CI for 17 minutes, then alone (143 minutes). ARCO with NS, seed 2, in a session as slow as the last:
 beside U-Net + NSDA at 7 labeled patients, whose seeds ran one after another (and, for 20 minutes, CI); 135 minutes.
+ARCO with SAG, seeds 1 and 2: beside each other (and, for 45 minutes, a 4-step test run at the lowest priority, which
+had 2 % of a core); 108 and 104 minutes.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
