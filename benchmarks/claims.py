@@ -60,7 +60,8 @@ def row(method, paper, claim, setting, result='', verdict_='not measured', note=
     return dict(method=method, paper=paper, claim=claim, setting=setting, result=result, verdict=verdict_, note=note)
 
 
-ACDC_LONG = ' --steps 1500 --json benchmarks/acdc_long.json --section acdc_long'   # the recipe's longer budget
+# the recipe's longer budget, as options to its command (' --steps 1500 --json benchmarks/acdc_long.json ...')
+ACDC_LONG = command('acdc_long').removeprefix(command('acdc_recipe'))
 
 
 def acdc_grids() -> list:

@@ -12,9 +12,9 @@ import matplotlib
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['CLASS_COLORS', 'CLAIMS_JSON', 'GRID_BUDGETS', 'REAL_DATA_GRIDS', 'BENCHMARKS_DIR', 'RECIPE_JSON', 'to_display',
-           'overlay', 'montage', 'volume_figure', 'atomic_write_bytes', 'HTMLReport', 'claims_table', 'grid_command',
-           'grid_runs', 'recipe_curves']
+__all__ = ['CLASS_COLORS', 'CLAIMS_JSON', 'GRID_BUDGETS', 'REAL_DATA_GRIDS', 'BENCHMARKS_DIR', 'RECIPE_JSON', 'RECIPE_LONG_JSON',
+           'to_display', 'overlay', 'montage', 'volume_figure', 'atomic_write_bytes', 'HTMLReport', 'claims_table',
+           'grid_command', 'grid_runs', 'recipe_curves']
 
 # %% ../nbs/07_viz.ipynb #c005
 CLASS_COLORS = (
@@ -240,8 +240,11 @@ GRID_BUDGETS = dict(
     home_acdc=(('mamba_home_acdc', 'benchmarks/mamba_home.py --dataset acdc{options}'),
                _longer('mamba_home', 'mamba_home_acdc_long', 1000, ' --dataset acdc'),
                _longer('mamba_home', 'mamba_home_acdc_3000', 3000, ' --dataset acdc'),
-               _longer('mamba_home', 'mamba_home_acdc_6000', 6000, ' --dataset acdc')))
-REAL_DATA_GRIDS = ('gausam', 'match', 'home_acdc')  # these read MEDSEG_DATA; the others train on built-in phantoms
+               _longer('mamba_home', 'mamba_home_acdc_6000', 6000, ' --dataset acdc')),
+    acdc=(('acdc_recipe', 'benchmarks/acdc_recipe.py{options}'),
+          _longer('acdc_recipe', 'acdc_long', 1500)))
+# these grids read MEDSEG_DATA; the others train on built-in phantoms
+REAL_DATA_GRIDS = ('gausam', 'match', 'home_acdc', 'acdc')
 BENCHMARKS_DIR = CLAIMS_JSON.parent if CLAIMS_JSON is not None else None
 
 
@@ -270,16 +273,26 @@ def grid_runs(file: str, folder: str | Path | None = None) -> list[dict]:
 
 # %% ../nbs/07_viz.ipynb #c104
 RECIPE_JSON = BENCHMARKS_DIR / 'acdc_recipe.json' if BENCHMARKS_DIR is not None else None
+RECIPE_LONG_JSON = BENCHMARKS_DIR / 'acdc_long.json' if BENCHMARKS_DIR is not None else None  # its 1500-step budget
 
 
 def recipe_curves(patients: int, style: dict, path: str | Path | None = None):
     """The ACDC recipe's validation curves at `patients` labeled patients, one line per run, for the methods of `style`
-    ({method: (line style, colour, legend name)}, the compared method last). Returns the figure, or None when
-    `benchmarks/acdc_recipe.json` (or `path`) holds no run of the compared method there."""
+    ({method: (line style, colour, legend name)}, the compared method last), titled with the runs' budget. Returns the
+    figure; when `benchmarks/acdc_recipe.json` (or `path`, e.g. `RECIPE_LONG_JSON`) holds no run of the compared method
+    there, prints the command that makes them (from `GRID_BUDGETS`) and returns None."""
     path = Path(path) if path else RECIPE_JSON
     runs = grid_runs(path.stem, path.parent) if path is not None else []
     runs = [r for r in runs if r['patients'] == patients and r['method'] in style]
-    if not any(r['method'] == list(style)[-1] for r in runs):
+    method, plural = list(style)[-1], 's' * (patients != 1)
+    if not any(r['method'] == method for r in runs):
+        file = path.stem if path is not None else 'acdc_recipe'
+        options = f' --methods {method} --patients {patients} --compare {patients}'
+        known = any(f == file for order in GRID_BUDGETS.values() for f, _ in order)
+        line = (grid_command(file, options, data='../shared/data') if known else
+                f'MEDSEG_DATA=../shared/data python benchmarks/acdc_recipe.py{options} --json {path} --section {file}')
+        print(f'no run of {method} at {patients} labeled patient{plural} in {file}.json yet; from the repository root: '
+              f'`{line}`')
         return None
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for r in sorted(runs, key=lambda r: (r['method'], r['seed'])):
@@ -287,8 +300,10 @@ def recipe_curves(patients: int, style: dict, path: str | Path | None = None):
         line, colour, name = style[r['method']]
         first = r['seed'] == min(q['seed'] for q in runs if q['method'] == r['method'])
         ax.plot(steps, dice, ls=line, color=colour, alpha=0.8, label=name if first else None)
+    budgets = {r.get('steps') for r in runs}
+    budget = f', {budgets.pop()} steps' if len(budgets) == 1 and None not in budgets else ''
     ax.set(xlabel='step', ylabel='validation mean Dice (20 volumes)', ylim=(0, 1),
-           title=f"ACDC, {patients} labeled patient{'s' * (patients != 1)}: one curve per run")
+           title=f'ACDC, {patients} labeled patient{plural}{budget}: one curve per run')
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -422,10 +422,11 @@ def test_a_second_budget_draws_its_own_picture_and_shows_it(tmp_path, monkeypatc
 
 
 def test_every_grid_budget_runs_a_script_that_takes_its_flags_longer_each_time_into_files_of_its_own():
-    """The budgets that claims.py and notebooks 12, 31 and 42 read (`medseg_nb.viz.GRID_BUDGETS`): each command runs
-    a script that exists and defines every flag given; each later budget has more steps than the one before and writes
-    its own runs file and RESULTS.md section (or has as many steps with the learning rate decayed)."""
+    """The budgets that claims.py, `recipe_curves` and notebooks 12, 31 and 42 read (`medseg_nb.viz.GRID_BUDGETS`): each
+    command runs a script that exists and defines every flag given; each later budget has more steps than the one
+    before and writes its own runs file and RESULTS.md section (or has as many steps with the learning rate decayed)."""
     import re
+    from medseg_nb.cli import DATASET_DEFAULTS
     from medseg_nb.viz import GRID_BUDGETS, grid_command
     root = Path(__file__).parents[1]
     shared = (root / 'benchmarks' / '_results.py').read_text()           # --json, --section, --shard, --merge
@@ -436,7 +437,9 @@ def test_every_grid_budget_runs_a_script_that_takes_its_flags_longer_each_time_i
             source = (root / script).read_text()
             for flag in (a for a in args if a.startswith('--')):
                 assert f"'{flag}'" in source + shared, (file, flag)
-            default = int(re.search(r"add_argument\('--steps', type=int, default=(\d+)", source).group(1))
+            default = re.search(r"add_argument\('--steps', type=int, default=(\d+|DATASET_DEFAULTS\['([\w-]+)'\]\['steps'\])",
+                                source)
+            default = int(DATASET_DEFAULTS[default.group(2)]['steps'] if default.group(2) else default.group(1))
             steps.append(int(args[args.index('--steps') + 1]) if '--steps' in args else default)
             if k:
                 assert args[-4:] == ['--json', f'benchmarks/{file}.json', '--section', file], file
