@@ -113,7 +113,7 @@ def teacher_rows(runs) -> list:
         v = (f'too few seeds ({n} of {MIN_SEEDS})' if n < MIN_SEEDS else 'holds' if ci[0] > 0 else
              'holds on the mean, not significant' if d >= 0 else 'fails' if ci[1] < 0 else
              'fails on the mean, not significant')         # read both ways alike: a tie below is not a failure shown
-        rows.append(row('sanity', '-', f'mean teacher >= supervised at {p} labeled patients',
+        rows.append(row('sanity', '-', f'mean teacher >= supervised at {labeled(p)}',
                         f"ACDC, {labeled(p)}, {t[both[0]]['steps']} steps, equal steps", res,
                         v + (f"; not converged: {', '.join(moving)}" if moving else ''),
                         f"{n} paired seed{'s' if n != 1 else ''}; largest change over the last fifth: "

@@ -562,6 +562,9 @@ def test_the_mean_teacher_sanity_row_reads_each_budget_and_names_what_moved(monk
     tie = [r for r in claims.sanity_rows() if '1500' in r['setting']][0]
     assert tie['result'] == 'mean teacher 0.647 ± 0.021; minus U-Net -0.003 [-0.075, +0.068]'
     assert tie['verdict'] == 'fails on the mean, not significant'
+    acdc += [dict(r, patients=1) for r in acdc]                  # one labeled patient: the claim says so in the singular
+    one = [r for r in claims.sanity_rows() if r['setting'].startswith('ACDC, 1 labeled patient,')]
+    assert [r['claim'] for r in one] == ['mean teacher >= supervised at 1 labeled patient'], one
 
 
 def test_semi_supervised_rows_read_the_longer_budget_too(monkeypatch):
