@@ -280,7 +280,7 @@ def recipe_curves(patients: int, style: dict, path: str | Path | None = None):
     """The ACDC recipe's validation curves at `patients` labeled patients, one line per run, for the methods of `style`
     ({method: (line style, colour, legend name)}, the compared method last), titled with the runs' budget. Returns the
     figure; when `benchmarks/acdc_recipe.json` (or `path`, e.g. `RECIPE_LONG_JSON`) holds no run of the compared method
-    there, prints the command that makes them (from `GRID_BUDGETS`) and returns None."""
+    there, prints the command that makes them (`grid_command`) and returns None."""
     path = Path(path) if path else RECIPE_JSON
     runs = grid_runs(path.stem, path.parent) if path is not None else []
     runs = [r for r in runs if r['patients'] == patients and r['method'] in style]
@@ -288,9 +288,11 @@ def recipe_curves(patients: int, style: dict, path: str | Path | None = None):
     if not any(r['method'] == method for r in runs):
         file = path.stem if path is not None else 'acdc_recipe'
         options = f' --methods {method} --patients {patients} --compare {patients}'
-        known = any(f == file for order in GRID_BUDGETS.values() for f, _ in order)
-        line = (grid_command(file, options, data='../shared/data') if known else
-                f'MEDSEG_DATA=../shared/data python benchmarks/acdc_recipe.py{options} --json {path} --section {file}')
+        try:
+            line = grid_command(file, options, data='../shared/data')
+        except ValueError:   # a runs file of the reader's own, not one of GRID_BUDGETS
+            line = (f'MEDSEG_DATA=../shared/data python benchmarks/acdc_recipe.py{options} --json {path} '
+                    f'--section {file}')
         print(f'no run of {method} at {patients} labeled patient{plural} in {file}.json yet; from the repository root: '
               f'`{line}`')
         return None
