@@ -938,5 +938,7 @@ d = { 'settings': { 'branch': 'main',
                                'medseg_nb.viz.montage': ('viz.html#montage', 'medseg_nb/viz.py'),
                                'medseg_nb.viz.overlay': ('viz.html#overlay', 'medseg_nb/viz.py'),
                                'medseg_nb.viz.recipe_curves': ('viz.html#recipe_curves', 'medseg_nb/viz.py'),
+                               'medseg_nb.viz.recipe_runs': ('viz.html#recipe_runs', 'medseg_nb/viz.py'),
+                               'medseg_nb.viz.seed_dice': ('viz.html#seed_dice', 'medseg_nb/viz.py'),
                                'medseg_nb.viz.to_display': ('viz.html#to_display', 'medseg_nb/viz.py'),
                                'medseg_nb.viz.volume_figure': ('viz.html#volume_figure', 'medseg_nb/viz.py')}}}

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 # %% auto #0
 __all__ = ['CLASS_COLORS', 'CLAIMS_JSON', 'GRID_BUDGETS', 'REAL_DATA_GRIDS', 'BENCHMARKS_DIR', 'RECIPE_JSON', 'RECIPE_LONG_JSON',
            'to_display', 'overlay', 'montage', 'volume_figure', 'atomic_write_bytes', 'HTMLReport', 'claims_table',
-           'grid_command', 'grid_runs', 'recipe_curves']
+           'grid_command', 'grid_runs', 'recipe_runs', 'seed_dice', 'recipe_curves']
 
 # %% ../nbs/07_viz.ipynb #c005
 CLASS_COLORS = (
@@ -276,14 +276,34 @@ RECIPE_JSON = BENCHMARKS_DIR / 'acdc_recipe.json' if BENCHMARKS_DIR is not None 
 RECIPE_LONG_JSON = BENCHMARKS_DIR / 'acdc_long.json' if BENCHMARKS_DIR is not None else None  # its 1500-step budget
 
 
+def recipe_runs(patients: int, path: str | Path | None = None) -> list[dict]:
+    """The finished runs at `patients` labeled patients in the ACDC recipe's grid file (`RECIPE_JSON`, or `path`, e.g.
+    `RECIPE_LONG_JSON`), sorted by method and seed; [] when none has run."""
+    path = Path(path) if path else RECIPE_JSON
+    runs = grid_runs(path.stem, path.parent) if path is not None else []
+    return sorted((r for r in runs if r['patients'] == patients), key=lambda r: (r['method'], r['seed']))
+
+
+def seed_dice(patients: int, methods, path: str | Path | None = None, speed: bool = False) -> str:
+    """One line per method of `methods` that has run at `patients` labeled patients (in `RECIPE_JSON`, or `path`): its
+    final validation Dice in each seed, and with `speed` each run's training steps/s. The numbers under a plot of
+    `recipe_curves`, for the reading beside it."""
+    runs, width = recipe_runs(patients, path), max(map(len, methods), default=0) + 3
+    lines = []
+    for m in methods:
+        if rr := [r for r in runs if r['method'] == m]:
+            lines.append(f'{m:<{width}}' + '  '.join(f"seed {r['seed']}: {r['dice']:.3f}" + (
+                f" ({r['steps_per_s']:.2f} steps/s)" if speed else '') for r in rr))
+    return '\n'.join(lines)
+
+
 def recipe_curves(patients: int, style: dict, path: str | Path | None = None):
     """The ACDC recipe's validation curves at `patients` labeled patients, one line per run, for the methods of `style`
     ({method: (line style, colour, legend name)}, the compared method last), titled with the runs' budget. Returns the
     figure; when `benchmarks/acdc_recipe.json` (or `path`, e.g. `RECIPE_LONG_JSON`) holds no run of the compared method
     there, prints the command that makes them (`grid_command`) and returns None."""
     path = Path(path) if path else RECIPE_JSON
-    runs = grid_runs(path.stem, path.parent) if path is not None else []
-    runs = [r for r in runs if r['patients'] == patients and r['method'] in style]
+    runs = [r for r in recipe_runs(patients, path) if r['method'] in style]
     method, plural = list(style)[-1], 's' * (patients != 1)
     if not any(r['method'] == method for r in runs):
         file = path.stem if path is not None else 'acdc_recipe'
@@ -297,7 +317,7 @@ def recipe_curves(patients: int, style: dict, path: str | Path | None = None):
               f'`{line}`')
         return None
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for r in sorted(runs, key=lambda r: (r['method'], r['seed'])):
+    for r in runs:
         steps, dice = zip(*r['curve'])
         line, colour, name = style[r['method']]
         first = r['seed'] == min(q['seed'] for q in runs if q['method'] == r['method'])
