@@ -225,8 +225,9 @@ minutes, tests and CI); seed 1, in a later session, beside ARCO with NS in seed 
 mean teacher, then beside CI for 17 minutes, then alone (143 minutes). ARCO with NS, seed 2, in a session as slow as the last:
 beside U-Net + NSDA at 7 labeled patients, whose seeds ran one after another (and, for 20 minutes, CI); 135 minutes.
 ARCO with SAG, seeds 1 and 2: beside each other (and, for 45 minutes, a 4-step test run at the lowest priority, which
-had 2 % of a core); 108 and 104 minutes. ARCO with SG at 1 labeled patient at 1500 steps, seed 0: beside another run throughout (and,
-for a few minutes, tests), resumed at step 800 in a later session, its time the sum of both stretches.
+had 2 % of a core); 108 and 104 minutes.
+ARCO with SG at 1 labeled patient at 1500 steps, seeds 0 and 1: beside another run throughout (and, for a few minutes,
+tests), resumed at steps 800 and 100 in a later session, their time the sum of both stretches.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
