@@ -226,8 +226,9 @@ mean teacher, then beside CI for 17 minutes, then alone (143 minutes). ARCO with
 beside U-Net + NSDA at 7 labeled patients, whose seeds ran one after another (and, for 20 minutes, CI); 135 minutes.
 ARCO with SAG, seeds 1 and 2: beside each other (and, for 45 minutes, a 4-step test run at the lowest priority, which
 had 2 % of a core); 108 and 104 minutes.
-ARCO with SG at 1 labeled patient at 1500 steps, seeds 0 and 1: beside another run throughout (and, for a few minutes,
-tests), resumed at steps 800 and 100 in a later session, their time the sum of both stretches.
+ARCO with SG at 1 labeled patient at 1500 steps, seeds 0-2: beside another run throughout (and, for a few minutes,
+tests), resumed at steps 800, 100 and 1000 in a later session, their time the sum of both stretches; 110, 121 and 132
+minutes.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
