@@ -144,6 +144,12 @@ def build(notebooks: list[str | Path], out: str | Path) -> list[dict]:
 # nbformat's nor nbgrader's schemas use a string format, so the children import nbformat without it.
 _CHILD = "import sys; sys.modules.setdefault('rfc3987_syntax', None); "
 
+# jupyter_client's wait for a new kernel's first reply fails with one of these. The kernel then has run none of the
+# submission: the machine was busy, or two kernels started at once were given the same port. That failure is the
+# grader's, not the student's, so the kernel is started again (twice at most); anything after its first reply counts,
+# a submission that kills its own kernel included.
+_NO_START = re.compile(r"Kernel died before replying to kernel_info|Kernel didn't respond in \d+ seconds")
+
 
 def _execute(inp: str, outp: str, cell_timeout: float, cwd: str):
     "Child process: run a notebook with nbgrader's Execute (errors recorded in the cells, each cell time-limited)."
@@ -237,16 +243,21 @@ def grade(
             str(cell_timeout),
             str(cwd or Path(student).resolve().parent),
         ]
-        p = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
-        )
-        try:
-            _, err = p.communicate(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            _, err = p.communicate()
-            timed_out = True
+        for attempt in range(3):
+            outp.unlink(missing_ok=True)
+            p = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+            )
+            try:
+                _, err = p.communicate(timeout=max(1.0, timeout - (time.time() - t0)))
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                _, err = p.communicate()
+                timed_out = True
+            if timed_out or attempt == 2 or not _NO_START.search(err or ''):
+                break
+            rep['restarts'] = attempt + 1  # the kernel never answered: started again, and the report says so
         executed = nbformat.read(outp, as_version=4) if outp.exists() else None
     if executed is None:
         msg = (
@@ -291,6 +302,8 @@ def grade(
     rep['score'] = sum(c['points'] for c in rep['cells'])
     if missing:
         rep['message'] = f"test cells {missing} were missing from the submission and ran at its end"
+    if _NO_START.search(err or ''):  # three kernels that never answered: no score is the student's, grade again
+        return done('no-kernel', f"the kernel died before its first reply, {rep['restarts'] + 1} times: grade again")
     return done()
 
 
@@ -299,6 +312,11 @@ def format_report(rep: dict) -> str:
     lines = [
         f"{rep.get('assignment') or rep['notebook']}: {rep['score']:g} / {rep['max_score']:g}"
         + (f"  ({rep['status']}: {rep['message']})" if rep['status'] != 'ok' else '')
+        + (
+            f"  (the kernel died before its first reply; started again {rep['restarts']}x)"
+            if rep.get('restarts')
+            else ''
+        )
     ]
     lines += [
         f"  {c['id']:<28} {c['points']:g}/{c['max_points']:g}  {c['status']}"
@@ -319,7 +337,10 @@ def _nbgrader(course: Path, *args: str, cell_timeout: float = 120):
     # python -m nbgrader, without rfc3987-syntax (see _CHILD)
     run = _CHILD + "import runpy; runpy.run_module('nbgrader', run_name='__main__', alter_sys=True)"
     cmd = [sys.executable, '-c', run, *args, f'--Execute.timeout={int(cell_timeout)}']
-    r = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
+    for attempt in range(3):  # a kernel that never answered is started again, as in `grade` (every command is --force)
+        r = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
+        if not r.returncode or attempt == 2 or not _NO_START.search(r.stderr):
+            break
     if r.returncode:
         raise RuntimeError(f"nbgrader {args[0]} failed ({r.returncode}):\n" + '\n'.join(r.stderr.splitlines()[-15:]))
 

@@ -3,6 +3,7 @@ determine_grade), the reference solution scores full marks, the untouched studen
 common mistake loses exactly the points of the test it should fail. Plus submissions that crash, hang or are not
 notebooks: a score and a message, never a hang."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from medseg_nb.assignments import ASSIGNMENTS, BEGIN, autograde, build, grade
+from medseg_nb.assignments import ASSIGNMENTS, BEGIN, autograde, build, format_report, grade
 
 NBS = Path(__file__).parents[1] / 'nbs'
 
@@ -149,6 +150,50 @@ def test_bad_submissions_get_a_score_and_a_message(tmp_path, solution, status, e
     assert time.time() - t < 70
     assert rep['score'] == expect and rep['max_score'] == 2.0, rep
     if expect == 0: assert rep['cells'][0]['message'] or rep['message'], rep
+    assert not rep.get('restarts'), rep          # a kernel the submission killed is not started again
+
+
+# sitecustomize for the grader's children: the first $MEDSEG_TEST_KILL kernels exit before they answer
+_KILL = '''import os, sys
+if any('ipykernel_launcher' in a for a in sys.orig_argv):
+    d = os.environ['MEDSEG_TEST_KILLED']
+    if len(os.listdir(d)) < int(os.environ['MEDSEG_TEST_KILL']):
+        open(os.path.join(d, str(os.getpid())), 'w').close()
+        os._exit(1)
+'''
+
+
+def _kernels_die_at_start(tmp_path, monkeypatch, n: int) -> Path:
+    "The next `n` kernels the grader starts die before their first reply; returns the folder that counts them."
+    site, killed = tmp_path / 'site', tmp_path / f'killed{n}'
+    site.mkdir(exist_ok=True); killed.mkdir()
+    (site / 'sitecustomize.py').write_text(_KILL)
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join([str(site)] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
+    monkeypatch.setenv('MEDSEG_TEST_KILLED', str(killed)); monkeypatch.setenv('MEDSEG_TEST_KILL', str(n))
+    return killed
+
+
+def test_a_kernel_that_dies_before_its_first_reply_is_started_again(tmp_path, monkeypatch):
+    """CI once gave 21_graphseg's planted mistake 0 points instead of 3: "the notebook stopped before this cell ran
+    (RuntimeError: Kernel died before replying to kernel_info)". None of the submission had run. The grader starts such
+    a kernel again (twice at most) and says so; three that never answer give status 'no-kernel', not a student's 0."""
+    sub = _demo(tmp_path, 'def double(x):\n    return 2 * x')
+    killed = _kernels_die_at_start(tmp_path, monkeypatch, 1)
+    rep = grade(sub, timeout=60, cell_timeout=10)
+    assert len(os.listdir(killed)) == 1 and rep['score'] == 2.0 and rep['restarts'] == 1 and rep['status'] == 'ok', rep
+    assert 'the kernel died before its first reply; started again 1x' in format_report(rep)
+    killed = _kernels_die_at_start(tmp_path, monkeypatch, 5)
+    rep = grade(sub, timeout=60, cell_timeout=10)
+    assert len(os.listdir(killed)) == 3 and rep['score'] == 0 and rep['status'] == 'no-kernel', rep
+    assert 'grade again' in rep['message'] and 'no-kernel' in format_report(rep)
+
+
+def test_nbgrader_pipeline_starts_a_dead_kernel_again(tmp_path, monkeypatch):
+    "`autograde` runs nbgrader again when one of its kernels died before its first reply (nbgrader itself fails)."
+    sub = _demo(tmp_path, 'def double(x):\n    return 2 * x')
+    killed = _kernels_die_at_start(tmp_path, monkeypatch, 1)
+    got = autograde(tmp_path / 'course', 'demo', {'alice': sub}, cell_timeout=10)
+    assert len(os.listdir(killed)) == 1 and got['alice']['auto_score'] == got['alice']['auto_max'] == 2.0, got
 
 
 def test_unreadable_and_cli_json(tmp_path):
