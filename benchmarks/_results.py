@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medseg_nb.viz import paired  # noqa: F401  the claims table's interval, the one notebooks print under their plots
+
 RESULTS = Path(__file__).with_name('RESULTS.md')
 HEADER = '# Benchmark results\n\nEach section is written by the script it names; absolute times only say where, ratios measured in one run are what count.\n'
 
@@ -268,16 +270,6 @@ def label_growth(runs, method='unet'):
     seeds = sorted(set.intersection(*(set(by[p]) for p in ps)))
     return dict(patients=ps, dice=by, means=means, rising=up(means), seeds=seeds,
                 fell=[s for s in seeds if not up([by[p][s] for p in ps])])
-
-
-def paired(a: dict, b: dict):
-    "Mean and 95 % t-interval of b - a over the seeds both have."
-    from scipy import stats
-    seeds = sorted(set(a) & set(b))
-    d = np.array([b[s] - a[s] for s in seeds])
-    if len(d) < 2: return (float(d.mean()) if len(d) else float('nan')), None, len(d)
-    h = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    return float(d.mean()), (float(d.mean() - h), float(d.mean() + h)), len(d)
 
 
 def interval(ci, missing: str = 'n/a') -> str:

@@ -229,8 +229,8 @@ had 2 % of a core); 108 and 104 minutes.
 ARCO with SG at 1 labeled patient at 1500 steps, seeds 0-2: beside another run throughout (and, for a few minutes,
 tests), resumed at steps 800, 100 and 1000 in a later session, their time the sum of both stretches; 110, 121 and 132
 minutes.
-ARCO with NS at 1 labeled patient at 1500 steps, seed 0: beside another run throughout, resumed at step 300 in a later
-session; 120 minutes.
+ARCO with NS at 1 labeled patient at 1500 steps, seeds 0 and 1: beside another run throughout, seed 0 resumed at step
+300 in a later session; 120 and 111 minutes.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|

@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt
 # %% auto #0
 __all__ = ['CLASS_COLORS', 'CLAIMS_JSON', 'GRID_BUDGETS', 'REAL_DATA_GRIDS', 'BENCHMARKS_DIR', 'RECIPE_JSON', 'RECIPE_LONG_JSON',
            'to_display', 'overlay', 'montage', 'volume_figure', 'atomic_write_bytes', 'HTMLReport', 'claims_table',
-           'grid_command', 'grid_runs', 'recipe_runs', 'seed_dice', 'recipe_curves']
+           'grid_command', 'grid_runs', 'recipe_runs', 'seed_dice', 'recipe_curves', 'paired', 'seed_pairs',
+           'seed_differences']
 
 # %% ../nbs/07_viz.ipynb #c005
 CLASS_COLORS = (
@@ -330,3 +331,48 @@ def recipe_curves(patients: int, style: dict, path: str | Path | None = None):
     ax.legend()
     fig.tight_layout()
     return fig
+
+# %% ../nbs/07_viz.ipynb #c105b
+def paired(a: dict, b: dict) -> tuple[float, tuple[float, float] | None, int]:
+    "Mean and 95 % t-interval of b - a over the seeds both have ({seed: value} each); no interval under two seeds."
+    from scipy import stats
+
+    seeds = sorted(set(a) & set(b))
+    d = np.array([b[s] - a[s] for s in seeds], dtype=float)
+    if len(d) < 2:
+        return (float(d.mean()) if len(d) else float('nan')), None, len(d)
+    h = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return float(d.mean()), (float(d.mean() - h), float(d.mean() + h)), len(d)
+
+
+def seed_pairs(patients: int, methods, baseline: str, path: str | Path | None = None) -> list[dict]:
+    """For each method of `methods` with a seed in common with `baseline` at `patients` labeled patients (in
+    `RECIPE_JSON`, or `path`): its final Dice minus the baseline's, paired by seed, as a dict of `method`, `baseline`,
+    `diff` (the mean), `ci` (its 95 % interval, None under two seeds), `n` and `by_seed` ({seed: difference})."""
+    runs = recipe_runs(patients, path)
+    base = {r['seed']: r['dice'] for r in runs if r['method'] == baseline}
+    rows = []
+    for m in methods:
+        mine = {r['seed']: r['dice'] for r in runs if r['method'] == m}
+        if m == baseline or not set(mine) & set(base):
+            continue
+        diff, ci, n = paired(base, mine)
+        by_seed = {s: mine[s] - base[s] for s in sorted(set(mine) & set(base))}
+        rows.append(dict(method=m, baseline=baseline, diff=diff, ci=ci, n=n, by_seed=by_seed))
+    return rows
+
+
+def seed_differences(patients: int, methods, baseline: str, path: str | Path | None = None) -> str:
+    """`seed_pairs` as lines under a plot of `recipe_curves`, for the reading beside it:
+    'method - baseline: +0.083 [-0.056, +0.221] over 3 seeds (+0.114, +0.116, +0.019)'."""
+    rows = seed_pairs(patients, methods, baseline, path)
+    width = max((len(r['method']) for r in rows), default=0) + len(baseline) + 6
+    return '\n'.join(
+        f"{r['method'] + ' - ' + baseline + ':':<{width}}{r['diff']:+.3f}"
+        + (f" [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]" if r['ci'] else '')
+        + f" over {r['n']} seed{'s' * (r['n'] != 1)} ("
+        + ', '.join(f'{v:+.3f}' for v in r['by_seed'].values())
+        + ')'
+        for r in rows
+    )
+
