@@ -331,23 +331,39 @@ def format_report(rep: dict) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/90_assignments.ipynb #c101
-def _nbgrader(course: Path, *args: str, cell_timeout: float = 120):
-    "Run one nbgrader command in the course folder; a failure raises with nbgrader's own last lines."
+def _nbgrader(course: Path, *args: str, cell_timeout: float = 120, check: bool = True):
+    """Run one nbgrader command in the course folder, again (twice at most) when a kernel never started, as in `grade`
+    (every command here is --force); returns the finished process. With `check`, a failure raises with nbgrader's own
+    last lines."""
     env = dict(os.environ, MEDSEG_FAST='1', MPLBACKEND='Agg', PYTHONWARNINGS='ignore')
     # python -m nbgrader, without rfc3987-syntax (see _CHILD)
     run = _CHILD + "import runpy; runpy.run_module('nbgrader', run_name='__main__', alter_sys=True)"
     cmd = [sys.executable, '-c', run, *args, f'--Execute.timeout={int(cell_timeout)}']
-    for attempt in range(3):  # a kernel that never answered is started again, as in `grade` (every command is --force)
+    for attempt in range(3):
         r = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
         if not r.returncode or attempt == 2 or not _NO_START.search(r.stderr):
             break
-    if r.returncode:
+    if r.returncode and check:
         raise RuntimeError(f"nbgrader {args[0]} failed ({r.returncode}):\n" + '\n'.join(r.stderr.splitlines()[-15:]))
+    return r
+
+
+# nbgrader names each submission it could not grade (its kernel died, say) in a line of this form, then fails
+_FAILED = re.compile(r"There was an error processing assignment '[^']*' for student '([^']+)'")
+
+
+def _last_error(stderr: str) -> str:
+    "The last 'SomeError: message' line of a traceback, or the last line."
+    lines = [l.strip() for l in stderr.splitlines() if l.strip()]
+    errors = [l for l in lines if re.match(r'^[\w.]*(Error|Exception)\b', l)]
+    return (errors or lines or ['no message'])[-1][:300]
 
 
 def autograde(course: str | Path, name: str, submissions: dict, cell_timeout: float = 120) -> dict:
     """nbgrader's pipeline on a course built by `build`: generate_assignment, autograde and generate_feedback for
-    `submissions` (student id -> notebook path); returns, per student, the gradebook's scores and the feedback page."""
+    `submissions` (student id -> notebook path); returns, per student, the gradebook's scores and the feedback page,
+    with `status` 'failed' and nbgrader's error in `message` (and no feedback page) for a submission it could not
+    grade, such as one that kills its kernel."""
     course = Path(course).resolve()
     if not (course / 'source' / name / f'{name}.ipynb').exists():
         raise FileNotFoundError(
@@ -361,7 +377,20 @@ def autograde(course: str | Path, name: str, submissions: dict, cell_timeout: fl
         dst = course / 'submitted' / student / name / f'{name}.ipynb'
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(Path(path).read_bytes())
-    _nbgrader(course, 'autograde', name, '--create', '--force', cell_timeout=cell_timeout)
+    r = _nbgrader(course, 'autograde', name, '--create', '--force', cell_timeout=cell_timeout, check=False)
+    failed = {}
+    if r.returncode:
+        bad = sorted(set(_FAILED.findall(r.stderr)))
+        if not bad:  # nbgrader itself failed, not a submission
+            tail = '\n'.join(r.stderr.splitlines()[-15:])
+            raise RuntimeError(f"nbgrader autograde failed ({r.returncode}):\n{tail}")
+        # one submission that kills its kernel must not cost the class its grades: the others are graded, and each that
+        # failed is graded again alone, so that its own error is the one reported
+        for student in bad:
+            rs = _nbgrader(course, 'autograde', name, f'--student={student}', '--create', '--force',
+                           cell_timeout=cell_timeout, check=False)
+            if rs.returncode:
+                failed[student] = _last_error(rs.stderr)
     _nbgrader(course, 'generate_feedback', name, '--force', cell_timeout=cell_timeout)
     from nbgrader.api import Gradebook
 
@@ -377,7 +406,9 @@ def autograde(course: str | Path, name: str, submissions: dict, cell_timeout: fl
                 auto_max=float(sum(g.max_score for g in grades if g.cell_type == 'code')),
                 needs_manual_grade=[g.name for g in grades if g.needs_manual_grade],
                 cells={g.name: (float(g.score), float(g.max_score)) for g in grades},
-                feedback=str(course / 'feedback' / student / name / f'{name}.html'),
+                feedback=None if student in failed else str(course / 'feedback' / student / name / f'{name}.html'),
+                status='failed' if student in failed else 'ok',
+                message=f'nbgrader could not grade it: {failed[student]}' if student in failed else '',
             )
     return out
 

@@ -607,6 +607,9 @@ def _run(a) -> dict:
             res = autograde(a.course, a.name, dict(s.split('=', 1) for s in a.submissions), a.cell_timeout)
             if not a.json:
                 for who, r in res.items():
+                    if r.get('status') == 'failed':  # its kernel died, say: no score of its own, and no feedback page
+                        print(f"{who}: not graded: {r['message']}")
+                        continue
                     print(
                         f"{who}: {r['auto_score']:g}/{r['auto_max']:g} by tests, {r['score']:g}/{r['max_score']:g} "
                         f"so far; by hand: {', '.join(r['needs_manual_grade']) or 'nothing'}; feedback {r['feedback']}"

@@ -188,6 +188,20 @@ def test_a_kernel_that_dies_before_its_first_reply_is_started_again(tmp_path, mo
     assert 'grade again' in rep['message'] and 'no-kernel' in format_report(rep)
 
 
+def test_nbgrader_pipeline_grades_the_class_when_one_submission_kills_its_kernel(tmp_path):
+    """nbgrader grades the rest of the class, then exits with an error; `autograde` raised on it, so the class got no
+    results and no feedback. Now the others are graded with their feedback, and the one that killed its kernel is
+    reported as failed with nbgrader's error."""
+    good = _demo(tmp_path, 'def double(x):\n    return 2 * x')
+    (tmp_path / 'b').mkdir()
+    dead = _demo(tmp_path / 'b', 'import os\nos._exit(1)')                  # a second copy, its own course
+    got = autograde(tmp_path / 'course', 'demo', {'alice': good, 'bob': dead}, cell_timeout=10)
+    assert got['alice']['auto_score'] == 2.0 and got['alice']['status'] == 'ok' and Path(got['alice']['feedback']).exists()
+    bob = got['bob']
+    assert bob['status'] == 'failed' and bob['auto_score'] == 0 and bob['feedback'] is None, bob
+    assert 'DeadKernelError: Kernel died' in bob['message'], bob
+
+
 def test_nbgrader_pipeline_starts_a_dead_kernel_again(tmp_path, monkeypatch):
     "`autograde` runs nbgrader again when one of its kernels died before its first reply (nbgrader itself fails)."
     sub = _demo(tmp_path, 'def double(x):\n    return 2 * x')
