@@ -229,8 +229,8 @@ had 2 % of a core); 108 and 104 minutes.
 ARCO with SG at 1 labeled patient at 1500 steps, seeds 0-2: beside another run throughout (and, for a few minutes,
 tests), resumed at steps 800, 100 and 1000 in a later session, their time the sum of both stretches; 110, 121 and 132
 minutes.
-ARCO with NS at 1 labeled patient at 1500 steps, seeds 0 and 1: beside another run throughout, seed 0 resumed at step
-300 in a later session; 120 and 111 minutes.
+ARCO with NS at 1 labeled patient at 1500 steps, seeds 0-2: beside another run throughout (seed 2 also beside tests and
+CI), seeds 0 and 2 resumed at steps 300 and 600 in a later session; 120, 111 and 129 minutes.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
