@@ -331,17 +331,17 @@ def format_report(rep: dict) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/90_assignments.ipynb #c101
-def _nbgrader(course: Path, *args: str, cell_timeout: float = 120, check: bool = True):
-    """Run one nbgrader command in the course folder, again (twice at most) when a kernel never started, as in `grade`
-    (every command here is --force); returns the finished process. With `check`, a failure raises with nbgrader's own
-    last lines."""
+def _nbgrader(course: Path, *args: str, cell_timeout: float = 120, check: bool = True, tries: int = 3):
+    """Run one nbgrader command in the course folder, again (`tries` times in all) when a kernel never started, as in
+    `grade` (every command here is --force); returns the finished process. With `check`, a failure raises with
+    nbgrader's own last lines."""
     env = dict(os.environ, MEDSEG_FAST='1', MPLBACKEND='Agg', PYTHONWARNINGS='ignore')
     # python -m nbgrader, without rfc3987-syntax (see _CHILD)
     run = _CHILD + "import runpy; runpy.run_module('nbgrader', run_name='__main__', alter_sys=True)"
     cmd = [sys.executable, '-c', run, *args, f'--Execute.timeout={int(cell_timeout)}']
-    for attempt in range(3):
+    for attempt in range(tries):
         r = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
-        if not r.returncode or attempt == 2 or not _NO_START.search(r.stderr):
+        if not r.returncode or attempt == tries - 1 or not _NO_START.search(r.stderr):
             break
     if r.returncode and check:
         raise RuntimeError(f"nbgrader {args[0]} failed ({r.returncode}):\n" + '\n'.join(r.stderr.splitlines()[-15:]))
@@ -377,7 +377,8 @@ def autograde(course: str | Path, name: str, submissions: dict, cell_timeout: fl
         dst = course / 'submitted' / student / name / f'{name}.ipynb'
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(Path(path).read_bytes())
-    r = _nbgrader(course, 'autograde', name, '--create', '--force', cell_timeout=cell_timeout, check=False)
+    # the class once; a submission it could not grade is graded again alone below (a kernel that never started too)
+    r = _nbgrader(course, 'autograde', name, '--create', '--force', cell_timeout=cell_timeout, check=False, tries=1)
     failed = {}
     if r.returncode:
         bad = sorted(set(_FAILED.findall(r.stderr)))
