@@ -231,6 +231,8 @@ tests), resumed at steps 800, 100 and 1000 in a later session, their time the su
 minutes.
 ARCO with NS at 1 labeled patient at 1500 steps, seeds 0-2: beside another run throughout (seed 2 also beside tests and
 CI), seeds 0 and 2 resumed at steps 300 and 600 in a later session; 120, 111 and 129 minutes.
+ARCO with SAG at 1 labeled patient at 1500 steps, seed 0: beside another run throughout (and tests and CI), started
+again from step 0 in a later session (its first 30 steps had no checkpoint); 107 minutes.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
