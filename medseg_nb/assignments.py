@@ -151,6 +151,25 @@ _CHILD = "import sys; sys.modules.setdefault('rfc3987_syntax', None); "
 _NO_START = re.compile(r"Kernel died before replying to kernel_info|Kernel didn't respond in \d+ seconds")
 
 
+def _run_child(cmd: list[str], timeout: float | None = None, tries: int = 3, **kw) -> tuple[int, str, bool, int]:
+    """Run `cmd`, a child process that starts kernels, again (`tries` runs in all) while it fails with `_NO_START` on
+    its stderr. Past `timeout` seconds, counted over all runs, its process group is killed. Returns (return code,
+    stderr, timed out, restarts)."""
+    t0 = time.time()
+    for attempt in range(tries):
+        p = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kw
+        )
+        try:
+            _, err = p.communicate(timeout=None if timeout is None else max(1.0, timeout - (time.time() - t0)))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            _, err = p.communicate()
+            return p.returncode, err, True, attempt
+        if not p.returncode or attempt == tries - 1 or not _NO_START.search(err):
+            return p.returncode, err, False, attempt
+
+
 def _execute(inp: str, outp: str, cell_timeout: float, cwd: str):
     "Child process: run a notebook with nbgrader's Execute (errors recorded in the cells, each cell time-limited)."
     from nbgrader.preprocessors import Execute
@@ -243,22 +262,11 @@ def grade(
             str(cell_timeout),
             str(cwd or Path(student).resolve().parent),
         ]
-        for attempt in range(3):
-            outp.unlink(missing_ok=True)
-            p = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
-            )
-            try:
-                _, err = p.communicate(timeout=max(1.0, timeout - (time.time() - t0)))
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                _, err = p.communicate()
-                timed_out = True
-            if timed_out or attempt == 2 or not _NO_START.search(err or ''):
-                break
-            rep['restarts'] = attempt + 1  # the kernel never answered: started again, and the report says so
-        executed = nbformat.read(outp, as_version=4) if outp.exists() else None
+        _, err, timed_out, restarts = _run_child(cmd, timeout, env=env)
+        if restarts:  # the kernel never answered: started again, and the report says so
+            rep['restarts'] = restarts
+        # a run killed at the time limit wrote nothing of its own (an earlier one's copy may be there)
+        executed = nbformat.read(outp, as_version=4) if outp.exists() and not timed_out else None
     if executed is None:
         msg = (
             f"the submission did not finish within {timeout:.0f} s"
@@ -303,7 +311,8 @@ def grade(
     if missing:
         rep['message'] = f"test cells {missing} were missing from the submission and ran at its end"
     if _NO_START.search(err or ''):  # three kernels that never answered: no score is the student's, grade again
-        return done('no-kernel', f"the kernel died before its first reply, {rep['restarts'] + 1} times: grade again")
+        tries = rep.get('restarts', 0) + 1
+        return done('no-kernel', f"the kernel died before its first reply, {tries} times: grade again")
     return done()
 
 
@@ -333,19 +342,16 @@ def format_report(rep: dict) -> str:
 # %% ../nbs/90_assignments.ipynb #c101
 def _nbgrader(course: Path, *args: str, cell_timeout: float = 120, check: bool = True, tries: int = 3):
     """Run one nbgrader command in the course folder, again (`tries` times in all) when a kernel never started, as in
-    `grade` (every command here is --force); returns the finished process. With `check`, a failure raises with
+    `grade` (every command here is --force); returns its return code and stderr. With `check`, a failure raises with
     nbgrader's own last lines."""
     env = dict(os.environ, MEDSEG_FAST='1', MPLBACKEND='Agg', PYTHONWARNINGS='ignore')
     # python -m nbgrader, without rfc3987-syntax (see _CHILD)
     run = _CHILD + "import runpy; runpy.run_module('nbgrader', run_name='__main__', alter_sys=True)"
     cmd = [sys.executable, '-c', run, *args, f'--Execute.timeout={int(cell_timeout)}']
-    for attempt in range(tries):
-        r = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
-        if not r.returncode or attempt == tries - 1 or not _NO_START.search(r.stderr):
-            break
-    if r.returncode and check:
-        raise RuntimeError(f"nbgrader {args[0]} failed ({r.returncode}):\n" + '\n'.join(r.stderr.splitlines()[-15:]))
-    return r
+    code, err, _, _ = _run_child(cmd, tries=tries, cwd=course, env=env)
+    if code and check:
+        raise RuntimeError(f"nbgrader {args[0]} failed ({code}):\n" + '\n'.join(err.splitlines()[-15:]))
+    return code, err
 
 
 # nbgrader names each submission it could not grade (its kernel died, say) in a line of this form, then fails
@@ -378,20 +384,22 @@ def autograde(course: str | Path, name: str, submissions: dict, cell_timeout: fl
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(Path(path).read_bytes())
     # the class once; a submission it could not grade is graded again alone below (a kernel that never started too)
-    r = _nbgrader(course, 'autograde', name, '--create', '--force', cell_timeout=cell_timeout, check=False, tries=1)
+    code, err = _nbgrader(
+        course, 'autograde', name, '--create', '--force', cell_timeout=cell_timeout, check=False, tries=1
+    )
     failed = {}
-    if r.returncode:
-        bad = sorted(set(_FAILED.findall(r.stderr)))
+    if code:
+        bad = sorted(set(_FAILED.findall(err)))
         if not bad:  # nbgrader itself failed, not a submission
-            tail = '\n'.join(r.stderr.splitlines()[-15:])
-            raise RuntimeError(f"nbgrader autograde failed ({r.returncode}):\n{tail}")
+            tail = '\n'.join(err.splitlines()[-15:])
+            raise RuntimeError(f"nbgrader autograde failed ({code}):\n{tail}")
         # one submission that kills its kernel must not cost the class its grades: the others are graded, and each that
         # failed is graded again alone, so that its own error is the one reported
         for student in bad:
-            rs = _nbgrader(course, 'autograde', name, f'--student={student}', '--create', '--force',
-                           cell_timeout=cell_timeout, check=False)
-            if rs.returncode:
-                failed[student] = _last_error(rs.stderr)
+            code, err = _nbgrader(course, 'autograde', name, f'--student={student}', '--create', '--force',
+                                  cell_timeout=cell_timeout, check=False)
+            if code:
+                failed[student] = _last_error(err)
     _nbgrader(course, 'generate_feedback', name, '--force', cell_timeout=cell_timeout)
     from nbgrader.api import Gradebook
 
