@@ -232,7 +232,10 @@ minutes.
 ARCO with NS at 1 labeled patient at 1500 steps, seeds 0-2: beside another run throughout (seed 2 also beside tests and
 CI), seeds 0 and 2 resumed at steps 300 and 600 in a later session; 120, 111 and 129 minutes.
 ARCO with SAG at 1 labeled patient at 1500 steps, seed 0: beside another run throughout (and tests and CI), started
-again from step 0 in a later session (its first 30 steps had no checkpoint); 107 minutes.
+again from step 0 in a later session (its first 30 steps had no checkpoint); 107 minutes. Seed 1, in a later session on
+a slower machine (one thread: 7 s a step beside another run, 5.9 alone, against 4.3 beside another run before), from
+step 0 (the checkpoints of an earlier start did not reach that session): 86 steps with one thread (50 beside seed 2's
+start, stopped then), the rest alone with two threads (OMP_NUM_THREADS=2, 4.1 s a step); 107 minutes.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
