@@ -11,6 +11,12 @@ help:
 	@echo "make test   - install, export, check medseg_nb/ is in step with nbs/, run every notebook (the site build, fast), browser, pytest"
 	@echo "make site   - execute every notebook and render the tutorials into site/ (offline: assets from npm)"
 
+# make $(1), then print how long it took, named $(2)
+timed = @t0=$$(date +%s); $(MAKE) --no-print-directory $(1) && echo "[make test] $(2): $$(( $$(date +%s) - t0 )) s"
+
+# pip byte-compiles what it installs (torch's CUDA build: 57 of its 139 s). Not with --no-compile: where
+# PYTHONDONTWRITEBYTECODE is set (it is on these machines) no process writes a .pyc, and every kernel and test process
+# would compile torch and torchvision again (10 s each, measured)
 install:
 	$(PIP) install -q -e ".[dev]"
 
@@ -54,10 +60,14 @@ browser:
 
 # Every notebook runs once, in the site build: at test sizes (MEDSEG_FAST=1, as under nbdev_test), every cell
 # (`#| eval: false` ones too), failing at the first error -- what `make nbtest` checks, and more; it used to run both.
-test: install sync
-	$(MAKE) site-build SITE_FLAGS="--fast --cell-timeout 150"
-	$(MAKE) browser
-	$(MAKE) pytest
+# The downloads (npm's page assets, Debian's chromium) run beside pip's install: they wait on the network, pip on the
+# disk. The site build and pytest keep both cores busy each, so they run one after the other. Each stage says how long
+# it took: the suite has a budget (15 minutes on a fresh 2-core machine, installs included).
+test:
+	$(call timed,-j3 -Otarget install assets browser,installs (pip; npm assets and chromium beside it))
+	$(call timed,sync,export and compare)
+	$(call timed,site-build SITE_FLAGS="--fast --cell-timeout 150",site build)
+	$(call timed,pytest,pytest)
 
 tour: install
 	medseg-nb tour --out $(OUT)

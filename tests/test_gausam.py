@@ -59,10 +59,11 @@ def test_gausam_trains_with_trainer(tmp_path):
 
 
 def test_cli_train_gausam_on_kvasir(real_data, tmp_path):
-    "The issue's end-to-end check: `medseg-nb train --method gausam --dataset kvasir` on the CPU."
+    "The issue's end-to-end check: `medseg-nb train --method gausam --dataset kvasir` on the CPU (validated on 4 images)."
     import json, os, subprocess, sys
     r = subprocess.run([sys.executable, '-m', 'medseg_nb.cli', 'train', '--method', 'gausam', '--dataset', 'kvasir',
-                        '--data-root', str(real_data), '--out', str(tmp_path), '--steps', '2', '--batch-size', '2', '--json'],
+                        '--data-root', str(real_data), '--out', str(tmp_path), '--steps', '2', '--batch-size', '2',
+                        '--set', 'val_items=4', '--json'],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads(r.stdout.strip().splitlines()[-1])

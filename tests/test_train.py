@@ -647,7 +647,7 @@ def test_a_checkpoint_with_a_withdrawn_option_still_loads(tmp_path):
 
 
 def test_tour_covers_every_method(tmp_path):
-    r = cli.tour(tmp_path, seconds=1.5, progress=False)
+    r = cli.tour(tmp_path, seconds=0.5, progress=False)
     assert [row['method'] for row in r['rows']] == sorted(METHODS, key=lambda n: (n != 'unet', n))
     assert Path(r['report']).exists() and 'mean_teacher' in Path(r['report']).read_text()
     table = cli.format_table(r['rows'])

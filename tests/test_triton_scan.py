@@ -11,25 +11,33 @@ pytest.importorskip('triton')
 
 SCRIPT = textwrap.dedent('''
     import torch
+    from medseg_nb.methods.mamba_home import triton_scan
     from medseg_nb.methods.mamba_home.selective_scan import selective_scan, selective_scan_ref
     torch.manual_seed(0)
-    # (b, D, N, L): D past one channel block, N not a power of two, L not a multiple of the chunk, L < chunk,
-    # three chunks, many states (shorter chunks)
-    for b, D, N, L in [(2, 5, 3, 37), (1, 20, 16, 70), (1, 3, 2, 1), (1, 3, 16, 600), (1, 2, 64, 150)]:
-        x = dict(u=torch.randn(b, D, L), delta=torch.randn(b, D, L) * 0.5, A=-torch.rand(D, N) * 2 - 0.1,
-                 B=torch.randn(b, N, L), C=torch.randn(b, N, L), D=torch.randn(D), z=torch.randn(b, D, L),
-                 delta_bias=torch.randn(D) * 0.1)
-        w = torch.cos(torch.arange(L, dtype=torch.float64))
-        grads = {}
-        for backend, dtype in (('triton', torch.float32), ('ref', torch.float64)):
-            t = {k: v.to(dtype).clone().requires_grad_() for k, v in x.items()}
-            y, last = selective_scan(**t, delta_softplus=True, return_last_state=True, backend=backend)
-            ((y * w.to(dtype)).sum() + (last ** 2).sum()).backward()
-            grads[backend] = [y.detach().double(), last.detach().double()] + [t[k].grad.double() for k in x]
-        for name, a, r in zip(['y', 'last'] + list(x), grads['triton'], grads['ref']):
-            err = float((a - r).abs().max() / r.abs().max().clamp_min(1e-12))
-            print(b, D, N, L, name, f'{err:.1e}')
-            assert err < 1e-5, (b, D, N, L, name, err)
+    # The interpreter runs each program's ops in NumPy: its cost grows with programs x chunks x tile. One shape at the
+    # kernel's own CHUNK and TILE; the edge cases at CHUNK 8 and TILE 128 (the same kernel, other constexprs), which
+    # reach them at lengths of 1-37 (these 5 shapes: 10 s of CPU; the edge cases at the kernel's own sizes: 64 s).
+    # (b, D, N, L): D past one channel block (BLOCK_D 4), N not a power of two, L not a multiple of the chunk
+    # (5 chunks); L < chunk; three chunks; many states (chunks of 2 steps)
+    default = (triton_scan.CHUNK, triton_scan.TILE)
+    edges = [(2, 5, 3, 37), (1, 3, 2, 1), (1, 3, 16, 20), (1, 2, 64, 12)]
+    for tiles, shapes in ((default, [(2, 5, 3, 37)]), ((8, 128), edges)):
+        triton_scan.CHUNK, triton_scan.TILE = tiles
+        for b, D, N, L in shapes:
+            x = dict(u=torch.randn(b, D, L), delta=torch.randn(b, D, L) * 0.5, A=-torch.rand(D, N) * 2 - 0.1,
+                     B=torch.randn(b, N, L), C=torch.randn(b, N, L), D=torch.randn(D), z=torch.randn(b, D, L),
+                     delta_bias=torch.randn(D) * 0.1)
+            w = torch.cos(torch.arange(L, dtype=torch.float64))
+            grads = {}
+            for backend, dtype in (('triton', torch.float32), ('ref', torch.float64)):
+                t = {k: v.to(dtype).clone().requires_grad_() for k, v in x.items()}
+                y, last = selective_scan(**t, delta_softplus=True, return_last_state=True, backend=backend)
+                ((y * w.to(dtype)).sum() + (last ** 2).sum()).backward()
+                grads[backend] = [y.detach().double(), last.detach().double()] + [t[k].grad.double() for k in x]
+            for name, a, r in zip(['y', 'last'] + list(x), grads['triton'], grads['ref']):
+                err = float((a - r).abs().max() / r.abs().max().clamp_min(1e-12))
+                print(tiles, triton_scan._blocks(D, N, L), b, D, N, L, name, f'{err:.1e}')
+                assert err < 1e-5, (tiles, b, D, N, L, name, err)
     print('OK')
 ''')
 
