@@ -236,6 +236,9 @@ again from step 0 in a later session (its first 30 steps had no checkpoint); 107
 a slower machine (one thread: 7 s a step beside another run, 5.9 alone, against 4.3 beside another run before), from
 step 0 (the checkpoints of an earlier start did not reach that session): 86 steps with one thread (50 beside seed 2's
 start, stopped then), the rest alone with two threads (OMP_NUM_THREADS=2, 4.1 s a step); 107 minutes.
+Seed 2: 50 steps beside seed 1's start, stopped then; resumed at step 51 in the next session, alone with two threads
+(3.7-4.5 s a step), stopped (SIGSTOP) for about 55 minutes of CI runs and timing measurements, which its time includes;
+170 minutes.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
