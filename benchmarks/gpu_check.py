@@ -73,7 +73,7 @@ def tour_setup(name, steps, dev, **options):
     cfg = dict(DATASET_DEFAULTS.get(plan['dataset'], {}), steps=steps, val_every=10 ** 9, log_every=1, progress=False,
                amp=True, device=str(dev), **options, **plan.get('train_options', {}))
     if dev.type == 'cpu' and len(cfg.get('patch', ())) == 3:
-        cfg['patch'] = DRY_PATCH_3D   # a dry run checks the script, not the speed: bf16 on a CPU is ~12x slower than fp32
+        cfg['patch'] = DRY_PATCH_3D
     return plan, tr, cfg, lab, unl
 
 
