@@ -5,6 +5,7 @@
 # %% ../nbs/90_assignments.ipynb #c003
 from __future__ import annotations
 import copy
+import json
 import os
 import re
 import signal
@@ -15,10 +16,12 @@ import time
 from pathlib import Path
 
 import nbformat
+from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['BEGIN', 'END', 'GRADE_RE', 'WRITTEN_RE', 'ASSIGNMENTS', 'grade_spec', 'written_spec', 'has_solution',
-           'instructor_version', 'student_version', 'build', 'grade', 'format_report', 'autograde', 'course_notebooks']
+           'instructor_version', 'student_version', 'build', 'grade', 'format_report', 'grade_many', 'autograde',
+           'course_notebooks']
 
 # %% ../nbs/90_assignments.ipynb #c006
 BEGIN, END = '### BEGIN SOLUTION', '### END SOLUTION'
@@ -191,35 +194,26 @@ def _message(cell) -> str:
     return ''
 
 
-def grade(
-    student: str | Path,
-    source: str | Path | None = None,
-    timeout: float = 600,
-    cell_timeout: float = 120,
-    cwd: str | Path | None = None,
-) -> dict:
-    "Score `student` against the instructor's test cells; always returns a report (score 0 and a message on failure)."
-    t0 = time.time()
+def _prepare(student: str | Path, source: str | Path | None, cwd: str | Path | None) -> dict:
+    """What grading `student` needs before anything runs: the report so far, the notebook to run (the instructor's test
+    cells in place of the student's; None when the report is already final: unreadable, no instructor's version), the
+    test cells, the ones the student deleted, and the kernel's working folder."""
     rep = dict(notebook=str(student), assignment=None, score=0.0, max_score=0.0, status='ok', message='', cells=[])
-
-    def done(status=None, message=None):
-        if status:
-            rep.update(status=status, message=message)
-        rep['seconds'] = round(time.time() - t0, 1)
-        return rep
-
+    ctx = dict(rep=rep, nb=None, t0=time.time())
     try:
         nb = nbformat.read(student, as_version=4)
     except Exception as e:
-        return done('unreadable', f"could not read {student} as a notebook: {type(e).__name__}: {e}"[:400])
+        return _done(ctx, 'unreadable', f"could not read {student} as a notebook: {type(e).__name__}: {e}"[:400])
     meta = nb.metadata.get('medseg_nb', {})
     own = any(
         c.get('metadata', {}).get('nbgrader', {}).get('grade') for c in nb.cells
     )  # an instructor's version grades itself
     spath = Path(source) if source else Path(meta['source']) if meta.get('source') else Path(student) if own else None
     if spath is None or not spath.exists():
-        return done(
-            'no-source', f"the instructor's version was not found ({spath}); pass --source DIR/source/NAME/NAME.ipynb"
+        return _done(
+            ctx,
+            'no-source',
+            f"the instructor's version was not found ({spath}); pass --source DIR/source/NAME/NAME.ipynb",
         )
     src = nbformat.read(spath, as_version=4)
     graded = [c for c in src.cells if c.get('metadata', {}).get('nbgrader', {}).get('grade')]
@@ -248,25 +242,23 @@ def grade(
     cells += [copy.deepcopy(tests[g]) for g in missing]  # deleted test cells run at the end
     last = max(i for i, c in enumerate(cells) if c.get('metadata', {}).get('nbgrader', {}).get('grade_id') in tests)
     nb.cells = cells[: last + 1]  # nothing later can change a score
-    with tempfile.TemporaryDirectory() as tmp:
-        inp, outp = Path(tmp) / 'in.ipynb', Path(tmp) / 'out.ipynb'
-        nbformat.write(nb, inp)
-        env = dict(os.environ, MEDSEG_FAST='1', MPLBACKEND='Agg', PYTHONWARNINGS='ignore')
-        cmd = [
-            sys.executable,
-            '-c',
-            _CHILD + 'from medseg_nb.assignments import _execute; '
-            '_execute(*sys.argv[1:3], float(sys.argv[3]), sys.argv[4])',
-            str(inp),
-            str(outp),
-            str(cell_timeout),
-            str(cwd or Path(student).resolve().parent),
-        ]
-        _, err, timed_out, restarts = _run_child(cmd, timeout, env=env)
-        if restarts:  # the kernel never answered: started again, and the report says so
-            rep['restarts'] = restarts
-        # a run killed at the time limit wrote nothing of its own (an earlier one's copy may be there)
-        executed = nbformat.read(outp, as_version=4) if outp.exists() and not timed_out else None
+    ctx.update(nb=nb, tests=tests, missing=missing, cwd=str(cwd or Path(student).resolve().parent))
+    return ctx
+
+
+def _done(ctx: dict, status=None, message=None, seconds=None) -> dict:
+    "Close the report: its status and message when given, and the seconds it took."
+    rep = ctx['rep']
+    if status:
+        rep.update(status=status, message=message)
+    rep['seconds'] = round(time.time() - ctx['t0'] if seconds is None else seconds, 1)
+    ctx['nb'] = None  # nothing left to run
+    return ctx
+
+
+def _score(ctx: dict, executed, err: str, timed_out: bool, timeout: float, seconds=None) -> dict:
+    "Score the executed notebook (None: it did not finish, or could not run) with nbgrader's `determine_grade`."
+    rep, tests = ctx['rep'], ctx['tests']
     if executed is None:
         msg = (
             f"the submission did not finish within {timeout:.0f} s"
@@ -277,7 +269,7 @@ def grade(
             dict(id=g, points=0.0, max_points=float(c.metadata['nbgrader']['points']), status='not run', message=msg)
             for g, c in tests.items()
         ]
-        return done('timeout' if timed_out else 'crashed', msg)
+        return _done(ctx, 'timeout' if timed_out else 'crashed', msg)['rep']
     from nbgrader.utils import determine_grade
 
     for c in executed.cells:
@@ -308,12 +300,48 @@ def grade(
             )
         )
     rep['score'] = sum(c['points'] for c in rep['cells'])
-    if missing:
-        rep['message'] = f"test cells {missing} were missing from the submission and ran at its end"
+    if ctx['missing']:
+        rep['message'] = f"test cells {ctx['missing']} were missing from the submission and ran at its end"
     if _NO_START.search(err or ''):  # three kernels that never answered: no score is the student's, grade again
         tries = rep.get('restarts', 0) + 1
-        return done('no-kernel', f"the kernel died before its first reply, {tries} times: grade again")
-    return done()
+        return _done(ctx, 'no-kernel', f"the kernel died before its first reply, {tries} times: grade again")['rep']
+    return _done(ctx, seconds=seconds)['rep']
+
+
+def _child_env() -> dict:
+    return dict(os.environ, MEDSEG_FAST='1', MPLBACKEND='Agg', PYTHONWARNINGS='ignore')
+
+
+def grade(
+    student: str | Path,
+    source: str | Path | None = None,
+    timeout: float = 600,
+    cell_timeout: float = 120,
+    cwd: str | Path | None = None,
+) -> dict:
+    "Score `student` against the instructor's test cells; always returns a report (score 0 and a message on failure)."
+    ctx = _prepare(student, source, cwd)
+    if ctx['nb'] is None:
+        return ctx['rep']
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, outp = Path(tmp) / 'in.ipynb', Path(tmp) / 'out.ipynb'
+        nbformat.write(ctx['nb'], inp)
+        cmd = [
+            sys.executable,
+            '-c',
+            _CHILD + 'from medseg_nb.assignments import _execute; '
+            '_execute(*sys.argv[1:3], float(sys.argv[3]), sys.argv[4])',
+            str(inp),
+            str(outp),
+            str(cell_timeout),
+            ctx['cwd'],
+        ]
+        _, err, timed_out, restarts = _run_child(cmd, timeout, env=_child_env())
+        if restarts:  # the kernel never answered: started again, and the report says so
+            ctx['rep']['restarts'] = restarts
+        # a run killed at the time limit wrote nothing of its own (an earlier one's copy may be there)
+        executed = nbformat.read(outp, as_version=4) if outp.exists() and not timed_out else None
+    return _score(ctx, executed, err, timed_out, timeout)
 
 
 def format_report(rep: dict) -> str:
@@ -338,6 +366,93 @@ def format_report(rep: dict) -> str:
         for w in rep.get('written', [])
     ]
     return '\n'.join(lines)
+
+# %% ../nbs/90_assignments.ipynb #c014m
+def _execute_many(plan: str, cell_timeout: float):
+    """Child process: `_execute` each [input, output, cwd] of the JSON list in the file `plan`, in turn, each in a
+    fresh kernel. Beside each output it leaves OUTPUT.ok (the seconds it took) or OUTPUT.failed (the error)."""
+    for inp, outp, cwd in json.loads(Path(plan).read_text()):
+        t = time.time()
+        try:
+            _execute(inp, outp, cell_timeout, cwd)
+        except Exception as e:  # its kernel died, never answered...: graded again on its own
+            Path(outp + '.failed').write_text(f"{type(e).__name__}: {e}"[:2000])
+        else:
+            Path(outp + '.ok').write_text(f"{time.time() - t:.3f}")
+
+
+def grade_many(
+    students: list,
+    source: str | Path | None = None,
+    timeout: float = 600,
+    cell_timeout: float = 120,
+    workers: int = 1,
+    progress: bool = True,
+) -> list[dict]:
+    """Grade a class: the reports `grade` gives, in the order of `students` (notebooks, or (notebook, instructor's
+    version) pairs; `source` for the bare ones). Each submission still runs in a fresh kernel with the same limits, but
+    `workers` child processes run them in turn, so that a child's start (nbgrader's import, ~2 s) is paid once per
+    worker, not once per submission. A submission whose run fails there (its kernel died or never answered) or that
+    holds its worker longer than `timeout` seconds is graded again on its own by `grade`, whose report then says
+    exactly what it would have said alone."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers should be a whole number >= 1, got {workers!r}")
+    jobs = [s if isinstance(s, (tuple, list)) else (s, source) for s in students]
+    if any(len(j) != 2 for j in jobs):
+        raise ValueError("students should be notebooks or (notebook, instructor's version) pairs")
+    ctxs = [_prepare(s, src, None) for s, src in jobs]
+    reps = [None if c['nb'] is not None else c['rep'] for c in ctxs]
+    todo = [i for i, r in enumerate(reps) if r is None]
+    bar = tqdm(total=len(jobs), desc='grade', disable=not progress, leave=False)
+    bar.update(len(jobs) - len(todo))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp, procs = Path(tmp), []
+        outs = {i: tmp / f'{i}.out.ipynb' for i in todo}
+        for w in range(min(workers, len(todo))):
+            mine = todo[w::workers]
+            plan = []
+            for i in mine:
+                nbformat.write(ctxs[i]['nb'], tmp / f'{i}.in.ipynb')
+                plan.append([str(tmp / f'{i}.in.ipynb'), str(outs[i]), ctxs[i]['cwd']])
+            (tmp / f'plan{w}.json').write_text(json.dumps(plan))
+            cmd = [
+                sys.executable,
+                '-c',
+                _CHILD + 'from medseg_nb.assignments import _execute_many; '
+                '_execute_many(sys.argv[1], float(sys.argv[2]))',
+                str(tmp / f'plan{w}.json'),
+                str(cell_timeout),
+            ]
+            with open(tmp / f'err{w}.txt', 'w') as err:  # a file, not a pipe: nothing to read while it runs
+                p = subprocess.Popen(
+                    cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True, env=_child_env()
+                )
+            procs.append(dict(p=p, mine=mine, done=0, ok=0, last=time.time()))
+        ended = lambda i: Path(f'{outs[i]}.ok').exists() or Path(f'{outs[i]}.failed').exists()
+        while any(q['p'].poll() is None for q in procs):
+            time.sleep(0.2)
+            for q in procs:
+                n = sum(map(ended, q['mine']))
+                if n > q['done']:
+                    q['done'], q['last'] = n, time.time()
+                    ok = sum(Path(f'{outs[i]}.ok').exists() for i in q['mine'])
+                    bar.update(ok - q['ok'])
+                    q['ok'] = ok
+                elif q['p'].poll() is None and time.time() - q['last'] > timeout:  # one submission holds it
+                    os.killpg(q['p'].pid, signal.SIGKILL)
+                    q['p'].wait()
+        for i in todo:
+            ok = Path(f'{outs[i]}.ok')
+            if ok.exists():
+                executed = nbformat.read(outs[i], as_version=4)
+                reps[i] = _score(ctxs[i], executed, '', False, timeout, seconds=float(ok.read_text()))
+    bar.n = sum(r is not None for r in reps)  # the last ones the loop did not see
+    bar.refresh()
+    for i in [i for i in todo if reps[i] is None]:
+        reps[i] = grade(*jobs[i], timeout, cell_timeout)
+        bar.update(1)
+    bar.close()
+    return reps
 
 # %% ../nbs/90_assignments.ipynb #c101
 def _nbgrader(course: Path, *args: str, cell_timeout: float = 120, check: bool = True, tries: int = 3):

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib
-import matplotlib.pyplot as plt
 
 from .core import Config, data_root, get_method, load_methods, METHODS, in_test
 from .data.datasets import get_dataset, split_labeled, acdc_labeled_split, DATASETS
@@ -334,6 +333,8 @@ def tour(
         if 'fov' in smp:
             pred = pred * smp['fov']  # scored inside the field of view only
         hist = st['history']
+        import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(1, 2, figsize=(9, 3.6))
         img, lab, prd = (
             (smp['image'], smp['label'], pred)
@@ -495,11 +496,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument('--out', required=True, help='course folder (nbgrader layout)')
     q.add_argument('--json', action='store_true')
-    q = asub.add_parser('grade', help='run a submission in a fresh kernel with time limits; score every test cell')
-    q.add_argument('student')
+    q = asub.add_parser(
+        'grade', help='run submissions, each in a fresh kernel with time limits; score every test cell'
+    )
+    q.add_argument('student', nargs='+', help='submitted notebooks (several: one report each, graded as a class)')
     q.add_argument('--source', default=None, help="instructor's version (default: recorded at build)")
     q.add_argument('--timeout', type=float, default=600, help='seconds for the whole notebook')
     q.add_argument('--cell-timeout', type=float, default=120, help='seconds per cell')
+    q.add_argument('--workers', type=int, default=1, help='processes grading a class side by side')
     q.add_argument('--json', action='store_true')
     q = asub.add_parser(
         'autograde', help="nbgrader's pipeline on a built course: generate_assignment, autograde, generate_feedback"
@@ -586,7 +590,7 @@ def _run(a) -> dict:
             cell_timeout=a.cell_timeout,
         )
     if a.command == 'assignment':
-        from medseg_nb.assignments import autograde, build, course_notebooks, format_report, grade
+        from medseg_nb.assignments import autograde, build, course_notebooks, format_report, grade, grade_many
 
         if a.action == 'build':
             nbs = course_notebooks(a.notebooks)
@@ -615,7 +619,12 @@ def _run(a) -> dict:
                         f"so far; by hand: {', '.join(r['needs_manual_grade']) or 'nothing'}; feedback {r['feedback']}"
                     )
             return dict(results=res)
-        rep = grade(a.student, a.source, a.timeout, a.cell_timeout)
+        if len(a.student) > 1:  # a class: one report each, in the order given
+            reps = grade_many(a.student, a.source, a.timeout, a.cell_timeout, a.workers, progress=not a.json)
+            if not a.json:
+                print('\n\n'.join(map(format_report, reps)))
+            return dict(reports=reps)
+        rep = grade(a.student[0], a.source, a.timeout, a.cell_timeout)
         if not a.json:
             print(format_report(rep))
         return rep

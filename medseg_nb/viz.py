@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import matplotlib
-import matplotlib.pyplot as plt
+
+# pyplot (~0.5 s) is imported where a figure is made: the command line and the Trainer import this module
 
 # %% auto #0
 __all__ = ['CLASS_COLORS', 'CLAIMS_JSON', 'GRID_BUDGETS', 'REAL_DATA_GRIDS', 'BENCHMARKS_DIR', 'RECIPE_JSON', 'RECIPE_LONG_JSON',
@@ -76,6 +77,8 @@ def overlay(image, label=None, pred=None, alpha: float = 0.45) -> np.ndarray:
 
 def montage(samples: list[dict], titles: list[str] | None = None, cols: int = 4, size: float = 3.0, key: str = 'label'):
     "A grid figure of samples (2-D, or the middle slice of 3-D) with their `key` maps overlaid."
+    import matplotlib.pyplot as plt
+
     n = len(samples)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, min(cols, n), figsize=(size * min(cols, n), size * rows), squeeze=False)
@@ -174,6 +177,8 @@ class HTMLReport:
             buf = io.BytesIO()
             fig.savefig(buf, format='png', dpi=90, bbox_inches='tight')
             if close:
+                import matplotlib.pyplot as plt
+
                 plt.close(fig)
             self.parts.append(f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>')
         if caption:
@@ -317,6 +322,8 @@ def recipe_curves(patients: int, style: dict, path: str | Path | None = None):
         print(f'no run of {method} at {patients} labeled patient{plural} in {file}.json yet; from the repository root: '
               f'`{line}`')
         return None
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for r in runs:
         steps, dice = zip(*r['curve'])

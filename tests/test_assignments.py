@@ -8,13 +8,12 @@ import re
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from medseg_nb.assignments import ASSIGNMENTS, BEGIN, autograde, build, format_report, grade
+from medseg_nb.assignments import ASSIGNMENTS, BEGIN, autograde, build, format_report, grade, grade_many
 
 NBS = Path(__file__).parents[1] / 'nbs'
 
@@ -46,9 +45,9 @@ def course(tmp_path_factory):
         jobs[(name, 'reference')] = (r['source'], r['source'])
         jobs[(name, 'stub')] = (r['student'], None)
         jobs[(name, 'mistake')] = (wrong, r['source'])
-    with ThreadPoolExecutor(2) as ex:       # each grade runs its own kernel in a child process
-        futs = {k: ex.submit(grade, nb, src, 300, 120) for k, (nb, src) in jobs.items()}
-        return rows, {k: f.result() for k, f in futs.items()}, out
+    # the class of 24, as an instructor grades one: two processes, each a fresh kernel per notebook
+    reps = grade_many(list(jobs.values()), timeout=300, cell_timeout=120, workers=2, progress=False)
+    return rows, dict(zip(jobs, reps)), out
 
 
 def test_every_family_has_an_assignment(course):
@@ -137,20 +136,30 @@ def _demo(tmp_path, solution: str):
     return tmp_path / 'sub.ipynb'
 
 
-@pytest.mark.parametrize('solution,status,expect', [
-    ('def double(x):\n    return x + x', 'ok', 2.0),
-    ('import os\nos._exit(1)', 'ok', 0.0),                                             # kills its kernel
-    ('def double(x):\n    while True: pass', 'ok', 0.0),                              # endless: the cell timeout ends it
-    ('import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ndef double(x):\n    while True: pass', 'ok', 0.0),   # ignores interrupts
-    ('import sys\nsys.stderr.write("noise")\ndef double(x): return 2 * x', 'ok', 2.0),  # stderr outside a test cell is fine
-])
-def test_bad_submissions_get_a_score_and_a_message(tmp_path, solution, status, expect):
+BAD = [   # (submission, score): each graded by `grade_many` in one batch, and the ones that go wrong by `grade` alone
+    ('def double(x):\n    return x + x', 2.0),
+    ('import os\nos._exit(1)', 0.0),                                             # kills its kernel
+    ('def double(x):\n    while True: pass', 0.0),                              # endless: the cell timeout ends it
+    ('import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ndef double(x):\n    while True: pass', 0.0),   # ignores interrupts
+    ('import sys\nsys.stderr.write("noise")\ndef double(x): return 2 * x', 2.0),  # stderr outside a test cell is fine
+]
+
+
+def test_bad_submissions_get_a_score_and_a_message(tmp_path):
+    """A class with a crash, two hangs and stderr noise in it: every submission gets its score and a message, in the
+    order given (the one that killed its kernel is graded again on its own, by `grade`)."""
+    subs = []
+    for k, (solution, _) in enumerate(BAD):
+        (tmp_path / str(k)).mkdir()
+        subs.append(_demo(tmp_path / str(k), solution))
     t = time.time()
-    rep = grade(_demo(tmp_path, solution), timeout=60, cell_timeout=5)
-    assert time.time() - t < 70
-    assert rep['score'] == expect and rep['max_score'] == 2.0, rep
-    if expect == 0: assert rep['cells'][0]['message'] or rep['message'], rep
-    assert not rep.get('restarts'), rep          # a kernel the submission killed is not started again
+    reps = grade_many(subs, timeout=60, cell_timeout=5, progress=False)
+    assert time.time() - t < 150
+    for rep, sub, (solution, expect) in zip(reps, subs, BAD):
+        assert rep['notebook'] == str(sub) and rep['status'] == 'ok'
+        assert rep['score'] == expect and rep['max_score'] == 2.0, (solution, rep)
+        if expect == 0: assert rep['cells'][0]['message'] or rep['message'], rep
+        assert not rep.get('restarts'), rep          # a kernel the submission killed is not started again
 
 
 # sitecustomize for the grader's children: the first $MEDSEG_TEST_KILL kernels exit before they answer
@@ -210,15 +219,21 @@ def test_nbgrader_pipeline_starts_a_dead_kernel_again(tmp_path, monkeypatch):
     assert len(os.listdir(killed)) == 1 and got['alice']['auto_score'] == got['alice']['auto_max'] == 2.0, got
 
 
-def test_unreadable_and_cli_json(tmp_path):
+def test_unreadable_and_cli_json(tmp_path, capsys):
     bad = tmp_path / 'x.ipynb'; bad.write_text('{not json')
     rep = grade(bad)
     assert rep['status'] == 'unreadable' and rep['score'] == 0
     sub = _demo(tmp_path, 'def double(x):\n    return 2 * x')
-    r = subprocess.run([sys.executable, '-m', 'medseg_nb.cli', 'assignment', 'grade', str(sub), '--json'], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    rep = json.loads(r.stdout.strip().splitlines()[-1])
+    from medseg_nb.cli import main
+    assert main(['assignment', 'grade', str(sub), '--json']) == 0            # one notebook: its report
+    rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rep['score'] == 2.0 and rep['cells'][0]['id'] == 'double'
+    # a class, from the command line: one report each, in the order given, the unreadable one's too
+    r = subprocess.run([sys.executable, '-m', 'medseg_nb.cli', 'assignment', 'grade', str(sub), str(bad), '--workers', '2',
+                        '--json'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    reps = json.loads(r.stdout.strip().splitlines()[-1])['reports']
+    assert [(x['score'], x['status']) for x in reps] == [(2.0, 'ok'), (0.0, 'unreadable')]
 
 
 def _numbers(text: str) -> list[float]:
