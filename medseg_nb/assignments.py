@@ -429,18 +429,23 @@ def grade_many(
                 )
             procs.append(dict(p=p, mine=mine, done=0, ok=0, last=time.time()))
         ended = lambda i: Path(f'{outs[i]}.ok').exists() or Path(f'{outs[i]}.failed').exists()
-        while any(q['p'].poll() is None for q in procs):
-            time.sleep(0.2)
+        stop = lambda q: (os.killpg(q['p'].pid, signal.SIGKILL), q['p'].wait())  # the worker and its kernel
+        try:
+            while any(q['p'].poll() is None for q in procs):
+                time.sleep(0.2)
+                for q in procs:
+                    n = sum(map(ended, q['mine']))
+                    if n > q['done']:
+                        q['done'], q['last'] = n, time.time()
+                        ok = sum(Path(f'{outs[i]}.ok').exists() for i in q['mine'])
+                        bar.update(ok - q['ok'])
+                        q['ok'] = ok
+                    elif q['p'].poll() is None and time.time() - q['last'] > timeout:  # one submission holds it
+                        stop(q)
+        finally:  # Ctrl-C, say: no worker goes on grading in the background
             for q in procs:
-                n = sum(map(ended, q['mine']))
-                if n > q['done']:
-                    q['done'], q['last'] = n, time.time()
-                    ok = sum(Path(f'{outs[i]}.ok').exists() for i in q['mine'])
-                    bar.update(ok - q['ok'])
-                    q['ok'] = ok
-                elif q['p'].poll() is None and time.time() - q['last'] > timeout:  # one submission holds it
-                    os.killpg(q['p'].pid, signal.SIGKILL)
-                    q['p'].wait()
+                if q['p'].poll() is None:
+                    stop(q)
         for i in todo:
             ok = Path(f'{outs[i]}.ok')
             if ok.exists():
