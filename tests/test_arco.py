@@ -180,3 +180,46 @@ def test_teacher_targets_labels_eligibility_and_confidence():
     assert torch.equal(t['labels'][2:], t['pseudo'])
     assert torch.equal(t['keep'], prob[2:].max(1).values >= 0.6)
     assert torch.equal(t['valid'][:2], (y != 255) & fov) and torch.equal(t['valid'][2:], t['keep'])
+
+
+@pytest.mark.parametrize('sampler', ['ns', 'sag'])
+def test_contrast_matches_normalising_the_whole_maps(sampler):
+    """`ARCO.contrast` normalises features only where it uses them; the textbook formulation normalises the whole
+    student and teacher maps first. Same draws (same seed): same loss, same gradient, queue rows taken from the unit
+    teacher features of their class."""
+    import torch.nn.functional as F
+    from medseg_nb.methods.arco.model import prototype_contrastive
+    m = METHODS['arco'](sampler=sampler, anchors=8, groups=4)
+    m.num_classes = K = 3
+    g = torch.Generator().manual_seed(0)
+    B, D, H = 3, 8, 12
+    proj = (torch.randn(B, D, H, H, generator=g) * 3).requires_grad_()
+    t_proj = torch.randn(B, D, H, H, generator=g) * 3
+    labels = torch.randint(0, K, (B, H, H), generator=g)
+    labels[2][labels[2] == 2] = 1                                   # a class absent from one image
+    valid = torch.rand(B, H, H, generator=g) > 0.3
+    q0 = F.normalize(torch.randn(10, D, generator=g), dim=1), torch.randint(0, K, (10,), generator=g)
+    m.qfeat, m.qcls = q0[0].clone(), q0[1].clone()
+    torch.manual_seed(5)
+    loss = m.contrast(proj, t_proj, labels, valid)
+    (grad,) = torch.autograd.grad(loss, proj)
+    # the reference, from the same draws, in float64
+    torch.manual_seed(5)
+    _, draws = m.draw_anchors(labels, valid)
+    feats, t_unit = F.normalize(proj.double(), dim=1), F.normalize(t_proj.double(), dim=1)
+    onehot = F.one_hot(labels, K).permute(0, 3, 1, 2).double() * valid[:, None]
+    protos = F.normalize(torch.einsum('bkhw,bdhw->kd', onehot, t_unit), dim=1)
+    ref = sum(
+        (w.double() * prototype_contrastive(feats[b].flatten(1)[:, i].T, torch.full((len(i),), c), protos, q0[0].double(), q0[1], m.cfg.tau)).sum()
+        for b, c, i, w in draws
+    ) / len(draws)
+    (ref_grad,) = torch.autograd.grad(ref, proj)
+    assert len(draws) == 8 and loss.item() > 0                     # 3 images x 3 classes, one class absent once
+    torch.testing.assert_close(loss.double(), ref, rtol=1e-5, atol=0)
+    torch.testing.assert_close(grad.double(), ref_grad.double(), rtol=1e-4, atol=1e-7)
+    new = m.qfeat[: len(m.qfeat) - 10]                              # what this call enqueued, before the old queue
+    assert torch.equal(m.qfeat[-10:], q0[0]) and len(new) == K * 16
+    rows = t_unit.permute(0, 2, 3, 1).reshape(-1, D)                 # every unit teacher feature, with its class
+    dist, idx = torch.cdist(new.double(), rows).min(1)
+    assert float(dist.max()) < 1e-6
+    assert torch.equal(labels.reshape(-1)[idx], m.qcls[: len(new)]) and bool(valid.reshape(-1)[idx].all())

@@ -109,41 +109,51 @@ class ARCO(MeanTeacher):
             return sampler(mask, count)
         return sampler(mask, count, groups=self.cfg.groups)
 
+    def draw_anchors(self, labels: torch.Tensor, valid: torch.Tensor) -> tuple[dict, list]:
+        """The sampler's draws for a batch of B x H x W `labels`, on the CPU: every (image, class) group with an
+        eligible pixel gets its anchors (flat pixel indices and weights). Returns the eligible masks by class and the
+        draws as (image, class, pixels, weights) tuples."""
+        # small masks, many tiny operations: on the CPU, with no device round trips; gathered at once afterwards
+        lab_c, ok_c = labels.cpu(), valid.cpu()
+        elig = {c: (lab_c == c) & ok_c for c in range(self.num_classes)}
+        elig = {c: e for c, e in elig.items() if e.any()}
+        return elig, [(b, c, *self._draw(e[b])) for b in range(len(lab_c)) for c, e in elig.items() if e[b].any()]
+
     def contrast(
         self, proj: torch.Tensor, t_proj: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor
     ) -> torch.Tensor:
-        "The weighted contrastive estimate, averaged over (image, class) groups; updates the memory queues."
-        K, dev = self.num_classes, proj.device
-        feats, t_feats = F.normalize(proj.float(), dim=1), F.normalize(t_proj.float(), dim=1)
-        B, D = feats.shape[:2]
-        # rho_c = normalise(sum_{p: y(p) = c, confident} t(p)): each class's teacher features, all classes at once
+        """The weighted contrastive estimate, averaged over (image, class) groups; updates the memory queues. Features
+        are made unit vectors where they are used (the anchors, the prototypes' sums, the enqueued pixels), not over
+        the whole B x D x H x W maps: the same values, at a fraction of the cost and of the gradient's."""
+        K, dev, D = self.num_classes, proj.device, proj.shape[1]
+        t_proj = t_proj.detach().float()
+        # rho_c = normalise(sum_{p: y(p) = c, confident} t(p) / |t(p)|), all classes at once: dividing the
+        # B x K x H x W one-hot by |t(p)| instead of normalising the D times larger teacher map
         onehot = F.one_hot(labels, K).permute(0, 3, 1, 2).float() * valid[:, None].float()  # B K H W
-        protos = F.normalize(torch.einsum('bkhw,bdhw->kd', onehot, t_feats), dim=1)
+        inv_norm = t_proj.norm(dim=1, keepdim=True).clamp_min(1e-12).reciprocal()      # B 1 H W, as F.normalize's eps
+        protos = F.normalize(torch.einsum('bkhw,bdhw->kd', onehot * inv_norm, t_proj), dim=1)
         if getattr(self, 'qfeat', None) is None or self.qfeat.shape[1] != D or self.qfeat.device != dev:
             self.qfeat = torch.zeros(0, D, device=dev)
             self.qcls = torch.zeros(0, dtype=torch.long, device=dev)
-        # anchors are drawn on the CPU (small masks, many tiny operations: no device round trips), then gathered at once
-        lab_c, ok_c = labels.cpu(), valid.cpu()
-        elig = [(lab_c == c) & ok_c for c in range(K)]
-        present = [c for c in range(K) if elig[c].any()]
-        draws = [(b, c, *self._draw(elig[c][b])) for b in range(B) for c in present if elig[c][b].any()]
+        elig, draws = self.draw_anchors(labels, valid)
         if draws:
             image_of = torch.cat([torch.full((len(i),), b) for b, _, i, _ in draws]).to(dev)
             class_of = torch.cat([torch.full((len(i),), c) for _, c, i, _ in draws]).to(dev)
             pixel_of = torch.cat([i for *_, i, _ in draws]).to(dev)
             w_a = torch.cat([w for *_, w in draws]).to(dev)
-            anchors = feats.flatten(2)[image_of, :, pixel_of]
+            # r_a = f(a) / |f(a)| for the drawn pixels alone: the gradient reaches the anchors and nothing else anyway
+            anchors = F.normalize(proj.flatten(2)[image_of, :, pixel_of].float(), dim=1)
             l_a = prototype_contrastive(anchors, class_of, protos, self.qfeat, self.qcls, self.cfg.tau)
             # L_contrast = 1/G sum_groups sum_{a in group} w_a l_a, each group's inner sum an estimate of its mean loss
             loss = (w_a * l_a).sum() / len(draws)
         else:
             loss = proj.sum() * 0
-        # enqueue teacher features of every present class (up to 16 random confident pixels each)
+        # enqueue teacher features (unit vectors) of every present class: up to 16 random confident pixels each
         new_f, new_c = [], []
-        for c in present:
-            enqueue = torch.nonzero(elig[c].flatten(1))  # (image, pixel) pairs
+        for c, e in elig.items():
+            enqueue = torch.nonzero(e.flatten(1))  # (image, pixel) pairs
             enqueue = enqueue[torch.randperm(len(enqueue))[:16]].to(dev)
-            new_f.append(t_feats.flatten(2)[enqueue[:, 0], :, enqueue[:, 1]])
+            new_f.append(F.normalize(t_proj.flatten(2)[enqueue[:, 0], :, enqueue[:, 1]], dim=1))
             new_c.append(torch.full((len(enqueue),), c, device=dev))
         if new_f:
             self.qfeat = torch.cat([torch.cat(new_f), self.qfeat])[: self.cfg.queue * K].detach()
