@@ -255,6 +255,38 @@ def converged(curve) -> float:
     return float(100 * (tail.max() - tail.min())) if len(tail) > 1 else float('nan')
 
 
+def tail_shape(curve, margin: float = 1.0) -> tuple[str, int, float]:
+    """How a validation curve moved over its last fifth, as (shape, peak step, peak Dice): 'past its peak' when it
+    peaked before its last fifth and ended `margin` Dice points or more below that peak (the network overfits its
+    labels: more steps would not bring it back); 'rising' when its last fifth slopes up and ends on its highest value
+    (more steps might still help); 'up and down' otherwise (validation noise)."""
+    steps = np.array([c[0] for c in curve], float)
+    dice = np.array([c[1] for c in curve], float)
+    last = steps >= 0.8 * steps.max()
+    peak = int(np.argmax(dice))
+    slope = np.polyfit(steps[last], dice[last], 1)[0] if last.sum() > 1 else 0.0
+    if not last[peak] and 100 * (dice[peak] - dice[-1]) >= margin:
+        shape = 'past its peak'
+    elif slope > 0 and dice[-1] >= dice[last].max():
+        shape = 'rising'
+    else:
+        shape = 'up and down'
+    return shape, int(steps[peak]), float(dice[peak])
+
+
+def how_it_moved(curves: dict) -> str:
+    """For a note: how the curves ({seed: curve}) that moved 1 Dice point or more over their last fifth moved, e.g.
+    'seed 2 past its peak (0.738 at step 1000, 0.680 at the end)'; '' when none moved."""
+    parts = []
+    for seed, curve in sorted(curves.items()):
+        if converged(curve) < 1:
+            continue
+        shape, at, best = tail_shape(curve)
+        parts.append(f'seed {seed} {shape}' + (f' ({best:.3f} at step {at}, {curve[-1][1]:.3f} at the end)'
+                                                if shape == 'past its peak' else ''))
+    return ', '.join(parts)
+
+
 def label_growth(runs, method='unet'):
     """Does `method`'s Dice grow with the number of labeled patients? Read on the mean over seeds and in each seed that
     ran at every count (rising means can hide a seed in which Dice fell). None below two counts; else a dict: `patients`

@@ -11,7 +11,10 @@ t-interval over seeds: *reproduced* (the interval lies on the claimed side of 0)
 *not reproduced* (the mean on the other side, the interval across 0), *contradicted* (the interval on the other side).
 Fewer than 3 seeds give no verdict. A claim whose grid has not been re-run on the corrected training path (issue 18:
 shuffled epochs, one geometry) says so; its old numbers are withdrawn. The sanity rows come first: no method row is
-trusted unless they hold.
+trusted unless they hold. A baseline counts as converged when its validation Dice moved by less than 1 point over the
+last fifth of training, in every seed; where one moved, the sanity rows say how: *past its peak* (it peaked earlier and
+ended at least a point below: the network overfits its few labels, and a longer budget would lower it further),
+*rising* (a longer budget may still help) or *up and down*.
 """
 import functools
 import sys
@@ -20,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import (MIN_SEEDS, converged, difference, early, label_growth, log_variance_ratio,  # noqa: E402
-                      mean_sd, paired, save_json, verdict, write_section)
+from _results import (MIN_SEEDS, converged, difference, early, how_it_moved, label_growth,  # noqa: E402
+                      log_variance_ratio, mean_sd, paired, save_json, verdict, write_section)
 
 from medseg_nb.viz import GRID_BUDGETS as BUDGETS, claims_table, grid_command as command, grid_runs  # noqa: E402
 
@@ -117,8 +120,21 @@ def teacher_rows(runs) -> list:
                         f"ACDC, {labeled(p)}, {t[both[0]]['steps']} steps, equal steps", res,
                         v + (f"; not converged: {', '.join(moving)}" if moving else ''),
                         f"{n} paired seed{'s' if n != 1 else ''}; largest change over the last fifth: "
-                        + ', '.join(f'{who} {tail:.2f}' for who, tail in tails.items()) + ' Dice points (converged: < 1)'))
+                        + ', '.join(f'{who} {tail:.2f}' for who, tail in tails.items()) + ' Dice points (converged: < 1)'
+                        + moved_note({'U-Net': u, 'mean teacher': t}, both)))
     return rows
+
+
+def moved_note(sides: dict, seeds: list) -> str:
+    """'; U-Net: seed 2 past its peak (0.738 at step 1000, 0.680 at the end)' for each side ({name: {seed: run}})
+    whose curve moved 1 Dice point or more over its last fifth in one of `seeds`: below an earlier peak (overfitting,
+    which more steps do not cure), rising, or up and down."""
+    parts = []
+    for who, side in sides.items():
+        text = how_it_moved({s: side[s]['curve'] for s in seeds})
+        if text:
+            parts.append(f'{who}: {text}')
+    return ''.join(f'; {p}' for p in parts)
 
 
 def longer_unet(long, moving: list, name) -> tuple[str, str]:
@@ -135,8 +151,10 @@ def longer_unet(long, moving: list, name) -> tuple[str, str]:
     steps = long[0]['steps']
     tails = {p: max(converged(r['curve']) for r in rr) for p, rr in by_count.items()}
     done = [name(p) for p in moving if len(by_count.get(p, ())) >= MIN_SEEDS and tails[p] < 1]
+    moved = {p: how_it_moved({r['seed']: r['curve'] for r in rr}) for p, rr in by_count.items()}
     parts = [f"{name(p)}: {mean_sd(r['dice'] for r in rr)} ({seeds(len(rr))}), largest change over the last fifth "
-             f"{tails[p]:.2f} Dice points{' (converged)' if tails[p] < 1 else ''}" for p, rr in sorted(by_count.items())]
+             f"{tails[p]:.2f} Dice points{' (converged)' if tails[p] < 1 else f': {moved[p]}' if moved[p] else ''}"
+             for p, rr in sorted(by_count.items())]
     return (f" (converged at {steps} steps: {', '.join(done)})" if done else '',
             f"; at {steps} steps (the acdc_long grid) " + '; '.join(parts))
 

@@ -62,6 +62,23 @@ def test_convergence_paired_difference_and_verdict():
     assert verdict(-0.02, (-0.05, 0.01), 3, baseline_tail=1.4) == 'not reproduced, baseline not converged'
 
 
+def test_a_curve_that_moved_is_read_as_past_its_peak_rising_or_up_and_down():
+    "Overfitting (an earlier peak, ended below it) is told apart from a curve still rising and from noise."
+    from _results import how_it_moved, tail_shape
+    peaked = [(100, 0.40), (300, 0.47), (600, 0.40), (800, 0.345), (900, 0.33), (1000, 0.33)]
+    assert tail_shape(peaked) == ('past its peak', 300, 0.47)
+    recovering = [(100, 0.50), (300, 0.65), (800, 0.60), (900, 0.61), (1000, 0.62)]    # rises again, still 3 points below
+    assert tail_shape(recovering)[0] == 'past its peak'
+    rising = [(100, 0.5), (800, 0.70), (900, 0.72), (1000, 0.75)]
+    assert tail_shape(rising) == ('rising', 1000, 0.75)
+    assert tail_shape([(100, 0.5), (800, 0.70), (900, 0.73), (1000, 0.72)])[0] == 'up and down'   # ends below its best
+    assert tail_shape([(100, 0.5), (800, 0.72), (900, 0.70), (1000, 0.715)])[0] == 'up and down'  # peak in the tail
+    flat = [(100, 0.5), (800, 0.700), (1000, 0.705)]
+    assert how_it_moved({0: flat, 2: peaked, 1: rising}) == ('seed 1 rising, seed 2 past its peak (0.470 at step 300, '
+                                                            '0.330 at the end)')                  # flat: converged
+    assert how_it_moved({0: flat}) == ''
+
+
 def test_early_dice_and_variance_ratio():
     from _results import early, log_variance_ratio
     assert early([(100, 0.2), (200, 0.4), (300, 0.6), (400, 0.8)]) == pytest.approx(0.3)   # steps <= 200 of 400
@@ -388,7 +405,7 @@ def test_the_claims_sanity_row_names_the_counts_still_moving(monkeypatch):
     monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_recipe=acdc, acdc_long=long).get(name, []))
     note = claims.sanity_rows()[0]['note']
     assert note.endswith('at 1500 steps (the acdc_long grid) all 70: 0.865 ± 0.007 (2 seeds), largest change over the '
-                         'last fifth 5.00 Dice points')                       # the moving seed decides; LoMix not read
+                         'last fifth 5.00 Dice points: seed 1 rising')        # the moving seed decides; LoMix not read
     assert '(converged at' not in claims.sanity_rows()[0]['verdict']              # 2 seeds: too few to say converged
     long[1]['curve'] = flat
     assert claims.sanity_rows()[0]['note'].endswith('0.50 Dice points (converged)')
@@ -398,8 +415,8 @@ def test_the_claims_sanity_row_names_the_counts_still_moving(monkeypatch):
              for s in range(3)]
     row = claims.sanity_rows()[0]
     assert row['verdict'].endswith('baseline not converged at 1, all 70 patients (converged at 1500 steps: all 70)')
-    assert ('(the acdc_long grid) 1: 0.400 ± 0.000 (3 seeds), largest change over the last fifth 5.00 Dice points; '
-            'all 70: 0.867 ± 0.006 (3 seeds)') in row['note']
+    assert ('(the acdc_long grid) 1: 0.400 ± 0.000 (3 seeds), largest change over the last fifth 5.00 Dice points: '
+            'seed 2 rising; all 70: 0.867 ± 0.006 (3 seeds)') in row['note']
     long[-1]['curve'] = flat
     assert claims.sanity_rows()[0]['verdict'].endswith('(converged at 1500 steps: 1, all 70)')
 
@@ -553,7 +570,7 @@ def test_the_mean_teacher_sanity_row_reads_each_budget_and_names_what_moved(monk
                                                     'ACDC, 3 labeled patients, 1500 steps, equal steps')
     assert short['verdict'] == 'holds; not converged: mean teacher'          # +0.02 in every seed, but still rising
     assert short['note'] == ('3 paired seeds; largest change over the last fifth: U-Net 0.50, mean teacher 5.00 Dice '
-                             'points (converged: < 1)')
+                             'points (converged: < 1); mean teacher: seed 0 rising, seed 1 rising, seed 2 rising')
     assert longer['verdict'] == 'too few seeds (2 of 3)'                     # seed 2's U-Net has no partner yet
     assert longer['result'].startswith('mean teacher 0.625 ± 0.007; minus U-Net -0.020')
     long.append(dict(acdc[5], steps=1500, curve=flat))
