@@ -239,6 +239,11 @@ start, stopped then), the rest alone with two threads (OMP_NUM_THREADS=2, 4.1 s 
 Seed 2: 50 steps beside seed 1's start, stopped then; resumed at step 51 in the next session, alone with two threads
 (3.7-4.5 s a step), stopped (SIGSTOP) for about 55 minutes of CI runs and timing measurements, which its time includes;
 170 minutes.
+ARCO with SAG at 7 labeled patients, seed 0: from step 0 alone with two threads (stopped by SIGSTOP during timing
+runs, which its time includes), resumed at step 746 in the next session, two threads to step 1000, then one thread
+beside seed 1 (and timing measurements and tests); 232 minutes, the sum of all stretches. It ran the contrastive term as
+commit a3a3d12 computes it; the later ARCO runs compute it more cheaply with the same values (commit 5b310cb normalises
+only the features it uses, 0a2be9c sums the prototypes with one product per image).
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
