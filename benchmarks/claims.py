@@ -12,7 +12,7 @@ t-interval over seeds: *reproduced* (the interval lies on the claimed side of 0)
 Fewer than 3 seeds give no verdict. A claim whose grid has not been re-run on the corrected training path (issue 18:
 shuffled epochs, one geometry) says so; its old numbers are withdrawn. The sanity rows come first: no method row is
 trusted unless they hold. A baseline counts as converged when its validation Dice moved by less than 1 point over the
-last fifth of training, in every seed; where one moved, the sanity rows say how: *past its peak* (it peaked earlier and
+last fifth of training, in every seed; where one moved, the notes of the ACDC rows say how: *past its peak* (it peaked earlier and
 ended at least a point below: the network overfits its few labels, and a longer budget would lower it further),
 *rising* (a longer budget may still help) or *up and down*.
 """
@@ -432,6 +432,7 @@ def acdc_rows(key, paper, claim, method, base, names, acdc, unlabeled=True, budg
                        f"steps, the acdc recipe (batch 16{' + 16 unlabeled' if unlabeled else ''}), CPU", res,
                        verdict(d, ci, n, baseline_tail=tail),
                        f'tail change: {names[0]} {tail:.1f}, {names[1]} {v_tail:.1f} Dice points'
+                       + moved_note({names[0]: b}, both)
                        + (reference_note(acdc, reference, base, p, names[0]) if tail >= 1 else '')
                        + (f'; {extra}' if extra else '') + other_seeds({base: b, method: v}, p, budget)))
     return out

@@ -295,7 +295,8 @@ def test_a_baseline_still_moving_is_read_against_a_converged_reference_of_its_gr
             for m, d, c in (('single', 0.86, rising), ('unet', 0.85, flat), ('lomix', 0.88, flat)) for s in (0, 1, 2)]
     monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_long=long).get(name, []))
     note = lambda: [r for r in claims.lomix_rows() if 'single' in r['claim'] and 'normalised' in r['claim']][0]['note']
-    assert ('tail change: single 2.0, LoMix 0.2 Dice points; the U-Net with its own loss weights converged at this '
+    assert ('tail change: single 2.0, LoMix 0.2 Dice points; single: seed 0 rising, seed 1 rising, seed 2 rising; the '
+            'U-Net with its own loss weights converged at this '
             'budget (0.860 ± 0.010, tail up to 0.20): single minus it +0.010 [+0.010, +0.010]') in note()
     long[3]['curve'] = rising                                                 # one seed of the U-Net still moving
     assert 'its own loss weights' not in note()
@@ -619,7 +620,8 @@ def test_nsda_rows_read_each_acdc_budget_and_name_a_baseline_still_moving(monkey
     assert '`' not in rows[0]['note']                                       # every seed has run: no command
     assert rows[1]['verdict'] == 'too few seeds (1 of 3)'
     assert rows[1]['result'] == 'U-Net 0.730, U-Net + NSDA 0.750; difference +0.020'
-    assert rows[1]['note'].startswith('tail change: U-Net 4.0, U-Net + NSDA 0.4 Dice points; cost per step: the DRIVE')
+    assert rows[1]['note'].startswith('tail change: U-Net 4.0, U-Net + NSDA 0.4 Dice points; U-Net: seed 0 rising; '
+                                      'cost per step: the DRIVE')
     assert rows[1]['note'].endswith('the other seeds: `acdc_recipe.py --methods nsda --patients 7 --compare 7 --steps 1500 '
                                     '--json benchmarks/acdc_long.json --section acdc_long`')
     long += [dict(method='nsda', patients=7, seed=s, steps=1500, dice=0.75, curve=flat) for s in (1, 2)]
