@@ -244,6 +244,9 @@ runs, which its time includes), resumed at step 746 in the next session, two thr
 beside seed 1 (and timing measurements and tests); 232 minutes, the sum of all stretches. It ran the contrastive term as
 commit a3a3d12 computes it; the later ARCO runs compute it more cheaply with the same values (commit 5b310cb normalises
 only the features it uses, 0a2be9c sums the prototypes with one product per image).
+Seed 1: from step 0 with one thread, beside seed 0 and then ARCO with NS in seed 0 (5-6 s a step; stopped by SIGSTOP for
+a 15-minute CI run, which its time includes), stopped by SIGTERM at step 664 and resumed at once, alone with two threads
+(3.0 s a step); 118 minutes. Steps 0-664 ran commit 5b310cb's contrastive term, the rest 0a2be9c's.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
