@@ -247,6 +247,12 @@ only the features it uses, 0a2be9c sums the prototypes with one product per imag
 Seed 1: from step 0 with one thread, beside seed 0 and then ARCO with NS in seed 0 (5-6 s a step; stopped by SIGSTOP for
 a 15-minute CI run, which its time includes), stopped by SIGTERM at step 664 and resumed at once, alone with two threads
 (3.0 s a step); 118 minutes. Steps 0-664 ran commit 5b310cb's contrastive term, the rest 0a2be9c's.
+ARCO with NS at 7 labeled patients, seed 0: from step 0 with one thread, beside ARCO with SAG in seeds 1 and 2 (stopped
+by SIGSTOP while SAG's seed 1 ran alone, which its time includes); resumed at step 100 in the next session, one thread
+beside SAG's seed 2 (5.2-6.3 s a step); 154 minutes, the sum of both stretches up to its checkpoint. It ran the cheaper
+contrastive term throughout (5b310cb or later: the same values).
+ARCO with SAG at 7 labeled patients, seed 2: from step 0 (an earlier start had no checkpoint), one thread beside ARCO
+with NS in seed 0 (5.2-6.3 s a step), its last minutes alone; 145 minutes.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
