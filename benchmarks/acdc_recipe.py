@@ -253,6 +253,9 @@ beside SAG's seed 2 (5.2-6.3 s a step); 154 minutes, the sum of both stretches u
 contrastive term throughout (5b310cb or later: the same values).
 ARCO with SAG at 7 labeled patients, seed 2: from step 0 (an earlier start had no checkpoint), one thread beside ARCO
 with NS in seed 0 (5.2-6.3 s a step), its last minutes alone; 145 minutes.
+ARCO with NS at 7 labeled patients, seed 1: from step 0 (an earlier start had no checkpoint), one thread beside ARCO with
+SG in seed 0 and a CI run, stopped by SIGTERM at step 142 and resumed at once, alone with two threads (3.8-4.0 s a
+step); 122 minutes, the sum of both stretches.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
