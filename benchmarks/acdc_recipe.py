@@ -204,7 +204,7 @@ pseudo-labels, two (and tests or CI) for VQ-Seg at keep 0.5, one (and CI) for VQ
 seed 1 and with SAG (NS seed 1 and SAG seed 0 resumed at step 200 in a later session, their time the sum of both
 stretches; their memory queues restarted empty there, as checkpoints did not yet keep a method's own state: 256 features
 per class, refilled in about 16 steps), two (and tests and CI) for the mean teacher at 1 labeled patient in seed 2 and
-for ARCO with SG at 1, two (and tests) for ARCO with NS and SAG at 1 in seeds 0 and 1, and in seed 2 (resumed at steps 202 and 177 in a later session, with the method's state kept in the checkpoint) two and a test run, two for ARCO with NS and SG at 7 in seed 0. Every run before ARCO with NS trained with glibc's default allocator; those two switched to
+for ARCO with SG at 1, two (and tests) for ARCO with NS and SAG at 1 in seeds 0 and 1, and in seed 2 (resumed at steps 202 and 177 in a later session, with the method's state kept in the checkpoint) two and a test run, two for ARCO with NS at 7 in seed 0 and for ARCO with SG at 7 in seed 0 up to step 100 (one, with two threads, after it). Every run before ARCO with NS trained with glibc's default allocator; those two switched to
 `reuse_freed_memory` near step 120 and later runs use it throughout (section `cpu_memory`: ARCO's CPU time per step
 1.66x lower; no number but time changes). steps/s say where, not how fast, and are not compared across methods (NSDA's
 cost per step is measured in the `nsda_drive` and `nsda_blocks` sections). With all 70 patients at 1500 steps, LoMix seed 0 resumed at
@@ -256,6 +256,9 @@ with NS in seed 0 (5.2-6.3 s a step), its last minutes alone; 145 minutes.
 ARCO with NS at 7 labeled patients, seed 1: from step 0 (an earlier start had no checkpoint), one thread beside ARCO with
 SG in seed 0 and a CI run, stopped by SIGTERM at step 142 and resumed at once, alone with two threads (3.8-4.0 s a
 step); 122 minutes, the sum of both stretches.
+ARCO with SG at 7 labeled patients, seed 0: from step 0 with one thread beside ARCO with NS in seed 1 and a CI run
+(stopped by SIGSTOP while NS's seed 1 ran alone, which its time includes), resumed at step 100 in the next session,
+alone with two threads (3.7-4.5 s a step); 124 minutes, the sum of both stretches up to its checkpoint.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
