@@ -258,7 +258,7 @@ SG in seed 0 and a CI run, stopped by SIGTERM at step 142 and resumed at once, a
 step); 122 minutes, the sum of both stretches.
 ARCO with SG at 7 labeled patients, seed 0: from step 0 with one thread beside ARCO with NS in seed 1 and a CI run
 (stopped by SIGSTOP while NS's seed 1 ran alone, which its time includes), resumed at step 100 in the next session,
-alone with two threads (3.7-4.5 s a step); 124 minutes, the sum of both stretches up to its checkpoint.
+alone with two threads (3.7-4.6 s a step, 4.1 on average); 124 minutes, the sum of both stretches up to its checkpoint.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
