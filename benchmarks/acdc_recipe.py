@@ -262,8 +262,8 @@ alone with two threads (3.7-4.6 s a step, 4.1 on average); 124 minutes, the sum 
 ARCO with NS at 7 labeled patients, seed 2: from step 0 (an earlier start had no checkpoint), alone with two threads
 (3.8-4.0 s a step; stopped by SIGSTOP for a 17-minute CI run, which its time includes), resumed at step 797 in the next
 session, alone with two threads (3.5-3.6 s a step); 114 minutes, the sum of both stretches up to its checkpoint.
-ARCO with SG at 7 labeled patients, seed 1: from step 0 alone with two threads (3.3-3.9 s a step over each 100 steps;
-for its first minutes beside tests); 93 minutes.
+ARCO with SG at 7 labeled patients, seed 1: from step 0 alone with two threads (4.5 s a step over its first 100 steps,
+partly beside tests; 3.3-3.9 over each 100 after them); 93 minutes.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
