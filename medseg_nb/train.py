@@ -384,6 +384,28 @@ def compile_model(model: nn.Module, mode: str = 'default') -> nn.Module:
     return torch.compile(model, mode=mode)
 
 
+def _grad_norm(params) -> torch.Tensor:
+    """The L2 norm of all gradients of `params` together (0 where none has one): `clip_grad_norm_`'s first half, so that
+    the Trainer can look at it before clipping (`_clip_to`, its second half) changes any gradient."""
+    grads = [p.grad.detach() for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    if hasattr(nn.utils, 'get_total_norm'):  # torch >= 2.6: clip_grad_norm_ is get_total_norm + clip_grads_with_norm_
+        return nn.utils.get_total_norm(grads)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g).to(grads[0].device) for g in grads]))
+
+
+def _clip_to(params, norm: torch.Tensor, max_norm: float):
+    "Scale the gradients of `params`, whose norm is `norm`, down to `max_norm` where larger (as `clip_grad_norm_`)."
+    if hasattr(nn.utils, 'clip_grads_with_norm_'):
+        nn.utils.clip_grads_with_norm_(params, max_norm, norm)
+        return
+    coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    for p in params:
+        if p.grad is not None:
+            p.grad.detach().mul_(coef.to(p.grad.device))
+
+
 def _terms(parts: dict) -> dict:
     "A step's loss terms as plain floats (tensors or numbers in; one sync per tensor on a GPU)."
     return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in parts.items()}
@@ -721,14 +743,35 @@ class Trainer(TrainerBase):
             )
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        if self.cfg.grad_clip:  # ||grad|| <= grad_clip, measured on the unscaled gradients
-            self.scaler.unscale_(self.opt)
-            nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g['params']], self.cfg.grad_clip)
+        params = [p for g in self.opt.param_groups for p in g['params']]
+        if self.cfg.grad_clip:
+            self.scaler.unscale_(self.opt)  # clipping measures the unscaled gradients
+        norm = _grad_norm(params) if self.cfg.grad_clip or not self.scaler.is_enabled() else None
+        # a finite loss can still give gradients that are not: stop before the optimiser writes them into the weights
+        # (float16's scaler skips such a step itself and lowers its scale)
+        if not self.scaler.is_enabled() and not torch.isfinite(norm):
+            raise FloatingPointError(self._nonfinite_gradients(loss))
+        if self.cfg.grad_clip:  # ||grad|| <= grad_clip
+            _clip_to(params, norm, self.cfg.grad_clip)
         self.scaler.step(self.opt)
         self.scaler.update()
         if self.teacher is not None:  # theta_teacher <- alpha theta_teacher + (1 - alpha) theta
             self.teacher.update(self.model, self.step)
         return parts
+
+    def _nonfinite_gradients(self, loss) -> str:
+        "The error for a step whose loss is finite and whose gradients are not: where, and what to try."
+        named = unwrap(self.model).named_parameters()
+        bad = [n for n, p in named if p.grad is not None and not torch.isfinite(p.grad).all()]
+        where = ', '.join(bad[:3]) + (f' and {len(bad) - 3} more' if len(bad) > 3 else '')
+        if self.amp_dtype is not None and self.device.type == 'cpu':
+            # seen here: Mamba-HoME's first steps under bfloat16 autocast on a CPU gave NaN gradients in a few runs of
+            # the same seed, data and weights, never in float32 (the CPU's low-precision kernels, not the model)
+            hint = f"{self.amp_dtype} autocast on a CPU can give such gradients: train with amp=False"
+        else:
+            hint = f"lower the learning rate (now {self.opt.param_groups[0]['lr']:.2e})"
+        return (f"gradients are not finite at step {self.step} (loss {loss.item():.4g}) in {where}; the weights were "
+                f"not updated; {hint}")
 
     def _batches(self, labeled, unlabeled) -> tuple[dict, dict | None]:
         "The next labeled batch, and the next unlabeled one (its labels dropped: unlabeled means unlabeled)."
