@@ -264,6 +264,9 @@ ARCO with NS at 7 labeled patients, seed 2: from step 0 (an earlier start had no
 session, alone with two threads (3.5-3.6 s a step); 114 minutes, the sum of both stretches up to its checkpoint.
 ARCO with SG at 7 labeled patients, seed 1: from step 0 alone with two threads (4.5 s a step over its first 100 steps,
 partly beside tests; 3.3-3.9 over each 100 after them); 93 minutes.
+ARCO with SG at 7 labeled patients, seed 2: from step 0 (an earlier start's checkpoint, at step 268, was lost with its
+session's files), alone with two threads on a faster machine of the same kind (1.85-1.98 s a step over each 100 steps);
+48 minutes.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|
