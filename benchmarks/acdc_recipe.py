@@ -267,6 +267,11 @@ partly beside tests; 3.3-3.9 over each 100 after them); 93 minutes.
 ARCO with SG at 7 labeled patients, seed 2: from step 0 (an earlier start's checkpoint, at step 268, was lost with its
 session's files), alone with two threads on a faster machine of the same kind (1.85-1.98 s a step over each 100 steps);
 48 minutes.
+VQ-Seg at keep probability 0.7 (`vqseg:eps=0.7`), 3 labeled patients, seed 0: from step 0 with one thread beside
+VQ-Seg at keep 0.5 in seed 0 (stopped with it, its checkpoint kept for a later session) and tests (4.3-4.6 s a step),
+stopped by SIGTERM at step 247 and resumed at once, alone with two threads (3.0-3.7 s a step beside tests to step 400;
+stopped by SIGSTOP for a 10-minute CI run, which its time includes; then 1.7-2.0 s a step); 72 minutes, the sum of both
+stretches.
 
 | labeled patients | method | mean Dice (± sd over seeds) | RV | myo | LV | steps/s | load | tail | seeds |
 |---|---|---|---|---|---|---|---|---|---|

@@ -515,17 +515,22 @@ def vqseg_rows():
                        'ACDC, 3 and 7 labeled patients',
                        note=f'not measured yet: {what} ({pending_command(acdc, missing)})'))
     ablation = 'vqseg:perturb=dropout'
-    qpm = acdc_rows('vqseg', 'VQ-Seg', 'QPM > dropout perturbation of the bottleneck', 'vqseg', ablation,
-                    ('dropout', 'QPM'), [r for r in acdc if r['method'] in ('vqseg', ablation)])
+    # the ablations, in each grid that ran them (a longer budget's rows after the recipe's own)
+    qpm = [r for runs, budget in acdc_grids()
+           for r in acdc_rows('vqseg', 'VQ-Seg', 'QPM > dropout perturbation of the bottleneck', 'vqseg', ablation,
+                              ('dropout', 'QPM'), [q for q in runs if q['method'] in ('vqseg', ablation)],
+                              budget=budget)]
     pending = f'not measured yet (`acdc_recipe.py --methods {ablation} --patients 3 --compare 3`)'
     out += qpm or [row('vqseg', 'VQ-Seg', 'QPM > dropout perturbation of the bottleneck', 'ACDC, 3 labeled patients',
                        note=pending)]
     # the keep-probability ablation: the paper's best eps (0.7) against the re-implemented code's 0.9 (our default,
     # plain `vqseg`) and against 0.5
     best, keep = 'vqseg:eps=0.7', (('vqseg', 0.9), ('vqseg:eps=0.5', 0.5))
-    for base, eps in keep:
-        out += acdc_rows('vqseg', 'VQ-Seg', f"QPM keep probability: the paper's best, 0.7, > {eps}", best, base,
-                         (f'keep {eps}', 'keep 0.7'), [r for r in acdc if r['method'] in (best, base)])
+    for runs, budget in acdc_grids():
+        for base, eps in keep:
+            out += acdc_rows('vqseg', 'VQ-Seg', f"QPM keep probability: the paper's best, 0.7, > {eps}", best, base,
+                             (f'keep {eps}', 'keep 0.7'), [r for r in runs if r['method'] in (best, base)],
+                             budget=budget)
     missing = missing_acdc(acdc, [(best, b) for b, _ in keep], (3,))
     if missing:
         out.append(row('vqseg', 'VQ-Seg', "QPM keep probability: the paper's best, 0.7, > 0.9 (our default) and 0.5",

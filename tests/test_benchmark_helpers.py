@@ -592,12 +592,16 @@ def test_semi_supervised_rows_read_the_longer_budget_too(monkeypatch):
     long = [dict(method=m, patients=3, seed=s, steps=1500, dice=0.63, curve=flat, per_class={})
             for m in ('unet', 'mean_teacher') for s in (0, 1, 2)]
     long += [dict(method='vqseg', patients=3, seed=0, steps=1500, dice=0.5, curve=flat, per_class={}),
-             dict(method='arco:sampler=sg', patients=3, seed=0, steps=1500, dice=0.6, curve=flat, per_class={})]
+             dict(method='arco:sampler=sg', patients=3, seed=0, steps=1500, dice=0.6, curve=flat, per_class={}),
+             dict(method='vqseg:eps=0.7', patients=3, seed=0, steps=1500, dice=0.52, curve=flat, per_class={})]
     monkeypatch.setattr(claims, 'load', lambda name: dict(acdc_long=long).get(name, []))
     vq = [r for r in claims.vqseg_rows() if '1500 steps' in r['setting']]
+    # the keep-probability ablation too (it read only the 600-step grid): 0.7 against 0.9, the one keep run there
     assert [r['claim'] for r in vq] == ['VQ-Seg > supervised U-Net (no number in the abstract)',
-                                        'VQ-Seg > mean teacher (no dropout) (no number in the abstract)']
+                                        'VQ-Seg > mean teacher (no dropout) (no number in the abstract)',
+                                        "QPM keep probability: the paper's best, 0.7, > 0.9"]
     assert {r['verdict'] for r in vq} == {'too few seeds (1 of 3)'}
+    assert vq[2]['result'] == 'keep 0.9 0.500, keep 0.7 0.520; difference +0.020'
     assert vq[0]['note'].endswith('the other seeds: `acdc_recipe.py --methods vqseg --patients 3 --compare 3 --steps 1500 '
                                   '--json benchmarks/acdc_long.json --section acdc_long`')
     arco = [r for r in claims.arco_rows() if '1500 steps' in r['setting']]
