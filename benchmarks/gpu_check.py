@@ -62,7 +62,7 @@ DRY_PATCH_3D = (16, 16, 16)
 # A dry run trains 3-D networks in float32: under bf16 autocast on a CPU, Mamba-HoME's first steps gave NaN gradients
 # in some runs of the same seed, data and weights, with the same finite loss, and never in float32 (2026-12-08, one
 # process per batch of 6-16 runs: 1-4 runs in five of six batches under bf16, none of 46 under float32; the dry run's
-# test failed on it): the CPU's bf16 kernels, not the GPU's. Its forward under autocast is tested in test_mamba_home.py.
+# test failed on it): most likely the CPU's bf16 kernels, not the GPU's. test_mamba_home.py runs its forward under bf16.
 
 
 def tour_setup(name, steps, dev, **options):

@@ -766,7 +766,7 @@ class Trainer(TrainerBase):
         where = ', '.join(bad[:3]) + (f' and {len(bad) - 3} more' if len(bad) > 3 else '')
         if self.amp_dtype is not None and self.device.type == 'cpu':
             # seen here: Mamba-HoME's first steps under bfloat16 autocast on a CPU gave NaN gradients in a few runs of
-            # the same seed, data and weights, never in float32 (the CPU's low-precision kernels, not the model)
+            # the same seed, data and weights, never in float32 (most likely the CPU's bf16 kernels, not the model)
             hint = f"{self.amp_dtype} autocast on a CPU can give such gradients: train with amp=False"
         else:
             hint = f"lower the learning rate (now {self.opt.param_groups[0]['lr']:.2e})"
