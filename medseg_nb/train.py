@@ -384,28 +384,6 @@ def compile_model(model: nn.Module, mode: str = 'default') -> nn.Module:
     return torch.compile(model, mode=mode)
 
 
-def _grad_norm(params) -> torch.Tensor:
-    """The L2 norm of all gradients of `params` together (0 where none has one): `clip_grad_norm_`'s first half, so that
-    the Trainer can look at it before clipping (`_clip_to`, its second half) changes any gradient."""
-    grads = [p.grad.detach() for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    if hasattr(nn.utils, 'get_total_norm'):  # torch >= 2.6: clip_grad_norm_ is get_total_norm + clip_grads_with_norm_
-        return nn.utils.get_total_norm(grads)
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g).to(grads[0].device) for g in grads]))
-
-
-def _clip_to(params, norm: torch.Tensor, max_norm: float):
-    "Scale the gradients of `params`, whose norm is `norm`, down to `max_norm` where larger (as `clip_grad_norm_`)."
-    if hasattr(nn.utils, 'clip_grads_with_norm_'):
-        nn.utils.clip_grads_with_norm_(params, max_norm, norm)
-        return
-    coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-    for p in params:
-        if p.grad is not None:
-            p.grad.detach().mul_(coef.to(p.grad.device))
-
-
 def _terms(parts: dict) -> dict:
     "A step's loss terms as plain floats (tensors or numbers in; one sync per tensor on a GPU)."
     return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in parts.items()}
@@ -743,16 +721,18 @@ class Trainer(TrainerBase):
             )
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        params = [p for g in self.opt.param_groups for p in g['params']]
-        if self.cfg.grad_clip:
-            self.scaler.unscale_(self.opt)  # clipping measures the unscaled gradients
-        norm = _grad_norm(params) if self.cfg.grad_clip or not self.scaler.is_enabled() else None
-        # a finite loss can still give gradients that are not: stop before the optimiser writes them into the weights
-        # (float16's scaler skips such a step itself and lowers its scale)
-        if not self.scaler.is_enabled() and not torch.isfinite(norm):
-            raise FloatingPointError(self._nonfinite_gradients(loss))
-        if self.cfg.grad_clip:  # ||grad|| <= grad_clip
-            _clip_to(params, norm, self.cfg.grad_clip)
+        if self.cfg.grad_clip or not self.scaler.is_enabled():
+            self.scaler.unscale_(self.opt)  # clipping measures the unscaled gradients (nothing to do with no scaler)
+            # ||grad|| <= grad_clip (no limit: grad_clip 0). A finite loss can still give gradients that are not:
+            # clip_grad_norm_ then refuses before it scales any, and the step stops before the optimiser writes them
+            # into the weights (float16's scaler skips such a step itself and lowers its scale)
+            params, refuse = [p for g in self.opt.param_groups for p in g['params']], not self.scaler.is_enabled()
+            try:
+                nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or math.inf, error_if_nonfinite=refuse)
+            except RuntimeError as e:
+                if 'non-finite' not in str(e):
+                    raise
+                raise FloatingPointError(self._nonfinite_gradients(loss)) from None
         self.scaler.step(self.opt)
         self.scaler.update()
         if self.teacher is not None:  # theta_teacher <- alpha theta_teacher + (1 - alpha) theta

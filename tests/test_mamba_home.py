@@ -138,8 +138,9 @@ def test_network_shapes_and_method():
 
 def test_network_runs_under_bfloat16_autocast():
     """The forward under bf16 autocast, as a GPU trains it: finite logits in the autocast dtype, and a finite loss. The
-    GPU check's dry run on a CPU trains 3-D networks in float32 (the CPU's bf16 3-D kernels gave NaN gradients in some
-    runs of one seed), so this is where the autocast path of the scan and the mixture of experts runs on a CPU."""
+    GPU check's dry run on a CPU trains 3-D networks in float32 (under bf16 autocast on a CPU it gave NaN gradients in
+    some runs of one seed, most likely the CPU's bf16 kernels), so this is where the autocast path of the scan and the
+    mixture of experts runs on a CPU."""
     torch.manual_seed(0)
     m = get_method('mamba_home')
     net = m.build_model(1, 3, 3)
